@@ -1,0 +1,237 @@
+"""The four Hydra+ losses (SPEC sections 3 and 4) and the baselines' own terms.
+
+Shapes: teacher outputs ``[B, N, D]``, student outputs ``[B, M, D]``; D = classes
+(logits) or 2 (regression: mean, log-variance). Every loss is averaged over the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hydraplus.core.stochastic import concentrations_from_logits
+
+LOG_VAR_LIMIT = 30.0
+TASKS = ("classification", "regression")
+
+
+def check_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    return task
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
+def pair_indices(n: int, m: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """K = max(N, M) pairs; pair i joins member ``i mod N`` with head ``i mod M``."""
+    k = torch.arange(max(n, m), device=device)
+    return k % n, k % m
+
+
+def _mean_log_probs(logits: Tensor, temperature: float) -> Tensor:
+    """log of the average softmax over dim 1: ``[B, K, C] -> [B, C]``."""
+    log_p = F.log_softmax(logits / temperature, dim=-1)
+    return torch.logsumexp(log_p, dim=1) - math.log(logits.shape[1])
+
+
+def _kl_from_logs(log_p: Tensor, log_q: Tensor) -> Tensor:
+    """KL(p || q) over the last dim from log-probabilities (0 log 0 = 0)."""
+    p = log_p.exp()
+    return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(-1)
+
+
+# --- classification ---------------------------------------------------------------
+
+
+def correctness_loss(student: Tensor, target: Tensor) -> Tensor:
+    """L1: cross-entropy of every head with the labels, averaged over heads."""
+    b, m, c = student.shape
+    return F.cross_entropy(student.reshape(b * m, c), target.repeat_interleave(m))
+
+
+def aggregation_loss(teacher: Tensor, student: Tensor, temperature: float = 1.0) -> Tensor:
+    """L2: T^2 KL(mean_n softmax_T(t_n) || mean_m softmax_T(s_m))."""
+    _check_temperature(temperature)
+    kl = _kl_from_logs(_mean_log_probs(teacher, temperature), _mean_log_probs(student, temperature))
+    return temperature**2 * kl.mean()
+
+
+def individuality_loss(teacher: Tensor, student: Tensor, temperature: float = 1.0) -> Tensor:
+    """L3: T^2 (1/K) sum_i KL(softmax_T(t_{i mod N}) || softmax_T(s_{i mod M}))."""
+    _check_temperature(temperature)
+    ti, si = pair_indices(teacher.shape[1], student.shape[1], teacher.device)
+    log_t = F.log_softmax(teacher[:, ti] / temperature, dim=-1)
+    log_s = F.log_softmax(student[:, si] / temperature, dim=-1)
+    return temperature**2 * _kl_from_logs(log_t, log_s).mean()
+
+
+def dirichlet_nll(head_logits: Tensor, teacher: Tensor, temperature: float = 1.0) -> Tensor:
+    """EnDD: T^2 times the Dirichlet negative log-likelihood of the members' probabilities.
+
+    Concentrations are ``exp(head_logits / T)``; members' probabilities ``softmax(t_n / T)``.
+    """
+    _check_temperature(temperature)
+    alpha = concentrations_from_logits(head_logits, temperature)
+    mean_log_p = F.log_softmax(teacher / temperature, dim=-1).mean(dim=1)
+    nll = (
+        torch.lgamma(alpha).sum(-1)
+        - torch.lgamma(alpha.sum(-1))
+        - ((alpha - 1.0) * mean_log_p).sum(-1)
+    )
+    return temperature**2 * nll.mean()
+
+
+# --- regression ---------------------------------------------------------------------
+
+
+def split_gaussian(out: Tensor) -> tuple[Tensor, Tensor]:
+    """``[..., 2]`` outputs to (mean, variance), log-variance clamped to stay finite."""
+    return out[..., 0], out[..., 1].clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT).exp()
+
+
+def gaussian_nll(out: Tensor, target: Tensor) -> Tensor:
+    """L1 (regression): Gaussian NLL of each head, averaged over heads and batch."""
+    mu, var = split_gaussian(out)
+    y = target.reshape(-1, 1).to(mu)
+    return (0.5 * (var.log() + (y - mu).pow(2) / var + math.log(2 * math.pi))).mean()
+
+
+def gaussian_kl(mu_p: Tensor, var_p: Tensor, mu_q: Tensor, var_q: Tensor) -> Tensor:
+    """KL(N(mu_p, var_p) || N(mu_q, var_q)), elementwise."""
+    return 0.5 * (var_q.log() - var_p.log() + (var_p + (mu_p - mu_q).pow(2)) / var_q - 1.0)
+
+
+def moment_matched(out: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and variance of the equal-weight mixture over dim 1: ``[B, K, 2] -> [B], [B]``."""
+    mu, var = split_gaussian(out)
+    return mu.mean(1), var.mean(1) + mu.var(1, unbiased=False)
+
+
+def gaussian_aggregation_loss(teacher: Tensor, student: Tensor) -> Tensor:
+    """L2 (regression): KL between the moment-matched teacher and student mixtures."""
+    return gaussian_kl(*moment_matched(teacher), *moment_matched(student)).mean()
+
+
+def gaussian_individuality_loss(teacher: Tensor, student: Tensor) -> Tensor:
+    """L3 (regression): mean over the K pairs of KL(member i mod N || head i mod M)."""
+    ti, si = pair_indices(teacher.shape[1], student.shape[1], teacher.device)
+    return gaussian_kl(*split_gaussian(teacher[:, ti]), *split_gaussian(student[:, si])).mean()
+
+
+# --- weights ------------------------------------------------------------------------
+
+
+def diversity_loss(head_rows: Sequence[Tensor]) -> Tensor:
+    """L4: sum over layers, heads and output units of (1 + cos(mean row, head's row)) / 2.
+
+    ``head_rows``: one ``[M, units, fan_in(+1)]`` tensor per Linear/Conv layer of the heads,
+    each row an output unit's incoming weights with its bias appended.
+    """
+    if not head_rows:
+        raise ValueError("diversity_loss needs the heads' weight rows, got none")
+    total = head_rows[0].new_zeros(())
+    for rows in head_rows:
+        if rows.dim() != 3:
+            raise ValueError(f"weight rows must be [M, units, fan_in], got shape {tuple(rows.shape)}")
+        mean = rows.mean(0, keepdim=True)
+        cos = F.cosine_similarity(mean.expand_as(rows), rows, dim=-1, eps=1e-8)
+        total = total + ((1.0 + cos) / 2.0).sum()
+    return total
+
+
+def l2_penalty(params: Iterable[Tensor]) -> Tensor:
+    """0.5 * ||theta||^2 (the explicit weight decay term, times wd by the caller)."""
+    total: Tensor | None = None
+    for p in params:
+        term = p.pow(2).sum()
+        total = term if total is None else total + term
+    return 0.5 * total if total is not None else torch.zeros(())
+
+
+# --- the total ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Mixing weights and temperatures of the Hydra+ total loss."""
+
+    alpha: float = 0.9
+    beta: float = 1.0
+    t_mean: float = 1.0
+    t_ind: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        for name in ("t_mean", "t_ind"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name} (temperature) must be > 0, got {value}")
+
+
+def distillation_terms(
+    task: str, teacher: Tensor, student: Tensor, target: Tensor, weights: LossWeights
+) -> dict[str, Tensor]:
+    """L1, L2 and L3 for one batch, as a dict (terms with zero weight are skipped)."""
+    check_task(task)
+    if teacher.shape[0] != student.shape[0] or teacher.shape[-1] != student.shape[-1]:
+        raise ValueError(
+            f"teacher outputs {tuple(teacher.shape)} and student outputs {tuple(student.shape)} "
+            "must agree in batch size and output size"
+        )
+    terms: dict[str, Tensor] = {}
+    zero = student.new_zeros(())
+    regression = task == "regression"
+    terms["correctness"] = (
+        (gaussian_nll(student, target) if regression else correctness_loss(student, target))
+        if weights.alpha < 1 else zero
+    )
+    use_agg = weights.alpha > 0 and weights.beta < 1
+    use_ind = weights.alpha > 0 and weights.beta > 0
+    if regression:
+        terms["aggregation"] = gaussian_aggregation_loss(teacher, student) if use_agg else zero
+        terms["individuality"] = gaussian_individuality_loss(teacher, student) if use_ind else zero
+    else:
+        terms["aggregation"] = aggregation_loss(teacher, student, weights.t_mean) if use_agg else zero
+        terms["individuality"] = (
+            individuality_loss(teacher, student, weights.t_ind) if use_ind else zero
+        )
+    return terms
+
+
+def combine(
+    terms: dict[str, Tensor], weights: LossWeights, lam: float, wd: float, kl_coeff: float = 0.0
+) -> Tensor:
+    """alpha((1-beta) L2 + beta L3) + (1-alpha) L1 + lambda L4 + wd 0.5||theta||^2 + kl_coeff KL.
+
+    ``diversity``, ``weight_decay`` and ``kl`` are optional entries of ``terms``.
+    """
+    if lam < 0:
+        raise ValueError(f"lambda (diversity weight) must be >= 0, got {lam}")
+    if wd < 0:
+        raise ValueError(f"weight decay must be >= 0, got {wd}")
+    if kl_coeff < 0:
+        raise ValueError(f"kl_coeff must be >= 0, got {kl_coeff}")
+    a, b = weights.alpha, weights.beta
+    total = (
+        a * ((1 - b) * terms["aggregation"] + b * terms["individuality"])
+        + (1 - a) * terms["correctness"]
+    )
+    if "diversity" in terms:
+        total = total + lam * terms["diversity"]
+    if "weight_decay" in terms:
+        total = total + wd * terms["weight_decay"]
+    if "kl" in terms:
+        total = total + kl_coeff * terms["kl"]
+    return total

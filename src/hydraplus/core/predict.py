@@ -1,0 +1,23 @@
+"""Batched inference over a whole tensor of inputs."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int = 4096) -> Tensor:
+    """Outputs ``[len(x), K, D]`` in eval mode, on the model's device, returned on the CPU."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if len(x) == 0:
+        raise ValueError("cannot predict on an empty input")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model(chunk.to(device)).cpu() for chunk in torch.split(x, batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs)

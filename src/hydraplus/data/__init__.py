@@ -1,0 +1,1 @@
+"""Data: the paper's toy problems and image datasets."""

@@ -1,0 +1,1 @@
+"""Lightning engine: training modules, checkpoints, progress."""

@@ -1,0 +1,86 @@
+"""Atomic checkpoint writing and safe (weights-only) loading."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or teacher file that cannot be loaded safely."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with ``weights_only=True``; clear errors for missing, corrupt or unsafe files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"refusing to load {path}: it needs arbitrary unpickling (code execution), "
+            f"which hydraplus never allows; only weights-only files load ({str(err).splitlines()[0]})"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: file is truncated or corrupted "
+                              f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from err
+
+
+class AtomicCheckpoint(Callback):
+    """Saves ``last.ckpt`` (full training state) every ``every`` epochs, atomically."""
+
+    def __init__(self, folder: Path, every: int = 1):
+        if every < 1:
+            raise ValueError(f"checkpoint interval must be >= 1 epoch, got {every}")
+        self.path, self.every = Path(folder) / "last.ckpt", every
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every == 0 or epoch >= (trainer.max_epochs or epoch):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            trainer.save_checkpoint(tmp)
+            os.replace(tmp, self.path)

@@ -1,0 +1,216 @@
+"""Lightning modules: train an ensemble, or distil it into a student.
+
+Shared by both (SPEC section 3): Adam without built-in decay (the L2 term is explicit),
+cosine annealing over all epochs, NaN gradients zeroed, gradient norm clipped at 5.0
+(per member for ensembles), steps with a non-finite loss skipped and counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hydraplus.core.containers import Ensemble, MultiHeadStudent
+from hydraplus.core.losses import (
+    LossWeights,
+    check_task,
+    combine,
+    dirichlet_nll,
+    distillation_terms,
+    diversity_loss,
+    gaussian_nll,
+    l2_penalty,
+)
+from hydraplus.core.schedules import LambdaSchedule
+from hydraplus.core.stochastic import DirichletStudent, GaussianStudent
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised after too many consecutive steps with a NaN or infinite loss."""
+
+
+class _TrainingModule(L.LightningModule):
+    """Optimiser, schedule, NaN handling and clipping common to both modules."""
+
+    def __init__(self, lr: float, weight_decay: float, epochs: int, clip_norm: float = 5.0,
+                 max_nan_steps: int = 20):
+        super().__init__()
+        if not lr > 0:
+            raise ValueError(f"learning rate must be > 0, got {lr}")
+        if weight_decay < 0:
+            raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        self.lr, self.weight_decay, self.epochs = lr, weight_decay, epochs
+        self.clip_norm, self.max_nan_steps = clip_norm, max_nan_steps
+        self.skipped_steps = 0
+        self._nan_streak = 0
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.Adam(self.parameters(), lr=self.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    def _finite_or_skip(self, loss: Tensor) -> Tensor | None:
+        """Return the loss, or None (Lightning then skips the step) when it is not finite."""
+        if torch.isfinite(loss):
+            self._nan_streak = 0
+            return loss
+        self.skipped_steps += 1
+        self._nan_streak += 1
+        if self._nan_streak >= self.max_nan_steps:
+            raise NonFiniteLossError(
+                f"{self._nan_streak} consecutive steps had a non-finite loss "
+                f"(epoch {self.current_epoch}); lower the learning rate or check the data"
+            )
+        return None
+
+    def _log_terms(self, terms: dict[str, Tensor], batch_size: int) -> None:
+        for name, value in terms.items():
+            self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True,
+                     batch_size=batch_size)
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/skipped_steps", float(self.skipped_steps), on_step=False, on_epoch=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False,
+                 on_epoch=True)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        for p in self.parameters():
+            if p.grad is not None:
+                torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        self.clip_gradients_()
+
+    def clip_gradients_(self) -> None:
+        nn.utils.clip_grad_norm_(self.parameters(), self.clip_norm)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["hydraplus"] = {
+            "skipped_steps": self.skipped_steps,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("hydraplus", {})
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
+
+
+class EnsembleModule(_TrainingModule):
+    """Trains N members at once; each its own initialisation, data order and clipping.
+
+    Batches are ``x [B, N, ...]``, ``y [B, N]``: column n is member n's own order.
+    The loss is the sum of the members' mean losses, so each member's gradient is
+    exactly what it would get trained alone.
+    """
+
+    def __init__(self, ensemble: Ensemble, task: str, lr: float, weight_decay: float, epochs: int,
+                 clip_norm: float = 5.0, max_nan_steps: int = 20):
+        super().__init__(lr, weight_decay, epochs, clip_norm, max_nan_steps)
+        self.task = check_task(task)
+        self.ensemble = ensemble
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.ensemble(x)
+
+    def member_losses(self, out: Tensor, y: Tensor) -> Tensor:
+        """Mean loss of each member ``[N]`` for per-member outputs ``[B, N, D]``."""
+        b, n, d = out.shape
+        if self.task == "classification":
+            flat = F.cross_entropy(out.reshape(b * n, d), y.reshape(-1), reduction="none")
+            return flat.view(b, n).mean(0)
+        return torch.stack([gaussian_nll(out[:, i : i + 1], y[:, i]) for i in range(n)])
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
+        x, y = batch
+        per_member = self.member_losses(self.ensemble(x, per_member=True), y)
+        fit = per_member.sum()
+        decay = l2_penalty(self.ensemble.parameters())
+        loss = fit + self.weight_decay * decay
+        self._log_terms({"loss": per_member.mean(), "weight_decay": decay / self.ensemble.size},
+                        x.shape[0])
+        return self._finite_or_skip(loss)
+
+    def clip_gradients_(self) -> None:
+        self.ensemble.clip_member_grad_norms(self.clip_norm)
+
+
+class StudentModule(_TrainingModule):
+    """Distils cached teacher outputs into a student with the Hydra+ losses.
+
+    ``method`` is ``hydra`` (any multi-head student, with or without L4), ``drop``,
+    ``gauss`` or ``endd``. Batches are ``(x, y, teacher_outputs [B, N, D])``.
+    """
+
+    METHODS = ("hydra", "drop", "gauss", "endd")
+
+    def __init__(
+        self,
+        student: nn.Module,
+        method: str,
+        task: str,
+        weights: LossWeights,
+        lam: LambdaSchedule,
+        lr: float,
+        weight_decay: float,
+        epochs: int,
+        kl_coeff: float = 0.0,
+        clip_norm: float = 5.0,
+        max_nan_steps: int = 20,
+    ):
+        super().__init__(lr, weight_decay, epochs, clip_norm, max_nan_steps)
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
+        self.task, self.method = check_task(task), method
+        if method == "hydra" and not isinstance(student, MultiHeadStudent):
+            raise TypeError("method 'hydra' needs a MultiHeadStudent")
+        if method == "gauss" and not isinstance(student, GaussianStudent):
+            raise TypeError("method 'gauss' needs a GaussianStudent")
+        if method == "endd":
+            if not isinstance(student, DirichletStudent):
+                raise TypeError("method 'endd' needs a DirichletStudent")
+            if self.task != "classification":
+                raise ValueError("EnDD (a Dirichlet over class probabilities) needs classification")
+        self.student, self.weights, self.lam, self.kl_coeff = student, weights, lam, kl_coeff
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.student(x)
+
+    def _decay_params(self) -> list[Tensor]:
+        """Every parameter except the Bayesian layer's (no weight decay there, SPEC 3)."""
+        if isinstance(self.student, GaussianStudent):
+            skip = {id(p) for p in self.student.last.parameters()}
+            return [p for p in self.student.parameters() if id(p) not in skip]
+        return list(self.student.parameters())
+
+    def loss_terms(self, x: Tensor, y: Tensor, teacher: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The total loss and every term, for one batch."""
+        if self.method == "endd":
+            assert isinstance(self.student, DirichletStudent)
+            terms = {"endd": dirichlet_nll(self.student.head_logits(x), teacher,
+                                           self.student.temperature)}
+            terms["weight_decay"] = l2_penalty(self._decay_params())
+            return terms["endd"] + self.weight_decay * terms["weight_decay"], terms
+        terms = distillation_terms(self.task, teacher, self.student(x), y, self.weights)
+        lam = self.lam(self.current_epoch)
+        if isinstance(self.student, MultiHeadStudent):
+            terms["diversity"] = (
+                diversity_loss(self.student.head_weight_rows()) if lam > 0 else x.new_zeros(())
+            )
+        if isinstance(self.student, GaussianStudent):
+            terms["kl"] = self.student.kl()
+        terms["weight_decay"] = l2_penalty(self._decay_params())
+        return combine(terms, self.weights, lam, self.weight_decay, self.kl_coeff), terms
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor | None:
+        x, y, teacher = batch
+        loss, terms = self.loss_terms(x, y, teacher)
+        self._log_terms({"loss": loss, **terms}, x.shape[0])
+        if "diversity" in terms:
+            self.log("train/lambda", self.lam(self.current_epoch), on_step=False, on_epoch=True)
+        return self._finite_or_skip(loss)

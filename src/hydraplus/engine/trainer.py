@@ -1,0 +1,59 @@
+"""Run a Lightning fit with hydraplus defaults: atomic checkpoints, CSV log, progress."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from hydraplus.engine.checkpoint import AtomicCheckpoint, safe_load
+from hydraplus.engine.progress import EpochProgress
+
+for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
+
+
+def fit(
+    module: L.LightningModule,
+    loader: DataLoader,
+    *,
+    folder: Path,
+    label: str,
+    epochs: int,
+    progress: bool = True,
+    accelerator: str = "cpu",
+    checkpoint_every: int = 1,
+    resume: bool = False,
+) -> L.Trainer:
+    """Train ``module`` for ``epochs``; resume from ``folder/last.ckpt`` when asked and present."""
+    folder = Path(folder)
+    callbacks: list = [AtomicCheckpoint(folder, checkpoint_every)]
+    if progress:
+        callbacks.append(EpochProgress(label))
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=CSVLogger(folder, name="", version="log"),
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        deterministic=True,
+    )
+    last = folder / "last.ckpt"
+    ckpt_path = None
+    if resume and last.is_file():
+        safe_load(last)  # clear error for a corrupt or unsafe file before Lightning sees it
+        ckpt_path = str(last)
+    trainer.fit(module, loader, ckpt_path=ckpt_path, weights_only=True)
+    return trainer

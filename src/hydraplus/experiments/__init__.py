@@ -1,0 +1,1 @@
+"""Experiment configs (one JSON file per experiment), method presets and the runner."""

@@ -1,0 +1,151 @@
+"""Run one experiment: train the ensemble, distil every student, evaluate them all.
+
+Run folder layout::
+
+    RUN/config.json            resolved config, seed, versions
+    RUN/ensemble/model.pt      weights (state dict, weights-only loadable)
+    RUN/ensemble/last.ckpt     full training state (resume)
+    RUN/ensemble/log/metrics.csv  every loss term per epoch
+    RUN/<student>/...          the same per student
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+import hydraplus
+from hydraplus.core.containers import Ensemble
+from hydraplus.core.predict import predict
+from hydraplus.data.toy import ToyProblem, make_toy
+from hydraplus.engine.checkpoint import atomic_torch_save, atomic_write_text, safe_load
+from hydraplus.engine.data import seeded_loader
+from hydraplus.engine.modules import EnsembleModule, StudentModule
+from hydraplus.engine.trainer import fit
+from hydraplus.experiments.builders import build_ensemble, build_student, engine_method
+from hydraplus.experiments.presets import StudentSpec, resolve_student
+
+
+@dataclass
+class TrainedModels:
+    """The teacher and the students of one run, with their specs and training times."""
+
+    ensemble: Ensemble
+    students: dict[str, nn.Module] = field(default_factory=dict)
+    specs: dict[str, StudentSpec] = field(default_factory=dict)
+    train_seconds: dict[str, float] = field(default_factory=dict)
+    skipped_steps: dict[str, int] = field(default_factory=dict)
+
+    def all(self) -> dict[str, nn.Module]:
+        return {"ensemble": self.ensemble, **self.students}
+
+
+def versions() -> dict[str, str]:
+    return {"hydraplus": hydraplus.__version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def derived_seed(seed: int, name: str) -> int:
+    """A stable per-model seed, so each model's initialisation is reproducible on its own."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
+
+
+def load_problem(config: dict[str, Any], seed: int) -> ToyProblem:
+    data = config["data"]
+    return make_toy(data["name"], seed=data.get("seed", seed))
+
+
+def train_ensemble(config: dict[str, Any], problem: ToyProblem, folder: Path, seed: int, *,
+                   progress: bool = True, accelerator: str = "cpu", resume: bool = False,
+                   checkpoint_every: int = 1) -> tuple[Ensemble, float, int]:
+    """Train N members (batched, own orders); returns the ensemble, seconds, skipped steps."""
+    settings = config["ensemble"]
+    L.seed_everything(derived_seed(seed, "ensemble"), verbose=False)
+    ensemble = build_ensemble(config)
+    module = EnsembleModule(ensemble, config["task"], settings["lr"], settings["weight_decay"],
+                            settings["epochs"])
+    loader = seeded_loader((problem.x_train, problem.y_train), settings.get("batch_size", 256),
+                           seed, streams=ensemble.size)
+    start = time.perf_counter()
+    fit(module, loader, folder=folder, label=f"{problem.name}/ensemble-{ensemble.size}",
+        epochs=settings["epochs"], progress=progress, accelerator=accelerator, resume=resume,
+        checkpoint_every=checkpoint_every)
+    seconds = time.perf_counter() - start
+    ensemble.cpu()
+    atomic_torch_save(ensemble.state_dict(), folder / "model.pt")
+    return ensemble, seconds, module.skipped_steps
+
+
+def train_student(config: dict[str, Any], spec: StudentSpec, problem: ToyProblem,
+                  teacher_outputs: torch.Tensor, folder: Path, seed: int, *,
+                  progress: bool = True, accelerator: str = "cpu", resume: bool = False,
+                  checkpoint_every: int = 1) -> tuple[nn.Module, float, int]:
+    """Distil cached teacher outputs into the student of ``spec``."""
+    L.seed_everything(derived_seed(seed, spec.name), verbose=False)
+    student = build_student(config, spec)
+    module = StudentModule(student, engine_method(spec), config["task"], spec.weights, spec.lam,
+                           spec.lr, spec.weight_decay, spec.epochs, kl_coeff=spec.kl_coeff)
+    loader = seeded_loader((problem.x_train, problem.y_train, teacher_outputs), spec.batch_size,
+                           derived_seed(seed, spec.name + "/data"))
+    start = time.perf_counter()
+    fit(module, loader, folder=folder, label=f"{problem.name}/{spec.name}", epochs=spec.epochs,
+        progress=progress, accelerator=accelerator, resume=resume,
+        checkpoint_every=checkpoint_every)
+    seconds = time.perf_counter() - start
+    student.cpu()
+    atomic_torch_save(student.state_dict(), folder / "model.pt")
+    return student, seconds, module.skipped_steps
+
+
+def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, progress: bool = True,
+                   accelerator: str = "cpu", resume: bool = False) -> tuple[ToyProblem, TrainedModels]:
+    """Train the ensemble and every student of ``config`` into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", json.dumps(
+        {"config": config, "seed": seed, "versions": versions()}, indent=2))
+    problem = load_problem(config, seed)
+    ensemble, seconds, skipped = train_ensemble(
+        config, problem, run_dir / "ensemble", seed, progress=progress,
+        accelerator=accelerator, resume=resume)
+    models = TrainedModels(ensemble, train_seconds={"ensemble": seconds},
+                           skipped_steps={"ensemble": skipped})
+    teacher_outputs = predict(ensemble, problem.x_train)
+    for entry in config["students"]:
+        spec = resolve_student(config, entry)
+        student, seconds, skipped = train_student(
+            config, spec, problem, teacher_outputs, run_dir / spec.name, seed,
+            progress=progress, accelerator=accelerator, resume=resume)
+        models.students[spec.name] = student
+        models.specs[spec.name] = spec
+        models.train_seconds[spec.name] = seconds
+        models.skipped_steps[spec.name] = skipped
+    return problem, models
+
+
+def load_trained(run_dir: Path) -> tuple[dict[str, Any], int, TrainedModels]:
+    """Rebuild every model of a finished run from its config and weights-only files."""
+    run_dir = Path(run_dir)
+    meta_path = run_dir / "config.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"not a hydraplus run folder (no config.json): {run_dir}")
+    meta = json.loads(meta_path.read_text())
+    config, seed = meta["config"], meta["seed"]
+    ensemble = build_ensemble(config)
+    ensemble.load_state_dict(safe_load(run_dir / "ensemble" / "model.pt"))
+    models = TrainedModels(ensemble)
+    for entry in config["students"]:
+        spec = resolve_student(config, entry)
+        student = build_student(config, spec)
+        student.load_state_dict(safe_load(run_dir / spec.name / "model.pt"))
+        models.students[spec.name], models.specs[spec.name] = student, spec
+    return config, seed, models

@@ -1,0 +1,19 @@
+"""Architecture factories for members, student cores and heads (SPEC section 6)."""
+
+from hydraplus.models.lenet import lenet_core, lenet_head, lenet_member
+from hydraplus.models.mlp import mlp, mlp_core, mlp_head, mlp_member
+from hydraplus.models.resnet import BasicBlock, resnet_core, resnet_head, resnet_member
+
+__all__ = [
+    "BasicBlock",
+    "lenet_core",
+    "lenet_head",
+    "lenet_member",
+    "mlp",
+    "mlp_core",
+    "mlp_head",
+    "mlp_member",
+    "resnet_core",
+    "resnet_head",
+    "resnet_member",
+]

@@ -1,0 +1,36 @@
+"""LeNet-style members, cores and heads for SVHN-sized images (SPEC section 6)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from hydraplus.models.mlp import mlp
+
+
+def lenet_features(in_channels: int, widths: tuple[int, int], pooled: int = 4) -> nn.Sequential:
+    """conv3x3, ReLU, maxpool, conv3x3, ReLU, maxpool, adaptive avgpool to ``pooled`` x ``pooled``."""
+    c1, c2 = widths
+    return nn.Sequential(
+        nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(pooled), nn.Flatten(),
+    )
+
+
+def lenet_member(
+    num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int] = (32, 64), hidden: int = 128
+) -> nn.Sequential:
+    """Member: conv 32, conv 64, avgpool to 4x4, MLP 1024-128-10 (paper's SVHN member)."""
+    return nn.Sequential(
+        *lenet_features(in_channels, widths), *mlp([widths[1] * 16, hidden, num_classes])
+    )
+
+
+def lenet_core(in_channels: int = 3, widths: tuple[int, int] = (128, 32)) -> nn.Sequential:
+    """Student core: conv 128, conv 32, same pattern; outputs ``widths[1] * 16`` features."""
+    return lenet_features(in_channels, widths)
+
+
+def lenet_head(in_features: int = 512, hidden: int = 128, num_classes: int = 10) -> nn.Sequential:
+    """Student head: MLP 512-128-128-10."""
+    return mlp([in_features, hidden, hidden, num_classes])
