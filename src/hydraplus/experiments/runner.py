@@ -25,8 +25,8 @@ from torch import nn
 
 import hydraplus
 from hydraplus.core.containers import Ensemble
-from hydraplus.core.predict import predict
 from hydraplus.data.toy import ToyProblem, make_toy
+from hydraplus.engine import cache
 from hydraplus.engine.checkpoint import atomic_torch_save, atomic_write_text, safe_load
 from hydraplus.engine.data import seeded_loader
 from hydraplus.engine.modules import EnsembleModule, StudentModule
@@ -119,7 +119,7 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
         accelerator=accelerator, resume=resume)
     models = TrainedModels(ensemble, train_seconds={"ensemble": seconds},
                            skipped_steps={"ensemble": skipped})
-    teacher_outputs = predict(ensemble, problem.x_train)
+    teacher_outputs = cache.teacher_outputs(ensemble, problem.x_train, run_dir / "cache")
     for entry in config["students"]:
         spec = resolve_student(config, entry)
         student, seconds, skipped = train_student(

@@ -1,0 +1,124 @@
+"""Teacher-output cache: run the ensemble once per training example, reuse it from disk.
+
+The outputs of ``predict(ensemble, x)`` are stored as a ``.npy`` file in the cache folder
+and loaded back memory-mapped. The file name carries a SHA-256 key over the teacher's
+``state_dict`` tensors, the input tensor and the device type, so a changed teacher or
+changed data always gets a new file (a cache entry is never stale, only unused). A small
+JSON sidecar next to it records what the key was computed from. Both are written to a
+temporary file first and renamed into place, so a crash never leaves a partial entry.
+
+Only for deterministic models (eval-mode outputs that depend on the weights and input
+alone), which a trained ``Ensemble`` is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.lib.format import open_memmap
+from torch import Tensor, nn
+
+from hydraplus.core.predict import predict
+from hydraplus.engine.checkpoint import atomic_write_text
+
+FORMAT_VERSION = 1
+
+
+def _digest(tensors: Iterable[tuple[str, Tensor]]) -> str:
+    """SHA-256 over named tensors: each one's name, dtype, shape and raw bytes, in order."""
+    h = hashlib.sha256()
+    for name, t in tensors:
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def state_digest(model: nn.Module) -> str:
+    """SHA-256 over every ``state_dict`` entry (weights and buffers)."""
+    return _digest(model.state_dict().items())
+
+
+def tensor_digest(x: Tensor) -> str:
+    """SHA-256 of a tensor's dtype, shape and contents."""
+    return _digest([("x", x)])
+
+
+def _load(path: Path, rows: int) -> Tensor | None:
+    """The cached outputs as a memory-mapped (copy-on-write) tensor, or None if unusable."""
+    try:
+        arr = np.load(path, mmap_mode="c")
+    except (OSError, ValueError):
+        return None
+    if arr.ndim != 3 or arr.shape[0] != rows:
+        return None
+    return torch.from_numpy(arr)
+
+
+def _write(model: nn.Module, x: Tensor, path: Path, batch_size: int) -> None:
+    """Stream ``predict`` chunk by chunk into a temporary .npy file, then rename it to ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy.tmp")
+    os.close(fd)
+    try:
+        out: np.memmap | None = None
+        start = 0
+        for chunk in torch.split(x, batch_size):
+            y = predict(model, chunk, batch_size).numpy()
+            if out is None:
+                out = open_memmap(tmp, mode="w+", dtype=y.dtype, shape=(len(x), *y.shape[1:]))
+            out[start : start + len(y)] = y
+            start += len(y)
+        assert out is not None
+        out.flush()
+        del out
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def teacher_outputs(model: nn.Module, x: Tensor, cache_dir: Path | None, batch_size: int = 4096) -> Tensor:
+    """``predict(model, x)`` (``[len(x), N, D]`` on the CPU), cached in ``cache_dir``.
+
+    With ``cache_dir=None`` it just calls ``predict``. Otherwise the outputs are computed
+    only when no entry for this teacher state, input and device exists; the returned tensor
+    is memory-mapped from the cache file (writes to it never reach the file).
+    """
+    if cache_dir is None:
+        return predict(model, x, batch_size)
+    if len(x) == 0:
+        raise ValueError("cannot predict on an empty input")
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    device = next(model.parameters()).device.type
+    teacher, data = state_digest(model), tensor_digest(x)
+    key = hashlib.sha256(f"v{FORMAT_VERSION}|{teacher}|{data}|{device}".encode()).hexdigest()
+    path = cache_dir / f"teacher-{key}.npy"
+    cached = _load(path, len(x)) if path.is_file() else None
+    if cached is not None:
+        return cached
+    _write(model, x, path, batch_size)
+    out = _load(path, len(x))
+    if out is None:
+        raise RuntimeError(f"teacher-output cache file {path} could not be read back")
+    atomic_write_text(path.with_suffix(".json"), json.dumps({
+        "format": FORMAT_VERSION,
+        "key": key,
+        "teacher_sha256": teacher,
+        "data_sha256": data,
+        "data_shape": list(x.shape),
+        "data_dtype": str(x.dtype),
+        "device": device,
+        "shape": list(out.shape),
+        "dtype": str(out.dtype),
+        "torch": torch.__version__,
+    }, indent=2))
+    return out
