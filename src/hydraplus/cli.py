@@ -139,8 +139,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> Path:
     from hydraplus.experiments.runner import load_problem, load_trained
     from hydraplus.experiments.toy_eval import evaluate_toy
 
-    config, seed, models = load_trained(args.run_dir)
-    problem = load_problem(config, seed)
+    meta, models = load_trained(args.run_dir)
+    problem = load_problem(meta["config"], meta["seed"], meta.get("data_path"))
     evaluation = evaluate_toy(problem, models.all())
     return _write_evaluation(Path(args.run_dir), evaluation.metrics, problem.task)
 

@@ -15,6 +15,7 @@ from hydraplus.core.uncertainty import (
     predictive_gaussian,
     regression_uncertainty,
 )
+from hydraplus.validation import check_finite, check_labels
 
 
 class _SumMetric(Metric):
@@ -81,6 +82,8 @@ class ClassificationMetrics:
             )
         if target.shape != logits.shape[:1]:
             raise ValueError(f"targets {tuple(target.shape)} do not match logits {tuple(logits.shape)}")
+        check_labels(target, self.num_classes, "targets")
+        check_finite(logits, "logits")
         logits, target = logits.detach().float().cpu(), target.detach().long().cpu()
         probs = F.softmax(logits, -1).mean(1)
         self.accuracy.update(probs, target)
@@ -117,6 +120,8 @@ class RegressionMetrics:
         out, target = out.detach().float().cpu(), target.detach().float().cpu().reshape(-1)
         if target.shape[0] != out.shape[0]:
             raise ValueError(f"targets {tuple(target.shape)} do not match outputs {tuple(out.shape)}")
+        check_finite(out, "regression outputs")
+        check_finite(target, "targets")
         mean, var = predictive_gaussian(out)
         self.rmse.update(mean, target)
         self.mae.update(mean, target)

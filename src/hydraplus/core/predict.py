@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hydraplus.validation import check_finite
+
 
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, batch_size: int = 4096) -> Tensor:
@@ -13,6 +15,7 @@ def predict(model: nn.Module, x: Tensor, batch_size: int = 4096) -> Tensor:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if len(x) == 0:
         raise ValueError("cannot predict on an empty input")
+    check_finite(x, "inputs to predict")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

@@ -72,17 +72,43 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any
 
 
 class AtomicCheckpoint(Callback):
-    """Saves ``last.ckpt`` (full training state) every ``every`` epochs, atomically."""
+    """Keeps ``last.ckpt`` (full training state) current every ``every`` epochs, atomically.
+
+    The state is captured at the end of an epoch (where Lightning resumes cleanly) into a
+    temporary file, which replaces ``last.ckpt`` only once that epoch has fully finished (its
+    CSV log row written, the learning rate stepped): at the next epoch's start, at the end of
+    training, or when training stops with an error. A run killed at any moment thus leaves a
+    ``last.ckpt`` whose epochs are all in the log.
+    """
 
     def __init__(self, folder: Path, every: int = 1):
         if every < 1:
             raise ValueError(f"checkpoint interval must be >= 1 epoch, got {every}")
         self.path, self.every = Path(folder) / "last.ckpt", every
+        self.pending = self.path.with_name(f".{self.path.name}.tmp")
+        self._pending_epoch: int | None = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if epoch % self.every == 0 or epoch >= (trainer.max_epochs or epoch):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            trainer.save_checkpoint(tmp)
-            os.replace(tmp, self.path)
+            trainer.save_checkpoint(self.pending)
+            with open(self.pending, "rb") as f:
+                os.fsync(f.fileno())
+            self._pending_epoch = trainer.current_epoch
+
+    def _publish(self, trainer: L.Trainer) -> None:
+        """Rename the pending checkpoint over ``last.ckpt`` once its epoch has completed."""
+        if self._pending_epoch is not None and trainer.current_epoch > self._pending_epoch:
+            os.replace(self.pending, self.path)
+            self._pending_epoch = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._publish(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._publish(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                     exception: BaseException) -> None:
+        self._publish(trainer)

@@ -6,28 +6,33 @@ a run resumed at an epoch boundary sees exactly the batches it would have seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from hydraplus.validation import check_finite, check_not_empty
+
 
 class TensorBatches(Dataset):
-    """Indexes several equal-length tensors with a whole index tensor at once."""
+    """Indexes several equal-length tensors with a whole index tensor at once.
 
-    def __init__(self, *tensors: Tensor):
+    Every tensor must be non-empty and finite; ``names`` label them in error messages.
+    """
+
+    def __init__(self, *tensors: Tensor, names: Sequence[str] | None = None):
         if not tensors:
             raise ValueError("TensorBatches needs at least one tensor")
-        n = tensors[0].shape[0]
-        if n == 0:
-            raise ValueError("the dataset is empty (0 examples)")
-        for t in tensors:
-            if t.shape[0] != n:
-                raise ValueError(
-                    f"tensors differ in length: {[tuple(t.shape) for t in tensors]}"
-                )
+        names = list(names) if names is not None else [f"dataset tensor {i}" for i in range(len(tensors))]
+        if len(names) != len(tensors):
+            raise ValueError(f"got {len(names)} names for {len(tensors)} tensors")
+        for t, name in zip(tensors, names, strict=True):
+            check_finite(check_not_empty(t, name), name)
+        if any(t.shape[0] != tensors[0].shape[0] for t in tensors):
+            lengths = {name: t.shape[0] for t, name in zip(tensors, names, strict=True)}
+            raise ValueError(f"the dataset's tensors differ in length (examples): {lengths}")
         self.tensors = tensors
 
     def __len__(self) -> int:
@@ -76,9 +81,9 @@ class SeededBatchSampler(Sampler[Tensor]):
 
 def seeded_loader(
     tensors: tuple[Tensor, ...], batch_size: int, seed: int, streams: int | None = None,
-    shuffle: bool = True,
+    shuffle: bool = True, names: Sequence[str] | None = None,
 ) -> DataLoader:
-    """A DataLoader over in-memory tensors with a resumable seeded order."""
-    dataset = TensorBatches(*tensors)
+    """A DataLoader over in-memory tensors with a resumable seeded order (``names``: see TensorBatches)."""
+    dataset = TensorBatches(*tensors, names=names)
     sampler = SeededBatchSampler(len(dataset), batch_size, seed, streams, shuffle)
     return DataLoader(dataset, sampler=sampler, batch_size=None)

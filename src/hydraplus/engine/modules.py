@@ -93,12 +93,16 @@ class _TrainingModule(L.LightningModule):
             "skipped_steps": self.skipped_steps,
             "torch_rng": torch.get_rng_state(),
         }
+        if torch.cuda.is_initialized():
+            checkpoint["hydraplus"]["cuda_rng"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("hydraplus", {})
         self.skipped_steps = int(state.get("skipped_steps", 0))
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"][: torch.cuda.device_count()]])
 
 
 class EnsembleModule(_TrainingModule):

@@ -18,7 +18,7 @@ from hydraplus.core.losses import LossWeights, check_task
 from hydraplus.core.schedules import LambdaSchedule
 
 METHODS = ("hydra+", "hydra", "drop", "gauss", "endd")
-BUILTIN_CONFIGS = ("toy-spiral", "toy-regression")
+BUILTIN_CONFIGS = ("toy-spiral", "toy-regression", "paper-svhn", "paper-cifar10", "cpu-cifar10")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from torch import nn
 
 import hydraplus
 from hydraplus.core.containers import Ensemble
+from hydraplus.data.images import SOURCES, ImageProblem, load_image_problem
 from hydraplus.data.toy import ToyProblem, make_toy
 from hydraplus.engine import cache
 from hydraplus.engine.checkpoint import atomic_torch_save, atomic_write_text, safe_load
@@ -33,6 +34,13 @@ from hydraplus.engine.modules import EnsembleModule, StudentModule
 from hydraplus.engine.trainer import fit
 from hydraplus.experiments.builders import build_ensemble, build_student, engine_method
 from hydraplus.experiments.presets import StudentSpec, resolve_student
+from hydraplus.validation import (
+    check_class_counts,
+    check_dataset,
+    check_output_dir_writable,
+    check_shape,
+    output_size,
+)
 
 
 @dataclass
@@ -59,22 +67,33 @@ def derived_seed(seed: int, name: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
 
 
-def load_problem(config: dict[str, Any], seed: int) -> ToyProblem:
+Problem = ToyProblem | ImageProblem
+
+
+def load_problem(config: dict[str, Any], seed: int, data_path: str | Path | None = None) -> Problem:
+    """The config's data: a toy problem by name, or an image source (``data_path`` replaces its path)."""
     data = config["data"]
+    if data.get("name") in SOURCES:
+        return load_image_problem(data, seed, path=data_path)
+    if data_path is not None:
+        raise ValueError(f"--data applies to image configs only; {config['name']} uses toy data")
     return make_toy(data["name"], seed=data.get("seed", seed))
 
 
-def train_ensemble(config: dict[str, Any], problem: ToyProblem, folder: Path, seed: int, *,
+def train_ensemble(config: dict[str, Any], problem: Problem, folder: Path, seed: int, *,
                    progress: bool = True, accelerator: str = "cpu", resume: bool = False,
                    checkpoint_every: int = 1) -> tuple[Ensemble, float, int]:
     """Train N members (batched, own orders); returns the ensemble, seconds, skipped steps."""
     settings = config["ensemble"]
+    check_dataset(problem.x_train, problem.y_train, config["task"], problem.num_outputs, "train")
     L.seed_everything(derived_seed(seed, "ensemble"), verbose=False)
     ensemble = build_ensemble(config)
+    check_class_counts(problem.num_outputs, teacher=output_size(ensemble, problem.x_train, "the ensemble"),
+                       task=config["task"])
     module = EnsembleModule(ensemble, config["task"], settings["lr"], settings["weight_decay"],
                             settings["epochs"])
     loader = seeded_loader((problem.x_train, problem.y_train), settings.get("batch_size", 256),
-                           seed, streams=ensemble.size)
+                           seed, streams=ensemble.size, names=("train inputs", "train targets"))
     start = time.perf_counter()
     fit(module, loader, folder=folder, label=f"{problem.name}/ensemble-{ensemble.size}",
         epochs=settings["epochs"], progress=progress, accelerator=accelerator, resume=resume,
@@ -85,17 +104,23 @@ def train_ensemble(config: dict[str, Any], problem: ToyProblem, folder: Path, se
     return ensemble, seconds, module.skipped_steps
 
 
-def train_student(config: dict[str, Any], spec: StudentSpec, problem: ToyProblem,
+def train_student(config: dict[str, Any], spec: StudentSpec, problem: Problem,
                   teacher_outputs: torch.Tensor, folder: Path, seed: int, *,
                   progress: bool = True, accelerator: str = "cpu", resume: bool = False,
                   checkpoint_every: int = 1) -> tuple[nn.Module, float, int]:
     """Distil cached teacher outputs into the student of ``spec``."""
+    check_dataset(problem.x_train, problem.y_train, config["task"], problem.num_outputs, "train")
+    check_shape(teacher_outputs, [len(problem.x_train), None, None], "teacher outputs")
     L.seed_everything(derived_seed(seed, spec.name), verbose=False)
     student = build_student(config, spec)
+    check_class_counts(problem.num_outputs, teacher=teacher_outputs.shape[-1],
+                       student=output_size(student, problem.x_train, f"student {spec.name}"),
+                       task=config["task"])
     module = StudentModule(student, engine_method(spec), config["task"], spec.weights, spec.lam,
                            spec.lr, spec.weight_decay, spec.epochs, kl_coeff=spec.kl_coeff)
     loader = seeded_loader((problem.x_train, problem.y_train, teacher_outputs), spec.batch_size,
-                           derived_seed(seed, spec.name + "/data"))
+                           derived_seed(seed, spec.name + "/data"),
+                           names=("train inputs", "train targets", "teacher outputs"))
     start = time.perf_counter()
     fit(module, loader, folder=folder, label=f"{problem.name}/{spec.name}", epochs=spec.epochs,
         progress=progress, accelerator=accelerator, resume=resume,
@@ -107,16 +132,22 @@ def train_student(config: dict[str, Any], spec: StudentSpec, problem: ToyProblem
 
 
 def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, progress: bool = True,
-                   accelerator: str = "cpu", resume: bool = False) -> tuple[ToyProblem, TrainedModels]:
-    """Train the ensemble and every student of ``config`` into ``run_dir``."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+                   accelerator: str = "cpu", resume: bool = False,
+                   checkpoint_every: int = 1,
+                   data_path: str | Path | None = None) -> tuple[Problem, TrainedModels]:
+    """Train the ensemble and every student of ``config`` into ``run_dir``.
+
+    ``last.ckpt`` of each model is updated every ``checkpoint_every`` epochs; with ``resume``
+    each model continues from its own ``last.ckpt`` (if any) and ends as if never stopped.
+    """
+    run_dir = check_output_dir_writable(run_dir)
     atomic_write_text(run_dir / "config.json", json.dumps(
-        {"config": config, "seed": seed, "versions": versions()}, indent=2))
-    problem = load_problem(config, seed)
+        {"config": config, "seed": seed, "data_path": None if data_path is None else str(data_path),
+         "versions": versions()}, indent=2))
+    problem = load_problem(config, seed, data_path)
     ensemble, seconds, skipped = train_ensemble(
         config, problem, run_dir / "ensemble", seed, progress=progress,
-        accelerator=accelerator, resume=resume)
+        accelerator=accelerator, resume=resume, checkpoint_every=checkpoint_every)
     models = TrainedModels(ensemble, train_seconds={"ensemble": seconds},
                            skipped_steps={"ensemble": skipped})
     teacher_outputs = cache.teacher_outputs(ensemble, problem.x_train, run_dir / "cache")
@@ -124,7 +155,8 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
         spec = resolve_student(config, entry)
         student, seconds, skipped = train_student(
             config, spec, problem, teacher_outputs, run_dir / spec.name, seed,
-            progress=progress, accelerator=accelerator, resume=resume)
+            progress=progress, accelerator=accelerator, resume=resume,
+            checkpoint_every=checkpoint_every)
         models.students[spec.name] = student
         models.specs[spec.name] = spec
         models.train_seconds[spec.name] = seconds
@@ -132,14 +164,17 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
     return problem, models
 
 
-def load_trained(run_dir: Path) -> tuple[dict[str, Any], int, TrainedModels]:
-    """Rebuild every model of a finished run from its config and weights-only files."""
+def load_trained(run_dir: Path) -> tuple[dict[str, Any], TrainedModels]:
+    """Rebuild every model of a finished run from its config and weights-only files.
+
+    Returns the run's saved metadata (``config``, ``seed``, ``data_path``) and the models.
+    """
     run_dir = Path(run_dir)
     meta_path = run_dir / "config.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"not a hydraplus run folder (no config.json): {run_dir}")
     meta = json.loads(meta_path.read_text())
-    config, seed = meta["config"], meta["seed"]
+    config = meta["config"]
     ensemble = build_ensemble(config)
     ensemble.load_state_dict(safe_load(run_dir / "ensemble" / "model.pt"))
     models = TrainedModels(ensemble)
@@ -148,4 +183,4 @@ def load_trained(run_dir: Path) -> tuple[dict[str, Any], int, TrainedModels]:
         student = build_student(config, spec)
         student.load_state_dict(safe_load(run_dir / spec.name / "model.pt"))
         models.students[spec.name], models.specs[spec.name] = student, spec
-    return config, seed, models
+    return meta, models

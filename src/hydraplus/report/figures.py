@@ -9,12 +9,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from torch import Tensor
 
-from hydraplus.data.toy import GRID_LIMIT, GRID_SIZE, ToyProblem, regression_function  # noqa: E402
-from hydraplus.engine.checkpoint import atomic_write_bytes  # noqa: E402
+from hydraplus.data.toy import GRID_LIMIT, GRID_SIZE, ToyProblem, regression_function
+from hydraplus.engine.checkpoint import atomic_write_bytes
 
 SPIRAL_PANEL_INCHES, DPI = 2.2, 70
 
