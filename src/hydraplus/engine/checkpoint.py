@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
+import re
 import tempfile
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,21 +56,65 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         raise
 
 
+# Pickle opcodes that import or call objects: a file using them needs arbitrary unpickling.
+_CODE_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE"})
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def _refused_global(path: Path, err: pickle.UnpicklingError) -> str | None:
+    """The object a refused file wanted to import ("" if unnamed), or None if it is not a valid pickle.
+
+    torch names the global it blocked; a plain pickle it could not even parse (protocol 4+ frames,
+    or garbage) is told apart by scanning its opcodes without executing anything.
+    """
+    named = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(err))
+    if named:
+        return named.group(1)
+    strings: list[str] = []
+    found: str | None = None
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name == "GLOBAL" and found is None:
+                    found = str(arg).replace(" ", ".")
+                elif op.name == "STACK_GLOBAL" and found is None:
+                    found = ".".join(strings[-2:])
+                elif op.name in _CODE_OPCODES and found is None:
+                    found = ""
+                if isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:
+        return None
+    return found
+
+
 def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """torch.load with ``weights_only=True``; clear errors for missing, corrupt or unsafe files."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
+        raise CheckpointError(f"checkpoint file not found: {path}" if not path.exists()
+                              else f"checkpoint {path} is not a file")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        name = _refused_global(path, err)
+        if name is None:
+            raise CheckpointError(f"cannot read checkpoint {path}: file is truncated or corrupted "
+                                  "(not a valid checkpoint or pickle)") from err
         raise CheckpointError(
-            f"refusing to load {path}: it needs arbitrary unpickling (code execution), "
-            f"which hydraplus never allows; only weights-only files load ({str(err).splitlines()[0]})"
+            f"refusing to load {path}: it needs arbitrary unpickling (code execution"
+            f"{f', it imports {name}' if name else ''}), which hydraplus never allows; "
+            "only weights-only files load"
         ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except Exception as err:
         raise CheckpointError(f"cannot read checkpoint {path}: file is truncated or corrupted "
-                              f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from err
+                              f"({_first_line(err)})") from err
 
 
 class AtomicCheckpoint(Callback):

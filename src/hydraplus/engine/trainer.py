@@ -77,6 +77,6 @@ def fit(
             raise CheckpointError(f"{last} is not a training checkpoint (it has no epoch); "
                                   "delete it to train from scratch")
         ckpt_path = str(last)
-        pass
+        _keep_log_rows(logger, int(state["epoch"]))
     trainer.fit(module, loader, ckpt_path=ckpt_path, weights_only=True)
     return trainer

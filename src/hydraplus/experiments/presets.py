@@ -110,7 +110,9 @@ def resolve_student(config: dict[str, Any], entry: dict[str, Any]) -> StudentSpe
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     base = config["student"]
     n = config["ensemble"]["members"]
-    heads = int(entry.get("heads", n if method in ("hydra", "hydra+") else 1))
+    heads = entry.get("heads", n if method in ("hydra", "hydra+") else 1)
+    if not isinstance(heads, int) or isinstance(heads, bool):
+        raise ValueError(f"heads (M) must be an integer, got {heads!r}")
     if heads < 1:
         raise ValueError(f"number of heads M must be >= 1, got {heads}")
     settings: dict[str, Any] = {
@@ -144,9 +146,31 @@ def resolve_student(config: dict[str, Any], entry: dict[str, Any]) -> StudentSpe
     if unknown:
         raise ValueError(f"unknown student settings {sorted(unknown)} for {method}")
     settings.update(overrides)
+    _check_settings(method, settings)
     spec = StudentSpec(method=method, heads=heads, lam=lam, **settings)
     spec.weights  # noqa: B018  (validates alpha, beta and temperatures)
     return spec
+
+
+_POSITIVE = ("lr", "t_mean", "t_ind")
+_AT_LEAST_ONE = ("epochs", "batch_size", "samples")
+_NON_NEGATIVE = ("weight_decay", "kl_coeff")
+
+
+def _check_settings(method: str, settings: dict[str, Any]) -> None:
+    """Types and ranges of a student's settings, each error naming the setting."""
+    for key, value in settings.items():
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValueError(f"{method}: setting {key!r} must be a number, got {value!r}")
+    for key in _POSITIVE:
+        if not settings[key] > 0:
+            raise ValueError(f"{method}: setting {key!r} must be > 0, got {settings[key]}")
+    for key in _AT_LEAST_ONE:
+        if not isinstance(settings[key], int) or settings[key] < 1:
+            raise ValueError(f"{method}: setting {key!r} must be an integer >= 1, got {settings[key]}")
+    for key in _NON_NEGATIVE:
+        if settings[key] < 0:
+            raise ValueError(f"{method}: setting {key!r} must be >= 0, got {settings[key]}")
 
 
 def scale_epochs(config: dict[str, Any], epochs: int) -> dict[str, Any]:
