@@ -6,7 +6,6 @@ BIN := $(VENV)/bin
 
 $(BIN)/hydraplus: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(BIN)/hydraplus
 

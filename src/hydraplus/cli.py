@@ -1,4 +1,4 @@
-"""The `hydraplus` command line: demo, train, evaluate, configs.
+"""The `hydraplus` command line: demo, train, evaluate, compare, configs.
 
 Errors print one line (``hydraplus: error: ...``) and exit with status 1; ``--debug``
 shows the traceback instead.
@@ -13,8 +13,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EXIT_ERROR = 1
+LATENCY_BATCHES = [1, 256]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +29,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
                        help="continue an interrupted run in the output folder")
     group.add_argument("--overwrite", action="store_true",
                        help="delete the output folder's contents first")
+
+
+def _latency(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--latency-batches", type=int, nargs="+", default=LATENCY_BATCHES, metavar="B",
+                        help="batch sizes of the latency measurements of image runs (default: 1 256)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,12 +57,35 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="output folder (one sub-folder per seed)")
     train.add_argument("--epochs", type=int, default=None, help="override every epoch count")
     train.add_argument("--members", type=int, default=None, help="override the ensemble size N")
+    train.add_argument("--data", type=Path, default=None,
+                       help="image configs: the .npz file or data set folder (replaces data.path)")
+    _latency(train)
     _common(train)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate every saved model of a toy run folder")
-    evaluate.add_argument("run_dir", type=Path)
+    evaluate = sub.add_parser(
+        "evaluate", help="evaluate every saved model of a run (a seed folder, or a train output folder)")
+    evaluate.add_argument("run_dir", type=Path,
+                          help="a seed folder (with config.json) or a train output folder (with seed-*/)")
+    evaluate.add_argument("--data", type=Path, default=None,
+                          help="image runs: test on this .npz (x_test/y_test, else all of x_train/y_train)")
+    evaluate.add_argument("--ood", type=Path, default=None,
+                          help="image runs: out-of-distribution images from this .npz")
+    evaluate.add_argument("--no-shifts", action="store_true", help="image runs: skip the dataset shifts")
+    evaluate.add_argument("--out", type=Path, default=None,
+                          help="output folder (default: the run folder; with --data RUN_DIR/eval-<name>)")
+    evaluate.add_argument("--device", default="cpu", choices=("cpu", "cuda", "gpu", "auto"),
+                          help="where to evaluate (default: cpu)")
+    _latency(evaluate)
     evaluate.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     evaluate.add_argument("--quiet", action="store_true", help="print only the result's path")
+
+    compare = sub.add_parser("compare", help="tables and figures over the seeds of image runs")
+    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                         help="train output folders (with seed-*/evaluation.json) or seed folders")
+    compare.add_argument("--out", type=Path, default=None,
+                         help="where compare.md and the figures go (default: the first RUN_DIR)")
+    compare.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    compare.add_argument("--quiet", action="store_true", help="print only the result's path")
 
     configs = sub.add_parser("configs", help="list the built-in experiment configs")
     configs.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -70,6 +100,22 @@ def _version() -> str:
 
 def _accelerator(device: str) -> str:
     return {"cuda": "gpu"}.get(device, device)
+
+
+def _torch_device(device: str) -> str:
+    """The torch device of an evaluation for the --device choice."""
+    import torch
+
+    if device in ("cuda", "gpu"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device} asked for, but no CUDA GPU is available")
+        return "cuda"
+    return "cuda" if device == "auto" and torch.cuda.is_available() else "cpu"
+
+
+def _check_batches(batches: Sequence[int]) -> None:
+    if any(b < 1 for b in batches):
+        raise ValueError(f"--latency-batches must be positive batch sizes, got {list(batches)}")
 
 
 def prepare_out_dir(path: Path, resume: bool, overwrite: bool) -> Path:
@@ -105,10 +151,14 @@ def _cmd_demo(args: argparse.Namespace) -> Path:
 
 
 def _cmd_train(args: argparse.Namespace) -> Path:
+    from hydraplus.data.images import ImageProblem
+    from hydraplus.experiments.image_eval import evaluate_images
     from hydraplus.experiments.presets import load_config, scale_epochs, validate_config
     from hydraplus.experiments.runner import run_experiment
     from hydraplus.experiments.toy_eval import evaluate_toy
 
+    _check_batches(args.latency_batches)
+    device = _torch_device(args.device)
     config = load_config(args.config)
     if args.epochs is not None:
         config = scale_epochs(config, args.epochs)
@@ -118,11 +168,22 @@ def _cmd_train(args: argparse.Namespace) -> Path:
     out = prepare_out_dir(args.out, args.resume, args.overwrite)
     for seed in args.seeds:
         run_dir = out / f"seed-{seed}"
-        problem, models = run_experiment(config, run_dir, seed, progress=not args.quiet,
-                                         accelerator=_accelerator(args.device), resume=args.resume)
-        evaluation = evaluate_toy(problem, models.all(), models.train_seconds)
-        _write_evaluation(run_dir, evaluation.metrics, problem.task)
+        problem, models = run_experiment(
+            config, run_dir, seed, progress=not args.quiet, accelerator=_accelerator(args.device),
+            resume=args.resume, data_path=None if args.data is None else args.data.resolve())
+        if isinstance(problem, ImageProblem):
+            evaluation = evaluate_images(problem, _to_device(models.all(), device),
+                                         latency_batch_sizes=args.latency_batches,
+                                         train_seconds=models.train_seconds, seed=seed)
+            _write_image_evaluation(run_dir, evaluation)
+        else:
+            toy = evaluate_toy(problem, models.all(), models.train_seconds)
+            _write_evaluation(run_dir, toy.metrics, problem.task)
     return out
+
+
+def _to_device(models: dict[str, Any], device: str) -> dict[str, Any]:
+    return {name: model.to(device) for name, model in models.items()}
 
 
 def _write_evaluation(run_dir: Path, metrics: dict, task: str) -> Path:
@@ -135,14 +196,86 @@ def _write_evaluation(run_dir: Path, metrics: dict, task: str) -> Path:
     return run_dir / "evaluation.md"
 
 
+def _write_image_evaluation(run_dir: Path, evaluation: dict[str, Any]) -> Path:
+    from hydraplus.engine.checkpoint import atomic_write_text
+    from hydraplus.report.compare import evaluation_markdown
+
+    atomic_write_text(run_dir / "evaluation.json", json.dumps(evaluation, indent=2))
+    atomic_write_text(run_dir / "evaluation.md", evaluation_markdown(evaluation))
+    return run_dir / "evaluation.md"
+
+
+def _run_folders(run_dir: Path) -> list[Path]:
+    """The run itself (it has config.json) or the seed-*/ runs of a train output folder."""
+    if (run_dir / "config.json").is_file():
+        return [run_dir]
+    seeds = sorted((p.parent for p in run_dir.glob("seed-*/config.json")), key=lambda p: p.name)
+    if not seeds:
+        raise FileNotFoundError(f"not a hydraplus run folder (no config.json in it or in seed-*/): {run_dir}")
+    return seeds
+
+
+def _image_problem(meta: dict[str, Any], data: Path | None, ood: Path | None) -> Any:
+    """The run's own test data, or ``data`` normalised like the run's training data; ``ood`` as probe."""
+    from hydraplus.data.images import Normalization, attach_ood, load_test_problem
+    from hydraplus.experiments.runner import load_problem
+
+    if data is None:
+        problem = load_problem(meta["config"], meta["seed"], meta.get("data_path"))
+    else:
+        saved = meta.get("normalization")
+        if saved is None:  # a run from before the statistics were saved: recompute them
+            norm = load_problem(meta["config"], meta["seed"], meta.get("data_path")).normalization
+            shape = None
+        else:
+            norm, shape = Normalization(tuple(saved["mean"]), tuple(saved["std"])), saved["image_shape"]
+        problem = load_test_problem(data, norm, image_shape=shape)
+    if ood is not None:
+        attach_ood(problem, {"name": "npz", "path": str(ood)}, meta["seed"])
+    return problem
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> Path:
+    from hydraplus.data.images import SOURCES
+    from hydraplus.experiments.image_eval import evaluate_images
     from hydraplus.experiments.runner import load_problem, load_trained
     from hydraplus.experiments.toy_eval import evaluate_toy
 
-    meta, models = load_trained(args.run_dir)
-    problem = load_problem(meta["config"], meta["seed"], meta.get("data_path"))
-    evaluation = evaluate_toy(problem, models.all())
-    return _write_evaluation(Path(args.run_dir), evaluation.metrics, problem.task)
+    _check_batches(args.latency_batches)
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder not found: {run_dir}")
+    runs = _run_folders(run_dir)
+    out = args.out or (run_dir if args.data is None else run_dir / f"eval-{args.data.stem}")
+    device = _torch_device(args.device)
+    for run in runs:
+        target = out if run == run_dir else out / run.name
+        meta, models = load_trained(run)
+        config = meta["config"]
+        if config["data"].get("name") not in SOURCES:
+            if args.data is not None or args.ood is not None:
+                raise ValueError(f"--data and --ood apply to image runs only; {run} uses toy data "
+                                 f"{config['data'].get('name')!r}")
+            problem = load_problem(config, meta["seed"])
+            _write_evaluation(target, evaluate_toy(problem, models.all()).metrics, problem.task)
+            continue
+        problem = _image_problem(meta, args.data, args.ood)
+        evaluation = evaluate_images(problem, _to_device(models.all(), device), shifts=not args.no_shifts,
+                                     latency_batch_sizes=args.latency_batches, seed=meta["seed"])
+        _write_image_evaluation(target, evaluation)
+    return out / "evaluation.md" if runs == [run_dir] else out
+
+
+def _cmd_compare(args: argparse.Namespace) -> Path:
+    from hydraplus.engine.checkpoint import atomic_write_text
+    from hydraplus.report.compare import compare_markdown, load_pooled
+    from hydraplus.report.image_figures import write_figures
+
+    pooled = load_pooled(args.run_dirs)
+    out = args.out or args.run_dirs[0]
+    figures = write_figures(pooled, out)
+    atomic_write_text(out / "compare.md", compare_markdown(pooled, figures))
+    return out / "compare.md"
 
 
 def _cmd_configs(args: argparse.Namespace) -> None:
@@ -156,7 +289,7 @@ def _cmd_configs(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "configs": _cmd_configs}
+            "compare": _cmd_compare, "configs": _cmd_configs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ TASKS = ("classification", "regression")
 def check_not_empty(tensor: Tensor, name: str) -> Tensor:
     """At least one example (first dimension)."""
     if tensor.dim() == 0 or tensor.shape[0] == 0:
-        raise ValueError(f"{name} is empty (shape {list(tensor.shape)}); need at least one example")
+        raise ValueError(f"{name} must have at least one example, got shape {list(tensor.shape)}")
     return tensor
 
 
@@ -34,8 +34,8 @@ def check_finite(tensor: Tensor, name: str) -> Tensor:
         inf = int(tensor.numel() - finite.sum()) - nan
         first = tuple(torch.nonzero(~finite)[0].tolist())
         raise ValueError(
-            f"{name} has non-finite values ({nan} NaN, {inf} infinite; first at index {first}); "
-            "all values must be finite"
+            f"{name} must be finite, but contains {nan} NaN and {inf} infinite values "
+            f"(first at index {list(first)})"
         )
     return tensor
 
@@ -46,8 +46,8 @@ def check_shape(tensor: Tensor, shape: Sequence[int | None], name: str) -> Tenso
     if tensor.dim() != len(expected) or any(
         e is not None and s != e for s, e in zip(tensor.shape, expected, strict=True)
     ):
-        pattern = [e if e is not None else "*" for e in expected]
-        raise ValueError(f"{name} must have shape {pattern}, got {list(tensor.shape)}")
+        pattern = ", ".join("*" if e is None else str(e) for e in expected)
+        raise ValueError(f"{name} must have shape [{pattern}], got {list(tensor.shape)}")
     return tensor
 
 
@@ -75,7 +75,7 @@ def check_labels(y: Tensor, num_classes: int, name: str) -> Tensor:
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         bad = y[(y < 0) | (y >= num_classes)]
         raise ValueError(
-            f"{name} has labels outside [0, {num_classes - 1}] ({num_classes} classes): "
+            f"{name} must be class labels in [0, {num_classes - 1}] ({num_classes} classes), "
             f"found {sorted(set(bad.tolist()))[:5]}"
         )
     return y
@@ -99,7 +99,7 @@ def check_dataset(x: Tensor, y: Tensor, task: str, num_classes: int, name: str) 
     check_finite(x, f"{name} inputs")
     check_targets(y, task, num_classes, f"{name} targets")
     if y.shape[0] != x.shape[0]:
-        raise ValueError(f"{name} has {x.shape[0]} inputs but {y.shape[0]} targets; they must match")
+        raise ValueError(f"{name} inputs and targets must match in number, got {x.shape[0]} and {y.shape[0]}")
 
 
 def output_size(model: nn.Module, example: Tensor, name: str) -> int:

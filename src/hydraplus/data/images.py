@@ -405,11 +405,11 @@ def load_image_problem(
     title = Path(data_path).stem if name == "npz" else name
     problem = make_image_problem(title, raw["train"], raw.get("test"), **splits)
     if "ood" in settings:
-        _attach_ood(problem, settings["ood"], seed)
+        attach_ood(problem, settings["ood"], seed)
     return problem
 
 
-def _attach_ood(problem: ImageProblem, settings: dict[str, Any], seed: int) -> None:
+def attach_ood(problem: ImageProblem, settings: dict[str, Any], seed: int = 0) -> None:
     """Set ``x_probe``/``y_probe`` to the OOD source's test split (train if it has none)."""
     name, path, options, splits = _split_settings(settings, "data.ood")
     if set(splits) - {"limit", "seed"} or "ood" in settings:
@@ -424,3 +424,22 @@ def _attach_ood(problem: ImageProblem, settings: dict[str, Any], seed: int) -> N
                                  np.random.default_rng(splits.get("seed", seed))))
     problem.x_probe, problem.y_probe = problem.normalize(raw.x[keep]), raw.y[keep]
     problem.probe_name = Path(path).stem if name == "npz" else name
+
+
+def load_test_problem(path: str | Path, normalization: Normalization,
+                      image_shape: Sequence[int] | None = None,
+                      num_classes: int = NUM_CLASSES) -> ImageProblem:
+    """An evaluation-only problem from an .npz never used in training.
+
+    The test set is the file's ``x_test``/``y_test``, or all of ``x_train``/``y_train`` when it
+    has no test split, normalised with ``normalization`` (the trained run's); the training and
+    validation splits are empty. ``image_shape`` ``[C, H, W]`` is the shape the models expect.
+    """
+    splits = read_npz(path)
+    raw = splits.get("test", splits["train"])
+    if image_shape is not None and list(raw.x.shape[1:]) != list(image_shape):
+        raise ValueError(f"{path}: images {list(raw.x.shape[1:])} [C, H, W] differ from the run's "
+                         f"training images {list(image_shape)}")
+    x = normalization(raw.x)
+    return ImageProblem(Path(path).stem, "classification", num_classes, x[:0], raw.y[:0], x[:0],
+                        raw.y[:0], x, raw.y, normalization, raw.x)

@@ -50,6 +50,8 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -79,12 +81,9 @@ def _refused_global(path: Path, err: pickle.UnpicklingError) -> str | None:
     try:
         with open(path, "rb") as f:
             for op, arg, _ in pickletools.genops(f):
-                if op.name == "GLOBAL" and found is None:
-                    found = str(arg).replace(" ", ".")
-                elif op.name == "STACK_GLOBAL" and found is None:
-                    found = ".".join(strings[-2:])
-                elif op.name in _CODE_OPCODES and found is None:
-                    found = ""
+                if found is None and op.name in _CODE_OPCODES:
+                    found = (str(arg).replace(" ", ".") if op.name == "GLOBAL"
+                             else ".".join(strings[-2:]) if op.name == "STACK_GLOBAL" else "")
                 if isinstance(arg, str):
                     strings.append(arg)
     except Exception:
@@ -158,3 +157,6 @@ class AtomicCheckpoint(Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
                      exception: BaseException) -> None:
         self._publish(trainer)
+        if self._pending_epoch is not None:  # its epoch never finished: keep the older last.ckpt
+            self.pending.unlink(missing_ok=True)
+            self._pending_epoch = None

@@ -91,6 +91,7 @@ class _TrainingModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hydraplus"] = {
             "skipped_steps": self.skipped_steps,
+            "nan_streak": self._nan_streak,
             "torch_rng": torch.get_rng_state(),
         }
         if torch.cuda.is_initialized():
@@ -99,6 +100,7 @@ class _TrainingModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("hydraplus", {})
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        self._nan_streak = int(state.get("nan_streak", 0))
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"].cpu())
         if "cuda_rng" in state and torch.cuda.is_available():

@@ -141,10 +141,15 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
     each model continues from its own ``last.ckpt`` (if any) and ends as if never stopped.
     """
     run_dir = check_output_dir_writable(run_dir)
-    atomic_write_text(run_dir / "config.json", json.dumps(
-        {"config": config, "seed": seed, "data_path": None if data_path is None else str(data_path),
-         "versions": versions()}, indent=2))
     problem = load_problem(config, seed, data_path)
+    meta: dict[str, Any] = {"config": config, "seed": seed,
+                            "data_path": None if data_path is None else str(data_path),
+                            "versions": versions()}
+    if isinstance(problem, ImageProblem):  # to normalise unseen test files like the training data
+        meta["normalization"] = {"mean": list(problem.normalization.mean),
+                                 "std": list(problem.normalization.std),
+                                 "image_shape": list(problem.x_test_raw.shape[1:])}
+    atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
     ensemble, seconds, skipped = train_ensemble(
         config, problem, run_dir / "ensemble", seed, progress=progress,
         accelerator=accelerator, resume=resume, checkpoint_every=checkpoint_every)
@@ -167,7 +172,8 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
 def load_trained(run_dir: Path) -> tuple[dict[str, Any], TrainedModels]:
     """Rebuild every model of a finished run from its config and weights-only files.
 
-    Returns the run's saved metadata (``config``, ``seed``, ``data_path``) and the models.
+    Returns the run's saved metadata (``config``, ``seed``, ``data_path``; ``normalization`` for
+    image runs) and the models.
     """
     run_dir = Path(run_dir)
     meta_path = run_dir / "config.json"

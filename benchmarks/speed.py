@@ -1,0 +1,457 @@
+"""Speed benchmark of the fast paths against naive ones, in one run.
+
+1. Distillation training throughput on the SVHN-LeNet setting (N = M = 20, batch 256,
+   random 32x32x3 inputs): cached teacher outputs + batched heads (our default) vs the
+   teacher's members run one after another every step + looped heads.
+2. Inference latency at batch 1 and 256: Hydra+-20 LeNet student vs the 20-member
+   LeNet ensemble, next to their FLOP ratio.
+3. Ensemble training wall time on the spiral MLP setting (N = 20): batched members
+   (one pass per step) vs 20 single-member ensembles trained one after another.
+4. Peak memory of every configuration, each in a fresh subprocess: growth of the peak
+   RSS (``ru_maxrss``) over the post-import baseline on CPU, the peak of
+   ``torch.cuda.max_memory_allocated`` over the baseline allocation on CUDA.
+
+Times are medians over repeats after warm-up (``time.perf_counter``, synchronised on CUDA).
+Writes ``speed.json`` and ``speed.md`` into ``--out``.
+
+    python benchmarks/speed.py --device cpu --threads 2 --out docs/benchmarks
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from hydraplus.core.containers import Ensemble, MultiHeadStudent
+from hydraplus.core.losses import LossWeights, combine, distillation_terms, diversity_loss, l2_penalty
+from hydraplus.core.profile import count_flops
+from hydraplus.data.toy import make_toy
+from hydraplus.engine.data import seeded_loader
+from hydraplus.experiments.presets import load_config
+from hydraplus.models import lenet_core, lenet_head, lenet_member
+from hydraplus.models.registry import build
+
+MEMBERS = HEADS = 20
+BATCH = 256
+# SVHN student settings of the reference (SPEC section 6).
+SVHN_WEIGHTS = LossWeights(alpha=0.95, beta=0.9, t_mean=1.0, t_ind=5.0)
+SVHN_LR, SVHN_LAMBDA, SVHN_WD = 1e-3, 5e-4, 1e-7
+CLIP_NORM = 5.0
+TARGETS = {"distillation_speedup": 3.0, "inference_fraction_of_flop_ratio": 0.7,
+           "ensemble_training_speedup": 3.0}
+PROBES = ("distil-default", "distil-naive", "student-b1", "ensemble-b1", "student-b256",
+          "ensemble-b256", "spiral-batched", "spiral-sequential")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes and repeat counts (``--quick`` shrinks them to finish in under a minute)."""
+
+    distil_examples: int
+    distil_warmup: int
+    distil_repeats: int
+    infer_warmup: int
+    infer_repeats_b1: int
+    infer_repeats_b256: int
+    spiral_epochs: int
+    spiral_repeats: int
+
+    @classmethod
+    def of(cls, quick: bool) -> Settings:
+        if quick:
+            return cls(512, 1, 1, 1, 10, 1, 20, 1)
+        return cls(2048, 2, 10, 2, 50, 10, 200, 3)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cycle(loader: DataLoader) -> Iterator[tuple[Tensor, ...]]:
+    """Batches of a seeded loader, epoch after epoch."""
+    for epoch in itertools.count():
+        loader.sampler.set_epoch(epoch)
+        yield from loader
+
+
+def optimiser_step(params: list[Tensor], opt: torch.optim.Optimizer, loss: Tensor,
+                   clip: Callable[[], Any]) -> None:
+    """Backward, NaN gradients zeroed, clipping, Adam step (as the training modules do)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for p in params:
+        if p.grad is not None:
+            torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+    clip()
+    opt.step()
+
+
+# --- 1. distillation ----------------------------------------------------------------------
+
+
+def lenet_teacher(batched: bool, device: torch.device) -> Ensemble:
+    """The same 20 LeNet members (fixed seed), stacked or looped, in eval mode."""
+    torch.manual_seed(1)
+    return Ensemble([lenet_member() for _ in range(MEMBERS)], batched=batched).to(device).eval()
+
+
+def svhn_like(examples: int) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(2)
+    return torch.randn(examples, 3, 32, 32, generator=g), torch.randint(0, 10, (examples,), generator=g)
+
+
+def distil_step(kind: str, device: torch.device, examples: int, teacher_file: Path | None
+                ) -> Callable[[], None]:
+    """One Hydra+ training step (full loss, Adam) of the default or the naive path."""
+    x, y = svhn_like(examples)
+    torch.manual_seed(3)
+    fast = kind == "default"
+    student = MultiHeadStudent.from_factories(lenet_core, lenet_head, HEADS, batched=fast).to(device)
+    params = list(student.parameters())
+    opt = torch.optim.Adam(params, lr=SVHN_LR)
+    teacher: Ensemble | None = None
+    if fast:
+        assert teacher_file is not None
+        cached = torch.from_numpy(np.load(teacher_file, mmap_mode="c"))
+        batches = cycle(seeded_loader((x, y, cached), BATCH, seed=0))
+    else:
+        teacher = lenet_teacher(batched=False, device=device)
+        batches = cycle(seeded_loader((x, y), BATCH, seed=0))
+
+    def step() -> None:
+        xb, yb, *rest = (t.to(device, non_blocking=True) for t in next(batches))
+        if teacher is None:
+            tb = rest[0]
+        else:
+            with torch.no_grad():
+                tb = teacher(xb)
+        terms = distillation_terms("classification", tb, student(xb), yb, SVHN_WEIGHTS)
+        terms["diversity"] = diversity_loss(student.head_weight_rows())
+        terms["weight_decay"] = l2_penalty(params)
+        loss = combine(terms, SVHN_WEIGHTS, SVHN_LAMBDA, SVHN_WD)
+        optimiser_step(params, opt, loss, lambda: nn.utils.clip_grad_norm_(params, CLIP_NORM))
+
+    return step
+
+
+def build_cache(device: torch.device, examples: int, cache_dir: Path) -> tuple[Path, float]:
+    """Compute the teacher-output cache for the distillation data; its file and seconds."""
+    from hydraplus.engine.cache import teacher_outputs  # imports Lightning: only here, not in probes
+
+    x, _ = svhn_like(examples)
+    teacher = lenet_teacher(batched=True, device=device)
+    sync(device)
+    start = time.perf_counter()
+    teacher_outputs(teacher, x, cache_dir, batch_size=BATCH)
+    sync(device)
+    seconds = time.perf_counter() - start
+    (path,) = cache_dir.glob("teacher-*.npy")
+    return path, seconds
+
+
+def bench_distillation(device: torch.device, s: Settings, teacher_file: Path, cache_s: float
+                       ) -> dict[str, Any]:
+    out: dict[str, Any] = {"setting": f"SVHN-LeNet, N = M = {MEMBERS}, batch {BATCH}, random 32x32x3 inputs",
+                           "examples": s.distil_examples,
+                           "cache_build_s": cache_s,
+                           "cache_build_samples_per_s": s.distil_examples / cache_s}
+    for kind in ("default", "naive"):
+        step = distil_step(kind, device, s.distil_examples, teacher_file)
+        seconds = median_seconds(step, device, s.distil_warmup, s.distil_repeats)
+        out[kind] = {"step_s": seconds, "samples_per_s": BATCH / seconds}
+        print(f"  distillation {kind}: {BATCH / seconds:.1f} samples/s", flush=True)
+    out["speedup"] = out["default"]["samples_per_s"] / out["naive"]["samples_per_s"]
+    return out
+
+
+# --- 2. inference -------------------------------------------------------------------------
+
+
+def inference_model(kind: str, device: torch.device) -> nn.Module:
+    if kind == "ensemble":
+        return lenet_teacher(batched=True, device=device)
+    torch.manual_seed(4)
+    return MultiHeadStudent.from_factories(lenet_core, lenet_head, HEADS).to(device).eval()
+
+
+def inference_call(kind: str, batch: int, device: torch.device) -> Callable[[], None]:
+    model = inference_model(kind, device)
+    x = torch.randn(batch, 3, 32, 32, device=device)
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return run
+
+
+def bench_inference(device: torch.device, s: Settings) -> dict[str, Any]:
+    example = torch.randn(1, 3, 32, 32, device=device)
+    flops = {kind: count_flops(inference_model(kind, device), example) for kind in ("student", "ensemble")}
+    ratio = flops["ensemble"] / flops["student"]
+    out: dict[str, Any] = {"flops_per_image": flops, "flop_ratio": ratio}
+    for batch, repeats in ((1, s.infer_repeats_b1), (BATCH, s.infer_repeats_b256)):
+        ms = {kind: 1e3 * median_seconds(inference_call(kind, batch, device), device, s.infer_warmup, repeats)
+              for kind in ("student", "ensemble")}
+        speedup = ms["ensemble"] / ms["student"]
+        out[f"batch_{batch}"] = {"student_ms": ms["student"], "ensemble_ms": ms["ensemble"],
+                                 "speedup": speedup, "fraction_of_flop_ratio": speedup / ratio}
+        print(f"  inference batch {batch}: student {ms['student']:.2f} ms, ensemble {ms['ensemble']:.2f} ms",
+              flush=True)
+    return out
+
+
+# --- 3. ensemble training -----------------------------------------------------------------
+
+
+def train_spiral(ensemble: Ensemble, x: Tensor, y: Tensor, epochs: int, settings: dict[str, Any],
+                 device: torch.device, seed: int) -> None:
+    """The EnsembleModule step in a plain loop: summed member CE + L2, Adam, cosine, clipping."""
+    params = list(ensemble.parameters())
+    opt = torch.optim.Adam(params, lr=settings["lr"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    loader = seeded_loader((x, y), settings["batch_size"], seed, streams=ensemble.size)
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            out = ensemble(xb, per_member=True)
+            b, n, d = out.shape
+            fit = F.cross_entropy(out.reshape(b * n, d), yb.reshape(-1), reduction="none").view(b, n).mean(0)
+            loss = fit.sum() + settings["weight_decay"] * l2_penalty(params)
+            optimiser_step(params, opt, loss, lambda: ensemble.clip_member_grad_norms(CLIP_NORM))
+        sched.step()
+
+
+def spiral_run(kind: str, device: torch.device, epochs: int) -> Callable[[], None]:
+    """Train the spiral ensemble batched, or its members one after another."""
+    config = load_config("toy-spiral")
+    problem = make_toy("spiral", seed=0)
+    settings, arch = config["ensemble"], config["arch"]
+
+    def run() -> None:
+        torch.manual_seed(5)
+        if kind == "batched":
+            ensemble = Ensemble.from_factory(lambda: build(arch, "member"), MEMBERS, batched=True).to(device)
+            train_spiral(ensemble, problem.x_train, problem.y_train, epochs, settings, device, seed=0)
+            return
+        for i in range(MEMBERS):
+            single = Ensemble([build(arch, "member")], batched=False).to(device)
+            train_spiral(single, problem.x_train, problem.y_train, epochs, settings, device, seed=i)
+
+    return run
+
+
+def bench_spiral(device: torch.device, s: Settings) -> dict[str, Any]:
+    out: dict[str, Any] = {"setting": f"toy-spiral MLP 2-100-100-100-100-3, N = {MEMBERS}, "
+                                      f"{s.spiral_epochs} epochs", "epochs": s.spiral_epochs}
+    for kind in ("batched", "sequential"):
+        run = spiral_run(kind, device, s.spiral_epochs)
+        out[f"{kind}_s"] = median_seconds(run, device, 0, s.spiral_repeats)
+        print(f"  spiral ensemble {kind}: {out[f'{kind}_s']:.2f} s", flush=True)
+    out["speedup"] = out["sequential_s"] / out["batched_s"]
+    return out
+
+
+# --- 4. peak memory (one subprocess per configuration) ------------------------------------
+
+
+def probe_callable(name: str, device: torch.device, s: Settings, teacher_file: Path | None
+                   ) -> Callable[[], None]:
+    if name.startswith("distil-"):
+        return distil_step(name.removeprefix("distil-"), device, s.distil_examples, teacher_file)
+    if name.startswith("spiral-"):
+        return spiral_run(name.removeprefix("spiral-"), device, epochs=2)
+    kind, batch = name.split("-b")
+    return inference_call(kind, int(batch), device)
+
+
+def probe(name: str, device: torch.device, s: Settings, teacher_file: Path | None) -> float:
+    """Peak memory (MiB) that building and running configuration ``name`` twice adds."""
+    if device.type == "cuda":
+        sync(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn = probe_callable(name, device, s, teacher_file)
+    for _ in range(2):
+        fn()
+    if device.type == "cuda":
+        sync(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024  # KiB on Linux
+
+
+def measure_memory(args: argparse.Namespace, teacher_file: Path) -> dict[str, float]:
+    peaks = {}
+    for name in PROBES:
+        cmd = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
+               "--probe", name, "--teacher-file", str(teacher_file)]
+        if args.quick:
+            cmd.append("--quick")
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"memory probe {name} failed:\n{done.stderr}")
+        peaks[name] = float(done.stdout.strip().splitlines()[-1])
+        print(f"  peak memory {name}: {peaks[name]:.0f} MiB", flush=True)
+    return peaks
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def machine(device: torch.device, threads: int) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "logical_cpus": os.cpu_count(), "threads": threads, "device": device.type,
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def verdict(value: float, target: float) -> str:
+    return "yes" if value >= target else "NO"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m, d, inf, sp, mem = (result[k] for k in ("machine", "distillation", "inference", "ensemble_training",
+                                              "peak_memory_mib"))
+    b1, b256 = inf["batch_1"], inf[f"batch_{BATCH}"]
+    frac = TARGETS["inference_fraction_of_flop_ratio"]
+    rows = [
+        ("Distillation throughput, " + d["setting"],
+         f"{d['default']['samples_per_s']:.1f} samples/s (cached teacher, batched heads)",
+         f"{d['naive']['samples_per_s']:.1f} samples/s (teacher every step, looped members and heads)",
+         f"{d['speedup']:.2f}x", f">= {TARGETS['distillation_speedup']:.0f}x",
+         verdict(d["speedup"], TARGETS["distillation_speedup"])),
+        ("Inference latency, batch 1",
+         f"{b1['student_ms']:.2f} ms (Hydra+-{HEADS} student)",
+         f"{b1['ensemble_ms']:.2f} ms (Ensemble-{MEMBERS})",
+         f"{b1['speedup']:.2f}x ({100 * b1['fraction_of_flop_ratio']:.0f}% of FLOP ratio)", "-", "-"),
+        (f"Inference latency, batch {BATCH}",
+         f"{b256['student_ms']:.1f} ms (Hydra+-{HEADS} student)",
+         f"{b256['ensemble_ms']:.1f} ms (Ensemble-{MEMBERS})",
+         f"{b256['speedup']:.2f}x ({100 * b256['fraction_of_flop_ratio']:.0f}% of FLOP ratio "
+         f"{inf['flop_ratio']:.2f}x)", f">= {100 * frac:.0f}% of FLOP ratio",
+         verdict(b256["fraction_of_flop_ratio"], frac)),
+        ("Ensemble training wall time, " + sp["setting"],
+         f"{sp['batched_s']:.2f} s (batched members)",
+         f"{sp['sequential_s']:.2f} s (one member after another)",
+         f"{sp['speedup']:.2f}x", f">= {TARGETS['ensemble_training_speedup']:.0f}x",
+         verdict(sp["speedup"], TARGETS["ensemble_training_speedup"])),
+    ]
+    flops = inf["flops_per_image"]
+    lines = [
+        "# Speed benchmark",
+        "",
+        f"Command: `{result['command']}`" + (" (quick mode: indicative only)" if result["quick"] else ""),
+        "",
+        "| Benchmark | Ours | Naive baseline | Speed-up | Target | Met |",
+        "|---|---|---|---|---|---|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+        f"FLOPs per image (2 x multiply-adds): student {flops['student'] / 1e6:.1f} M, "
+        f"ensemble {flops['ensemble'] / 1e6:.1f} M. Teacher-output cache built once for "
+        f"{d['examples']} examples in {d['cache_build_s']:.2f} s "
+        f"({d['cache_build_samples_per_s']:.0f} samples/s).",
+        "",
+        "| Configuration | Peak memory MiB |",
+        "|---|---|",
+        *(f"| {name} | {value:.0f} |" for name, value in mem.items()),
+        "",
+        "Peak memory: " + ("growth of `torch.cuda.max_memory_allocated`" if m["device"] == "cuda" else
+                           "growth of the peak RSS (`ru_maxrss`)") +
+        " while building and running the configuration twice, each in a fresh process.",
+        "",
+        "## Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in m.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--quick", action="store_true", help="small sizes, finishes in under a minute")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument("--probe", choices=PROBES, help=argparse.SUPPRESS)
+    parser.add_argument("--teacher-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device available")
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    settings = Settings.of(args.quick)
+    if args.probe:
+        print(probe(args.probe, device, settings, args.teacher_file))
+        return
+
+    print(f"speed benchmark on {device}, {args.threads} threads{', quick' if args.quick else ''}", flush=True)
+    result: dict[str, Any] = {
+        "command": " ".join(["python", *sys.argv]), "quick": args.quick,
+        "settings": asdict(settings), "targets": TARGETS, "machine": machine(device, args.threads),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher_file, cache_s = build_cache(device, settings.distil_examples, Path(tmp))
+        result["distillation"] = bench_distillation(device, settings, teacher_file, cache_s)
+        result["inference"] = bench_inference(device, settings)
+        result["ensemble_training"] = bench_spiral(device, settings)
+        result["peak_memory_mib"] = measure_memory(args, teacher_file)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    report = markdown(result)
+    (args.out / "speed.md").write_text(report)
+    print()
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

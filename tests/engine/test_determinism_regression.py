@@ -1,0 +1,67 @@
+"""Two runs with the same seed give identical weights, metrics and logs, on both toy problems
+(stochastic students included), and the run folder records the seed and the config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from hydraplus.experiments.presets import load_config, scale_epochs
+from hydraplus.experiments.runner import run_experiment
+from hydraplus.experiments.toy_eval import evaluate_toy
+
+SEED = 5
+
+
+def small_config(name: str) -> dict[str, Any]:
+    """The toy config, 8 epochs, N = 3, a 3-head Hydra+ and a stochastic (Gauss) student."""
+    config = scale_epochs(load_config(name), 8)
+    config["ensemble"].update(members=3, batch_size=64)
+    config["student"]["batch_size"] = 64
+    config["students"] = [{"method": "hydra+", "heads": 3}, {"method": "gauss"}]
+    return config
+
+
+def run(config: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Weights, test/probe metrics (fixed sampling seed) and training logs of every model."""
+    problem, models = run_experiment(config, folder, seed=SEED, progress=False)
+    torch.manual_seed(0)
+    metrics = evaluate_toy(problem, models.all()).metrics
+    return {
+        name: {
+            "state": model.state_dict(),
+            "metrics": metrics[name],
+            "log": (folder / name / "log" / "metrics.csv").read_text(),
+        }
+        for name, model in models.all().items()
+    }
+
+
+@pytest.mark.parametrize("name", ["toy-regression", "toy-spiral"])
+def test_same_seed_gives_identical_weights_metrics_and_logs(name: str, tmp_path: Path) -> None:
+    config = small_config(name)
+    first, second = run(config, tmp_path / "a"), run(config, tmp_path / "b")
+    assert first.keys() == second.keys() == {"ensemble", "hydra+-3", "gauss"}
+    for model in first:
+        a, b = first[model], second[model]
+        assert a["state"].keys() == b["state"].keys()
+        for key in a["state"]:
+            assert torch.equal(a["state"][key], b["state"][key]), f"{model}.{key} differs"
+        assert a["metrics"] == b["metrics"], model
+        assert all(isinstance(v, int | float) and v == v for v in a["metrics"].values()), model
+        assert a["log"] == b["log"], model
+        assert len(a["log"].splitlines()) == 1 + 8, model
+
+
+def test_run_folder_records_seed_and_config(tmp_path: Path) -> None:
+    config = small_config("toy-regression")
+    config["students"] = []
+    run_experiment(config, tmp_path / "run", seed=SEED, progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["seed"] == SEED
+    assert saved["config"] == config
+    assert {"hydraplus", "torch", "python"} <= set(saved["versions"])

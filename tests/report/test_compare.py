@@ -1,0 +1,156 @@
+"""Image evaluation data, its Markdown tables (evaluation.md, compare.md) and figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
+from hydraplus.data.shift import SHIFTS
+from hydraplus.experiments.builders import build_ensemble, build_student
+from hydraplus.experiments.image_eval import evaluate_images, reliability
+from hydraplus.experiments.presets import resolve_student
+from hydraplus.report.compare import (
+    cell,
+    compare_markdown,
+    evaluation_markdown,
+    find_evaluations,
+    load_pooled,
+    mean_std,
+    pool,
+)
+from hydraplus.report.image_figures import write_figures
+
+ARCH = {"name": "lenet",
+        "member": {"num_classes": 10, "in_channels": 3, "widths": [4, 8], "hidden": 8},
+        "core": {"in_channels": 3, "widths": [4, 8]},
+        "head": {"in_features": 128, "hidden": 8, "num_classes": 10}}
+CONFIG: dict[str, Any] = {
+    "name": "tiny", "task": "classification", "arch": ARCH, "data": {"name": "npz", "path": "x.npz"},
+    "ensemble": {"members": 2, "epochs": 1, "lr": 0.01, "weight_decay": 0.0},
+    "student": {"epochs": 1, "lr": 0.01, "weight_decay": 0.0, "lambda": {"2": {"value": 0.1}}},
+    "students": [{"method": "hydra+", "heads": 2}, {"method": "drop"}],
+}
+
+
+def _models(seed: int) -> dict[str, torch.nn.Module]:
+    torch.manual_seed(seed)
+    models = {"ensemble": build_ensemble(CONFIG)}
+    for entry in CONFIG["students"]:
+        spec = resolve_student(CONFIG, entry)
+        models[spec.name] = build_student(CONFIG, spec)
+    return models
+
+
+def _problem(seed: int) -> ImageProblem:
+    """60 random images (15 for testing) and 10 mirrored ones as the OOD probe."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (60, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    y = torch.randint(0, 10, (60,), generator=generator)
+    problem = make_image_problem("random", RawImages(x, y), seed=seed, test_fraction=0.25)
+    problem.x_probe, problem.probe_name = problem.normalize(x[:10].flip(-1)), "flipped"
+    return problem
+
+
+def _evaluation(seed: int) -> dict[str, Any]:
+    return evaluate_images(_problem(seed), _models(seed), latency_batch_sizes=(1, 4), seed=seed)
+
+
+@pytest.fixture(scope="module")
+def evaluations() -> list[dict[str, Any]]:
+    return [_evaluation(1), _evaluation(2)]
+
+
+def _write_run(folder: Path, evaluations: list[dict[str, Any]]) -> Path:
+    for i, evaluation in enumerate(evaluations, start=1):
+        (folder / f"seed-{i}").mkdir(parents=True)
+        (folder / f"seed-{i}" / "evaluation.json").write_text(json.dumps(evaluation))
+    return folder
+
+
+def test_evaluation_is_finite_json_with_every_shift(evaluations: list[dict[str, Any]]) -> None:
+    evaluation = evaluations[0]
+    text = json.dumps(evaluation, allow_nan=False)
+    assert set(json.loads(text)["models"]) == {"ensemble", "hydra+-2", "drop"}
+    for row in evaluation["models"].values():
+        assert {k: len(v) for k, v in row["shifts"].items()} == {k: 5 for k in SHIFTS}
+        assert sum(row["reliability"]["count"]) == evaluation["problem"]["test_size"] == 15
+        assert {"params", "flops", "latency_b1_s", "latency_b4_s"} <= set(row["profile"])
+        assert 0.0 <= row["shift_histograms"]["tv"]["predictive"] <= 1.0
+        assert all(math.isfinite(v) for v in row["ood"].values())
+    assert "core_params" in evaluation["models"]["hydra+-2"]["profile"]
+    assert evaluation["settings"]["histogram"]["magnitude"] == 0.3
+
+
+def test_evaluation_is_seeded_and_leaves_the_global_rng_alone() -> None:
+    problem, models = _problem(3), _models(3)
+    torch.manual_seed(5)
+    expected = torch.rand(1)
+    torch.manual_seed(5)
+    a = evaluate_images(problem, models, shifts=False, latency=False, seed=3)
+    assert torch.rand(1) == expected
+    b = evaluate_images(problem, models, shifts=False, latency=False, seed=3)
+    assert a["models"]["drop"]["clean"] == b["models"]["drop"]["clean"]
+    assert "shifts" not in a["models"]["drop"] and "shift_histograms" not in a["models"]["drop"]
+    assert not any(k.startswith("latency") for k in a["models"]["drop"]["profile"])
+
+
+def test_reliability_bins() -> None:
+    probs = torch.tensor([[0.95, 0.05], [0.95, 0.05], [0.55, 0.45], [0.5, 0.5]])
+    out = reliability(probs.log().unsqueeze(1), torch.tensor([0, 1, 0, 0]))
+    assert out["count"] == [0, 0, 0, 0, 0, 2, 0, 0, 0, 2]
+    assert out["accuracy"][9] == 0.5 and out["accuracy"][5] == 1.0 and out["accuracy"][0] is None
+    assert out["confidence"][5] == pytest.approx(0.525)
+
+
+def test_mean_std_and_cells() -> None:
+    assert mean_std([1.0, None, 2.0]) == (1.5, pytest.approx(0.7071, abs=1e-4))
+    assert mean_std([None]) is None
+    rows = [{"a": 0.1}, {"a": 0.2}]
+    assert cell(rows, lambda r: r.get("a"), 100.0, 1) == "15.0 ± 7.1"
+    assert cell(rows, lambda r: r.get("a"), 100.0, 1, spread=False) == "15.0"
+    assert cell(rows[:1], lambda r: r.get("a")) == "0.100"
+    assert cell(rows, lambda r: r.get("b")) == "–"
+
+
+def test_evaluation_markdown_has_error_and_ece_per_level(evaluations: list[dict[str, Any]]) -> None:
+    text = evaluation_markdown(evaluations[0])
+    assert "| ensemble | " in text and " ± " not in text
+    assert "| ECE % | drop |" in text and "| NLL | drop |" not in text
+    assert "| metric | method | clean | 15° | 30° | 45° | 60° | 75° |" in text
+    assert "flipped AUROC (entropy)" in text and "latency b4 ms" in text
+
+
+def test_compare_pools_seeds_and_prefixes_runs(tmp_path: Path, evaluations: list[dict[str, Any]]) -> None:
+    a, b = _write_run(tmp_path / "a", evaluations), _write_run(tmp_path / "b", evaluations[:1])
+    assert list(find_evaluations([a / "seed-1", a / "seed-2"])) == ["a"]
+    pooled = load_pooled([a])
+    assert pooled.runs == {"a": 2} and all(len(rows) == 2 for rows in pooled.models.values())
+    text = compare_markdown(pooled, ["x.png"])
+    assert "| NLL | hydra+-2 |" in text and "![x](x.png)" in text
+    assert "| ensemble | 2 | " in text
+    both = load_pooled([a, b])
+    assert set(both.models) == {f"{r}/{m}" for r in "ab" for m in ("ensemble", "hydra+-2", "drop")}
+
+
+def test_compare_rejects_toy_and_missing_evaluations(tmp_path: Path) -> None:
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "evaluation.json").write_text(json.dumps({"ensemble": {"error": 0.0}}))
+    with pytest.raises(ValueError, match="not an image evaluation"):
+        load_pooled([tmp_path / "toy"])
+    with pytest.raises(FileNotFoundError, match=r"no evaluation\.json"):
+        load_pooled([tmp_path])
+    with pytest.raises(FileNotFoundError, match="run folder not found"):
+        load_pooled([tmp_path / "missing"])
+
+
+def test_figures_are_written(tmp_path: Path, evaluations: list[dict[str, Any]]) -> None:
+    names = write_figures(pool({"run": evaluations}), tmp_path)
+    assert names == ["shift-error.png", "shift-ece.png", "shift-nll.png", "shift-predictive-entropy.png",
+                     "reliability.png", "histograms-vertical-30.png"]
+    assert all((tmp_path / n).stat().st_size > 1000 for n in names)
