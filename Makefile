@@ -13,7 +13,7 @@ setup: $(BIN)/hydraplus
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests
 
 demo: setup
 	$(BIN)/hydraplus demo

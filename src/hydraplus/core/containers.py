@@ -19,8 +19,17 @@ from hydraplus.core.batched import (
 )
 
 
+def _has_conv(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in module.modules())
+
+
 class _Group(nn.Module):
-    """G modules of one architecture: stacked when possible, else a ModuleList loop."""
+    """G modules of one architecture: stacked when possible, else a ModuleList loop.
+
+    ``batched=None`` (auto) stacks fully connected modules and loops convolutional ones:
+    on a CPU, G plain convolutions run about 1.6-1.9x faster than one grouped convolution
+    (cache-friendlier; measured for N = 8 LeNet members). Pass ``batched=True`` on a GPU.
+    """
 
     def __init__(self, modules: Sequence[nn.Module], batched: bool | None = None):
         super().__init__()
@@ -29,6 +38,8 @@ class _Group(nn.Module):
         self.size = len(modules)
         self.stacked: nn.Module | None = None
         self.looped: nn.ModuleList | None = None
+        if batched is None:
+            batched = None if not _has_conv(modules[0]) else False
         if batched is not False:
             try:
                 self.stacked = stack(modules)

@@ -36,7 +36,7 @@ def _digest(tensors: Iterable[tuple[str, Tensor]]) -> str:
     h = hashlib.sha256()
     for name, t in tensors:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # no copy
     return h.hexdigest()
 
 

@@ -87,7 +87,7 @@ def train_ensemble(config: dict[str, Any], problem: Problem, folder: Path, seed:
     settings = config["ensemble"]
     check_dataset(problem.x_train, problem.y_train, config["task"], problem.num_outputs, "train")
     L.seed_everything(derived_seed(seed, "ensemble"), verbose=False)
-    ensemble = build_ensemble(config)
+    ensemble = build_ensemble(config, _layout(accelerator))
     check_class_counts(problem.num_outputs, teacher=output_size(ensemble, problem.x_train, "the ensemble"),
                        task=config["task"])
     module = EnsembleModule(ensemble, config["task"], settings["lr"], settings["weight_decay"],
@@ -112,7 +112,7 @@ def train_student(config: dict[str, Any], spec: StudentSpec, problem: Problem,
     check_dataset(problem.x_train, problem.y_train, config["task"], problem.num_outputs, "train")
     check_shape(teacher_outputs, [len(problem.x_train), None, None], "teacher outputs")
     L.seed_everything(derived_seed(seed, spec.name), verbose=False)
-    student = build_student(config, spec)
+    student = build_student(config, spec, _layout(accelerator))
     check_class_counts(problem.num_outputs, teacher=teacher_outputs.shape[-1],
                        student=output_size(student, problem.x_train, f"student {spec.name}"),
                        task=config["task"])
@@ -169,6 +169,16 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
     return problem, models
 
 
+def _layout(accelerator: str) -> bool | None:
+    """Stacked members/heads on accelerators; the CPU-measured automatic choice otherwise."""
+    return None if accelerator == "cpu" else True
+
+
+def _saved_layout(state: dict[str, torch.Tensor]) -> bool:
+    """Whether a saved state dict holds stacked (True) or looped members/heads."""
+    return any(".stacked." in key for key in state)
+
+
 def load_trained(run_dir: Path) -> tuple[dict[str, Any], TrainedModels]:
     """Rebuild every model of a finished run from its config and weights-only files.
 
@@ -181,12 +191,14 @@ def load_trained(run_dir: Path) -> tuple[dict[str, Any], TrainedModels]:
         raise FileNotFoundError(f"not a hydraplus run folder (no config.json): {run_dir}")
     meta = json.loads(meta_path.read_text())
     config = meta["config"]
-    ensemble = build_ensemble(config)
-    ensemble.load_state_dict(safe_load(run_dir / "ensemble" / "model.pt"))
+    state = safe_load(run_dir / "ensemble" / "model.pt")
+    ensemble = build_ensemble(config, _saved_layout(state))
+    ensemble.load_state_dict(state)
     models = TrainedModels(ensemble)
     for entry in config["students"]:
         spec = resolve_student(config, entry)
-        student = build_student(config, spec)
-        student.load_state_dict(safe_load(run_dir / spec.name / "model.pt"))
+        state = safe_load(run_dir / spec.name / "model.pt")
+        student = build_student(config, spec, _saved_layout(state))
+        student.load_state_dict(state)
         models.students[spec.name], models.specs[spec.name] = student, spec
     return meta, models

@@ -24,6 +24,7 @@ class Column(NamedTuple):
     digits: int = 3
     spread: bool = True
 
+
 SHIFT_METRICS: tuple[tuple[str, str, float, int], ...] = (
     ("error", "error %", 100.0, 2),
     ("ece", "ECE %", 100.0, 2),

@@ -89,7 +89,7 @@ def spiral_summary(rows: dict[str, Row]) -> str:
             f", and the weakest single-head baseline off the data is {worst} "
             f"({rows[worst]['offdata_epistemic']:.3f})"
         )
-    return f"{first}. {second}"
+    return f"{first}. {second}."
 
 
 def regression_summary(rows: dict[str, Row]) -> str:
