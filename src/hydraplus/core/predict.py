@@ -9,7 +9,7 @@ from hydraplus.validation import check_finite
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: Tensor, batch_size: int = 4096) -> Tensor:
+def predict(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
     """Outputs ``[len(x), K, D]`` in eval mode, on the model's device, returned on the CPU."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

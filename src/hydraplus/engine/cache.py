@@ -85,7 +85,7 @@ def _write(model: nn.Module, x: Tensor, path: Path, batch_size: int) -> None:
         raise
 
 
-def teacher_outputs(model: nn.Module, x: Tensor, cache_dir: Path | None, batch_size: int = 4096) -> Tensor:
+def teacher_outputs(model: nn.Module, x: Tensor, cache_dir: Path | None, batch_size: int = 1024) -> Tensor:
     """``predict(model, x)`` (``[len(x), N, D]`` on the CPU), cached in ``cache_dir``.
 
     With ``cache_dir=None`` it just calls ``predict``. Otherwise the outputs are computed

@@ -149,6 +149,8 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
         meta["normalization"] = {"mean": list(problem.normalization.mean),
                                  "std": list(problem.normalization.std),
                                  "image_shape": list(problem.x_test_raw.shape[1:])}
+    if resume:
+        _check_same_run(run_dir / "config.json", meta)
     atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
     ensemble, seconds, skipped = train_ensemble(
         config, problem, run_dir / "ensemble", seed, progress=progress,
@@ -167,6 +169,19 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
         models.train_seconds[spec.name] = seconds
         models.skipped_steps[spec.name] = skipped
     return problem, models
+
+
+def _check_same_run(path: Path, meta: dict[str, Any]) -> None:
+    """Refuse to resume a run folder that was started with another config, seed or data."""
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text())
+    changed = [key for key in ("config", "seed", "data_path") if saved.get(key) != meta.get(key)]
+    if changed:
+        raise ValueError(
+            f"cannot resume {path.parent}: its saved {', '.join(changed)} do not match this run's; "
+            "use a new output folder or --overwrite"
+        )
 
 
 def _layout(accelerator: str) -> bool | None:
