@@ -7,9 +7,10 @@
    LeNet ensemble, next to their FLOP ratio.
 3. Ensemble training wall time on the spiral MLP setting (N = 20): batched members
    (one pass per step) vs 20 single-member ensembles trained one after another.
-4. Peak memory of every configuration, each in a fresh subprocess: growth of the peak
-   RSS (``ru_maxrss``) over the post-import baseline on CPU, the peak of
-   ``torch.cuda.max_memory_allocated`` over the baseline allocation on CUDA.
+4. Peak memory of every configuration, each in a fresh process (forked from a server
+   that imported torch once): growth of the process's peak RSS (``VmHWM``, else
+   ``ru_maxrss``) over its post-import value on CPU, of ``torch.cuda.max_memory_allocated``
+   over the baseline allocation on CUDA.
 
 Times are medians over repeats after warm-up (``time.perf_counter``, synchronised on CUDA).
 Writes ``speed.json`` and ``speed.md`` into ``--out``.
@@ -22,11 +23,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import multiprocessing
 import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -74,12 +75,13 @@ class Settings:
     infer_repeats_b256: int
     spiral_epochs: int
     spiral_repeats: int
+    probe_runs: int
 
     @classmethod
     def of(cls, quick: bool) -> Settings:
         if quick:
-            return cls(512, 1, 1, 1, 10, 1, 20, 1)
-        return cls(2048, 2, 10, 2, 50, 10, 200, 3)
+            return cls(256, 1, 1, 1, 10, 1, 20, 1, 1)
+        return cls(2048, 2, 10, 2, 50, 10, 200, 3, 2)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -290,7 +292,7 @@ def bench_spiral(device: torch.device, s: Settings) -> dict[str, Any]:
     return out
 
 
-# --- 4. peak memory (one subprocess per configuration) ------------------------------------
+# --- 4. peak memory (one fresh process per configuration) ---------------------------------
 
 
 def probe_callable(name: str, device: torch.device, s: Settings, teacher_file: Path | None
@@ -303,35 +305,63 @@ def probe_callable(name: str, device: torch.device, s: Settings, teacher_file: P
     return inference_call(kind, int(batch), device)
 
 
+def peak_rss_kib() -> int:
+    """This process's own peak RSS in KiB.
+
+    ``VmHWM`` where Linux has it: ``ru_maxrss`` also counts the parent's peak, which a
+    child inherits across fork and exec, so in a forked probe it would hide the growth.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def warm_up_runtime() -> None:
+    """Touch the conv, matmul, autograd and Adam kernels once, so their one-off buffers
+    (thread pools, BLAS and oneDNN state) are not counted against the first configuration."""
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 64, 4))
+    opt = torch.optim.Adam(conv.parameters())
+    conv(torch.randn(2, 3, 8, 8)).sum().backward()
+    opt.step()
+    torch.bmm(torch.randn(4, 2, 8), torch.randn(4, 8, 3))
+
+
 def probe(name: str, device: torch.device, s: Settings, teacher_file: Path | None) -> float:
-    """Peak memory (MiB) that building and running configuration ``name`` twice adds."""
+    """Peak memory (MiB) that building configuration ``name`` and running it adds."""
     if device.type == "cuda":
         sync(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
     else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        warm_up_runtime()
+        base = peak_rss_kib()
     fn = probe_callable(name, device, s, teacher_file)
-    for _ in range(2):
+    for _ in range(s.probe_runs):
         fn()
     if device.type == "cuda":
         sync(device)
         return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024  # KiB on Linux
+    return (peak_rss_kib() - base) / 1024
 
 
-def measure_memory(args: argparse.Namespace, teacher_file: Path) -> dict[str, float]:
+def probe_in_child(name: str, device_type: str, threads: int, s: Settings, teacher_file: str) -> float:
+    torch.set_num_threads(threads)
+    return probe(name, torch.device(device_type), s, Path(teacher_file))
+
+
+def measure_memory(device: torch.device, threads: int, s: Settings, teacher_file: Path) -> dict[str, float]:
+    """Each configuration in its own fresh process, forked from a server that imported torch once."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__"])
     peaks = {}
-    for name in PROBES:
-        cmd = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
-               "--probe", name, "--teacher-file", str(teacher_file)]
-        if args.quick:
-            cmd.append("--quick")
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"memory probe {name} failed:\n{done.stderr}")
-        peaks[name] = float(done.stdout.strip().splitlines()[-1])
-        print(f"  peak memory {name}: {peaks[name]:.0f} MiB", flush=True)
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
+        for name in PROBES:
+            peaks[name] = pool.apply(probe_in_child, (name, device.type, threads, s, str(teacher_file)))
+            print(f"  peak memory {name}: {peaks[name]:.0f} MiB", flush=True)
     return peaks
 
 
@@ -405,8 +435,9 @@ def markdown(result: dict[str, Any]) -> str:
         *(f"| {name} | {value:.0f} |" for name, value in mem.items()),
         "",
         "Peak memory: " + ("growth of `torch.cuda.max_memory_allocated`" if m["device"] == "cuda" else
-                           "growth of the peak RSS (`ru_maxrss`)") +
-        " while building and running the configuration twice, each in a fresh process.",
+                           "growth of the peak RSS (`VmHWM`, else `ru_maxrss`)") +
+        f" while building and running the configuration {result['settings']['probe_runs']} time(s), "
+        "each in a fresh process.",
         "",
         "## Machine",
         "",
@@ -422,18 +453,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, finishes in under a minute")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
-    parser.add_argument("--probe", choices=PROBES, help=argparse.SUPPRESS)
-    parser.add_argument("--teacher-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device available")
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     settings = Settings.of(args.quick)
-    if args.probe:
-        print(probe(args.probe, device, settings, args.teacher_file))
-        return
-
     print(f"speed benchmark on {device}, {args.threads} threads{', quick' if args.quick else ''}", flush=True)
     result: dict[str, Any] = {
         "command": " ".join(["python", *sys.argv]), "quick": args.quick,
@@ -444,7 +469,7 @@ def main() -> None:
         result["distillation"] = bench_distillation(device, settings, teacher_file, cache_s)
         result["inference"] = bench_inference(device, settings)
         result["ensemble_training"] = bench_spiral(device, settings)
-        result["peak_memory_mib"] = measure_memory(args, teacher_file)
+        result["peak_memory_mib"] = measure_memory(device, args.threads, settings, teacher_file)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
     report = markdown(result)

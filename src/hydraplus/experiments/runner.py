@@ -7,6 +7,8 @@ Run folder layout::
     RUN/ensemble/last.ckpt     full training state (resume)
     RUN/ensemble/log/metrics.csv  every loss term per epoch
     RUN/<student>/...          the same per student
+    RUN/cache/                 teacher outputs on the training set (memory-mapped, keyed by
+                               a hash of the teacher weights and the data)
 """
 
 from __future__ import annotations
