@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from numpy.lib.format import open_memmap
 from torch import Tensor, nn
 
 from hydraplus.core.predict import predict
-from hydraplus.engine.checkpoint import atomic_write_text
+from hydraplus.engine.checkpoint import atomic_path, atomic_write_text
 
 FORMAT_VERSION = 1
 
@@ -63,9 +61,7 @@ def _load(path: Path, rows: int) -> Tensor | None:
 
 def _write(model: nn.Module, x: Tensor, path: Path, batch_size: int) -> None:
     """Stream ``predict`` chunk by chunk into a temporary .npy file, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         out: np.memmap | None = None
         start = 0
         for chunk in torch.split(x, batch_size):
@@ -77,12 +73,6 @@ def _write(model: nn.Module, x: Tensor, path: Path, batch_size: int) -> None:
         assert out is not None
         out.flush()
         del out
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def teacher_outputs(model: nn.Module, x: Tensor, cache_dir: Path | None, batch_size: int = 1024) -> Tensor:
