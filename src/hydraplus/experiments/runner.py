@@ -86,6 +86,7 @@ def train_ensemble(config: dict[str, Any], problem: Problem, folder: Path, seed:
                    progress: bool = True, accelerator: str = "cpu", resume: bool = False,
                    checkpoint_every: int = 1) -> tuple[Ensemble, float, int]:
     """Train N members (batched, own orders); returns the ensemble, seconds, skipped steps."""
+    folder = Path(folder)
     settings = config["ensemble"]
     check_dataset(problem.x_train, problem.y_train, config["task"], problem.num_outputs, "train")
     L.seed_everything(derived_seed(seed, "ensemble"), verbose=False)
@@ -111,6 +112,7 @@ def train_student(config: dict[str, Any], spec: StudentSpec, problem: Problem,
                   progress: bool = True, accelerator: str = "cpu", resume: bool = False,
                   checkpoint_every: int = 1) -> tuple[nn.Module, float, int]:
     """Distil cached teacher outputs into the student of ``spec``."""
+    folder = Path(folder)
     check_dataset(problem.x_train, problem.y_train, config["task"], problem.num_outputs, "train")
     check_shape(teacher_outputs, [len(problem.x_train), None, None], "teacher outputs")
     L.seed_everything(derived_seed(seed, spec.name), verbose=False)
