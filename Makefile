@@ -1,19 +1,11 @@
-PY ?= python3
-VENV := .venv
-BIN := $(VENV)/bin
+# Thin wrappers: the scripts work without make too.
+.PHONY: setup test demo
 
-.PHONY: setup test lint demo
+setup:
+	bash scripts/setup.sh
 
-$(BIN)/hydraplus: pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e ".[test]"
-	touch $(BIN)/hydraplus
+test:
+	bash scripts/test.sh
 
-setup: $(BIN)/hydraplus
-
-test: setup
-	$(BIN)/ruff check src tests benchmarks
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests
-
-demo: setup
-	$(BIN)/hydraplus demo
+demo:
+	bash scripts/demo.sh
