@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -24,7 +25,12 @@ from hydraplus.data.images import (
     read_svhn,
 )
 
-MINI = Path("/work/shared/data/cifar10_mini.npz")
+# The project's shared data folder sits beside the checkout (../shared/data); override with
+# HYDRAPLUS_SHARED_DATA. Tests that need it skip when it is absent.
+SHARED_DATA = Path(
+    os.environ.get("HYDRAPLUS_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
+)
+MINI = SHARED_DATA / "cifar10_mini.npz"
 
 
 def _indexed_images(n: int, size: int = 4, channels: int = 3) -> np.ndarray:
