@@ -310,3 +310,10 @@ def test_path_override_and_ood_probe(tmp_path: Path) -> None:
     assert problem.x_probe.shape == (5, 3, 4, 4) and problem.y_probe.tolist() == [1] * 5
     expected = problem.normalize(torch.full((1, 3, 4, 4), 200, dtype=torch.uint8))
     assert bool((problem.x_probe >= expected).all())  # the OOD test split, normalised like the data
+
+
+def test_npz_with_only_a_test_split_loads_for_evaluation(tmp_path: Path) -> None:
+    path = _write_npz(tmp_path / "only_test.npz", x_test=GOOD_X, y_test=GOOD_Y)
+    assert set(read_npz(path)) == {"test"}
+    with pytest.raises(ValueError, match="training needs x_train/y_train"):
+        load_image_problem({"name": "npz", "path": str(path)})

@@ -149,7 +149,8 @@ def check_images(x: np.ndarray, y: np.ndarray, source: str, channels_last: bool 
 
 
 def read_npz(path: str | Path) -> dict[str, RawImages]:
-    """``{"train": ..., "test": ...}`` from uint8 NHWC ``x_train``/``y_train`` (+ ``x_test``/``y_test``)."""
+    """``{"train": ..., "test": ...}`` from uint8 NHWC ``x_train``/``y_train`` and/or ``x_test``/``y_test``.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image data file not found: {path}")
@@ -158,14 +159,18 @@ def read_npz(path: str | Path) -> dict[str, RawImages]:
             arrays = {k: archive[k] for k in archive.files}
     except (ValueError, OSError) as err:
         raise ValueError(f"{path}: not a readable .npz archive ({err})") from err
-    for key in ("x_train", "y_train"):
-        if key not in arrays:
-            raise ValueError(f"{path}: missing array {key!r} (has {sorted(arrays)})")
-    if ("x_test" in arrays) != ("y_test" in arrays):
-        raise ValueError(f"{path}: x_test and y_test must both be present or both absent")
-    splits = {"train": check_images(arrays["x_train"], arrays["y_train"], f"{path} [train]")}
-    if "x_test" in arrays:
-        splits["test"] = check_images(arrays["x_test"], arrays["y_test"], f"{path} [test]")
+    splits = {}
+    for split in ("train", "test"):
+        x_key, y_key = f"x_{split}", f"y_{split}"
+        if (x_key in arrays) != (y_key in arrays):
+            missing = y_key if x_key in arrays else x_key
+            raise ValueError(f"{path}: missing array {missing!r} ({x_key} and {y_key} must both be "
+                             "present or both absent)")
+        if x_key in arrays:
+            splits[split] = check_images(arrays[x_key], arrays[y_key], f"{path} [{split}]")
+    if not splits:
+        raise ValueError(f"{path}: missing arrays: needs x_train/y_train and/or x_test/y_test "
+                         f"(has {sorted(arrays)})")
     return splits
 
 
@@ -403,6 +408,8 @@ def load_image_problem(
     splits.setdefault("seed", seed)
     raw = read_source(name, data_path, **options)
     title = Path(data_path).stem if name == "npz" else name
+    if "train" not in raw:
+        raise ValueError(f"{data_path}: missing array 'x_train' (training needs x_train/y_train)")
     problem = make_image_problem(title, raw["train"], raw.get("test"), **splits)
     if "ood" in settings:
         attach_ood(problem, settings["ood"], seed)
@@ -436,7 +443,7 @@ def load_test_problem(path: str | Path, normalization: Normalization,
     validation splits are empty. ``image_shape`` ``[C, H, W]`` is the shape the models expect.
     """
     splits = read_npz(path)
-    raw = splits.get("test", splits["train"])
+    raw = splits["test"] if "test" in splits else splits["train"]
     if image_shape is not None and list(raw.x.shape[1:]) != list(image_shape):
         raise ValueError(f"{path}: images {list(raw.x.shape[1:])} [C, H, W] differ from the run's "
                          f"training images {list(image_shape)}")
