@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="output folder (one sub-folder per seed)")
     train.add_argument("--epochs", type=int, default=None, help="override every epoch count")
     train.add_argument("--members", type=int, default=None, help="override the ensemble size N")
+    train.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS",
+                       help="save each model's resumable checkpoint every EPOCHS epochs (default: 1)")
     train.add_argument("--data", type=Path, default=None,
                        help="image configs: the .npz file or data set folder (replaces data.path)")
     _latency(train)
@@ -170,14 +172,15 @@ def _cmd_train(args: argparse.Namespace) -> Path:
         run_dir = out / f"seed-{seed}"
         problem, models = run_experiment(
             config, run_dir, seed, progress=not args.quiet, accelerator=_accelerator(args.device),
-            resume=args.resume, data_path=None if args.data is None else args.data.resolve())
+            resume=args.resume, data_path=None if args.data is None else args.data.resolve(),
+            checkpoint_every=args.checkpoint_every)
         if isinstance(problem, ImageProblem):
             evaluation = evaluate_images(problem, _to_device(models.all(), device),
                                          latency_batch_sizes=args.latency_batches,
                                          train_seconds=models.train_seconds, seed=seed)
             _write_image_evaluation(run_dir, evaluation)
         else:
-            toy = evaluate_toy(problem, models.all(), models.train_seconds)
+            toy = evaluate_toy(problem, models.all(), models.train_seconds, seed=seed)
             _write_evaluation(run_dir, toy.metrics, problem.task)
     return out
 
@@ -257,7 +260,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> Path:
                 raise ValueError(f"--data and --ood apply to image runs only; {run} uses toy data "
                                  f"{config['data'].get('name')!r}")
             problem = load_problem(config, meta["seed"])
-            _write_evaluation(target, evaluate_toy(problem, models.all()).metrics, problem.task)
+            toy = evaluate_toy(problem, models.all(), seed=meta["seed"])
+            _write_evaluation(target, toy.metrics, problem.task)
             continue
         problem = _image_problem(meta, args.data, args.ood)
         evaluation = evaluate_images(problem, _to_device(models.all(), device), shifts=not args.no_shifts,

@@ -22,6 +22,7 @@ from hydraplus.report.markdown import (
 
 PROBLEMS = ("toy-spiral", "toy-regression")
 QUICK_MEMBERS, QUICK_EPOCHS = 5, 100
+CHECKPOINT_EVERY = 20  # toy epochs take milliseconds: a checkpoint each epoch would dominate
 
 
 def demo_configs(quick: bool) -> dict[str, dict[str, Any]]:
@@ -46,8 +47,9 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, progress: bool = 
     sections: list[str] = []
     for name, config in configs.items():
         problem, models = run_experiment(config, out / name, seed, progress=progress,
-                                         accelerator=accelerator, resume=resume)
-        evaluation = evaluate_toy(problem, models.all(), models.train_seconds)
+                                         accelerator=accelerator, resume=resume,
+                                         checkpoint_every=CHECKPOINT_EVERY)
+        evaluation = evaluate_toy(problem, models.all(), models.train_seconds, seed=seed)
         results[name] = evaluation.metrics
         if problem.task == "classification":
             figure, columns, summary = spiral_figure, SPIRAL_COLUMNS, spiral_summary

@@ -51,10 +51,21 @@ def _probe_uncertainty(problem: ToyProblem, out: Tensor) -> dict[str, Tensor]:
 
 
 def evaluate_toy(problem: ToyProblem, models: dict[str, nn.Module],
-                 train_seconds: dict[str, float] | None = None) -> ToyEvaluation:
-    """Evaluate ``models`` (the first must be the ensemble) on the toy problem."""
+                 train_seconds: dict[str, float] | None = None, seed: int = 0) -> ToyEvaluation:
+    """Evaluate ``models`` (one must be the ensemble) on the toy problem.
+
+    Sampling students draw from the seeded generator, so an evaluation is repeatable and
+    leaves the caller's random state untouched.
+    """
     if "ensemble" not in models:
         raise ValueError("evaluate_toy needs the 'ensemble' among the models")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return _evaluate(problem, models, train_seconds)
+
+
+def _evaluate(problem: ToyProblem, models: dict[str, nn.Module],
+              train_seconds: dict[str, float] | None) -> ToyEvaluation:
     result = ToyEvaluation(off_data=off_data_mask(problem))
     example = problem.x_test[:1]
     for name, model in models.items():
