@@ -29,6 +29,8 @@ from torch import Tensor
 from torchvision.datasets import CIFAR10, SVHN
 from torchvision.transforms.v2 import functional as TF
 
+from hydraplus.data.problem import Problem
+
 NUM_CLASSES = 10
 SOURCES = ("npz", "cifar10", "svhn", "fashion-mnist")
 _SPLIT_KEYS = {"seed", "val_fraction", "test_fraction", "limit", "test_limit"}
@@ -91,33 +93,19 @@ class Normalization:
 
 
 @dataclass
-class ImageProblem:
-    """Normalised float32 NCHW splits with the fields of `ToyProblem`, plus the raw test images.
+class ImageProblem(Problem):
+    """Normalised float32 NCHW splits, plus the raw test images and the normalisation.
 
     ``x_test_raw`` (uint8) is the test set before normalisation, for dataset shift:
     ``problem.normalize(shift_images(problem.x_test_raw, kind, level))``. ``x_probe`` holds
     normalised out-of-distribution images when an OOD source was loaded.
     """
 
-    name: str
-    task: str
-    num_outputs: int
-    x_train: Tensor
-    y_train: Tensor
-    x_val: Tensor
-    y_val: Tensor
-    x_test: Tensor
-    y_test: Tensor
     normalization: Normalization
     x_test_raw: Tensor
     x_probe: Tensor | None = None
     y_probe: Tensor | None = None
     probe_name: str | None = None
-
-    @property
-    def in_features(self) -> int:
-        """Input channels (``x_train.shape[1]``, as for `ToyProblem`)."""
-        return self.x_train.shape[1]
 
     def normalize(self, images: Tensor) -> Tensor:
         """Normalise uint8 or [0, 1] float images like the training data."""

@@ -9,29 +9,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hydraplus.data.problem import Problem
+
 GRID_LIMIT, GRID_SIZE = 20.0, 100
 REGRESSION_RANGE, OOR_RANGE = 6.0, 12.0
 
 
 @dataclass
-class ToyProblem:
-    """Train/val/test splits plus an off-data probe set (spiral grid or out-of-range x)."""
+class ToyProblem(Problem):
+    """Splits plus an off-data probe set (spiral grid or out-of-range x)."""
 
-    name: str
-    task: str
-    num_outputs: int
-    x_train: Tensor
-    y_train: Tensor
-    x_val: Tensor
-    y_val: Tensor
-    x_test: Tensor
-    y_test: Tensor
     x_probe: Tensor
     y_probe: Tensor | None = None
-
-    @property
-    def in_features(self) -> int:
-        return self.x_train.shape[1]
 
 
 def _t(a: np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -28,7 +28,8 @@ from torch import nn
 import hydraplus
 from hydraplus.core.containers import Ensemble
 from hydraplus.data.images import SOURCES, ImageProblem, load_image_problem
-from hydraplus.data.toy import ToyProblem, make_toy
+from hydraplus.data.problem import Problem
+from hydraplus.data.toy import make_toy
 from hydraplus.engine import cache
 from hydraplus.engine.checkpoint import atomic_torch_save, atomic_write_text, safe_load
 from hydraplus.engine.data import seeded_loader
@@ -67,9 +68,6 @@ def versions() -> dict[str, str]:
 def derived_seed(seed: int, name: str) -> int:
     """A stable per-model seed, so each model's initialisation is reproducible on its own."""
     return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
-
-
-Problem = ToyProblem | ImageProblem
 
 
 def load_problem(config: dict[str, Any], seed: int, data_path: str | Path | None = None) -> Problem:
