@@ -91,6 +91,10 @@ class Normalization:
         std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
         return x.sub_(mean).div_(std)
 
+    def black(self) -> tuple[float, ...]:
+        """A black pixel (0 in every channel) after normalisation: the fill for padding."""
+        return tuple(-m / s for m, s in zip(self.mean, self.std, strict=True))
+
 
 @dataclass
 class ImageProblem(Problem):

@@ -1,19 +1,28 @@
-"""Seeded, resumable batch order: the order of epoch e depends only on (seed, e).
+"""Seeded, resumable batch order and augmentation: epoch e depends only on (seed, e).
 
-Because each epoch's permutation is re-derived from the seed and the epoch number,
-a run resumed at an epoch boundary sees exactly the batches it would have seen.
+Because each epoch's permutation (and each batch's augmentation) is re-derived from the
+seed, the epoch and the batch number, a run resumed at an epoch boundary sees exactly
+the batches it would have seen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from hydraplus.data.augment import Augmentation
 from hydraplus.validation import check_finite, check_not_empty
+
+
+def seeded_generator(*keys: int) -> torch.Generator:
+    """A CPU generator whose stream depends only on ``keys`` (well mixed by SeedSequence)."""
+    state = np.random.SeedSequence(list(keys)).generate_state(2)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 class TensorBatches(Dataset):
@@ -64,9 +73,7 @@ class SeededBatchSampler(Sampler[Tensor]):
     def _order(self, stream: int) -> Tensor:
         if not self.shuffle:
             return torch.arange(self.size)
-        state = np.random.SeedSequence([self.seed, self.epoch, stream]).generate_state(2)
-        g = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-        return torch.randperm(self.size, generator=g)
+        return torch.randperm(self.size, generator=seeded_generator(self.seed, self.epoch, stream))
 
     def __iter__(self) -> Iterator[Tensor]:
         if self.streams is None:
@@ -87,3 +94,19 @@ def seeded_loader(
     dataset = TensorBatches(*tensors, names=names)
     sampler = SeededBatchSampler(len(dataset), batch_size, seed, streams, shuffle)
     return DataLoader(dataset, sampler=sampler, batch_size=None)
+
+
+@dataclass(frozen=True)
+class SeededAugment:
+    """Augments batch ``b`` of epoch ``e`` with choices drawn from (seed, e, b) only.
+
+    ``fill`` is the border value in the model's input space (a black pixel, normalised).
+    """
+
+    augmentation: Augmentation
+    seed: int
+    fill: tuple[float, ...] | float = 0.0
+
+    def __call__(self, images: Tensor, epoch: int, batch_idx: int) -> Tensor:
+        generator = seeded_generator(self.seed, epoch, batch_idx)
+        return self.augmentation(images, generator, torch.tensor(self.fill))

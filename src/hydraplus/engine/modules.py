@@ -2,7 +2,8 @@
 
 Shared by both (SPEC section 3): Adam without built-in decay (the L2 term is explicit),
 cosine annealing over all epochs, NaN gradients zeroed, gradient norm clipped at 5.0
-(per member for ensembles), steps with a non-finite loss skipped and counted.
+(per member for ensembles), steps with a non-finite loss skipped and counted, and an
+optional seeded augmentation of each training batch (off in the paper's settings).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from hydraplus.core.losses import (
 )
 from hydraplus.core.schedules import LambdaSchedule
 from hydraplus.core.stochastic import DirichletStudent, GaussianStudent
+from hydraplus.engine.data import SeededAugment
 
 
 class NonFiniteLossError(RuntimeError):
@@ -37,7 +39,7 @@ class _TrainingModule(L.LightningModule):
     """Optimiser, schedule, NaN handling and clipping common to both modules."""
 
     def __init__(self, lr: float, weight_decay: float, epochs: int, clip_norm: float = 5.0,
-                 max_nan_steps: int = 20):
+                 max_nan_steps: int = 20, augment: SeededAugment | None = None):
         super().__init__()
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
@@ -47,8 +49,16 @@ class _TrainingModule(L.LightningModule):
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         self.lr, self.weight_decay, self.epochs = lr, weight_decay, epochs
         self.clip_norm, self.max_nan_steps = clip_norm, max_nan_steps
+        self.augment = augment
         self.skipped_steps = 0
         self._nan_streak = 0
+
+    def _augmented(self, images: Tensor, batch_idx: int) -> Tensor:
+        """``images [B, ..., C, H, W]`` augmented (each image its own draw), or as they are."""
+        if self.augment is None:
+            return images
+        flat = images.reshape(-1, *images.shape[-3:])
+        return self.augment(flat, self.current_epoch, batch_idx).view_as(images)
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.Adam(self.parameters(), lr=self.lr)
@@ -112,12 +122,14 @@ class EnsembleModule(_TrainingModule):
 
     Batches are ``x [B, N, ...]``, ``y [B, N]``: column n is member n's own order.
     The loss is the sum of the members' mean losses, so each member's gradient is
-    exactly what it would get trained alone.
+    exactly what it would get trained alone. With ``augment`` every member sees its own
+    augmented view of its own images.
     """
 
     def __init__(self, ensemble: Ensemble, task: str, lr: float, weight_decay: float, epochs: int,
-                 clip_norm: float = 5.0, max_nan_steps: int = 20):
-        super().__init__(lr, weight_decay, epochs, clip_norm, max_nan_steps)
+                 clip_norm: float = 5.0, max_nan_steps: int = 20,
+                 augment: SeededAugment | None = None):
+        super().__init__(lr, weight_decay, epochs, clip_norm, max_nan_steps, augment)
         self.task = check_task(task)
         self.ensemble = ensemble
 
@@ -134,6 +146,7 @@ class EnsembleModule(_TrainingModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
         x, y = batch
+        x = self._augmented(x, batch_idx)
         per_member = self.member_losses(self.ensemble(x, per_member=True), y)
         fit = per_member.sum()
         decay = l2_penalty(self.ensemble.parameters())
@@ -147,10 +160,12 @@ class EnsembleModule(_TrainingModule):
 
 
 class StudentModule(_TrainingModule):
-    """Distils cached teacher outputs into a student with the Hydra+ losses.
+    """Distils a teacher's outputs into a student with the Hydra+ losses.
 
     ``method`` is ``hydra`` (any multi-head student, with or without L4), ``drop``,
-    ``gauss`` or ``endd``. Batches are ``(x, y, teacher_outputs [B, N, D])``.
+    ``gauss`` or ``endd``. Without ``teacher``, batches are ``(x, y, teacher_outputs [B, N, D])``
+    (cached outputs). With ``teacher`` they are ``(x, y)`` and the frozen teacher runs on
+    every (augmented) batch in one pass: needed when ``augment`` changes the images.
     """
 
     METHODS = ("hydra", "drop", "gauss", "endd")
@@ -168,8 +183,13 @@ class StudentModule(_TrainingModule):
         kl_coeff: float = 0.0,
         clip_norm: float = 5.0,
         max_nan_steps: int = 20,
+        teacher: nn.Module | None = None,
+        augment: SeededAugment | None = None,
     ):
-        super().__init__(lr, weight_decay, epochs, clip_norm, max_nan_steps)
+        super().__init__(lr, weight_decay, epochs, clip_norm, max_nan_steps, augment)
+        if augment is not None and teacher is None:
+            raise ValueError("augmented distillation needs the teacher module: cached teacher "
+                             "outputs belong to the unaugmented images")
         if method not in self.METHODS:
             raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
         self.task, self.method = check_task(task), method
@@ -183,6 +203,13 @@ class StudentModule(_TrainingModule):
             if self.task != "classification":
                 raise ValueError("EnDD (a Dirichlet over class probabilities) needs classification")
         self.student, self.weights, self.lam, self.kl_coeff = student, weights, lam, kl_coeff
+        # A plain attribute, not a submodule: the teacher is not trained, not in the
+        # optimiser, not in checkpoints, and Lightning's train() does not reach it.
+        object.__setattr__(self, "teacher", teacher)
+
+    def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device).eval()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.student(x)
@@ -213,8 +240,14 @@ class StudentModule(_TrainingModule):
         terms["weight_decay"] = l2_penalty(self._decay_params())
         return combine(terms, self.weights, lam, self.weight_decay, self.kl_coeff), terms
 
-    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor | None:
-        x, y, teacher = batch
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor | None:
+        x, y, *cached = batch
+        x = self._augmented(x, batch_idx)
+        if self.teacher is None:
+            teacher = cached[0]
+        else:
+            with torch.no_grad():
+                teacher = self.teacher(x)
         loss, terms = self.loss_terms(x, y, teacher)
         self._log_terms({"loss": loss, **terms}, x.shape[0])
         if "diversity" in terms:

@@ -16,6 +16,7 @@ from typing import Any
 
 from hydraplus.core.losses import LossWeights, check_task
 from hydraplus.core.schedules import LambdaSchedule
+from hydraplus.data.augment import Augmentation
 
 METHODS = ("hydra+", "hydra", "drop", "gauss", "endd")
 BUILTIN_CONFIGS = ("toy-spiral", "toy-regression", "paper-svhn", "paper-cifar10", "cpu-cifar10")
@@ -38,6 +39,7 @@ class StudentSpec:
     batch_size: int
     kl_coeff: float = 0.0
     samples: int = 1
+    augment: Augmentation | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,6 +92,7 @@ def validate_config(config: dict[str, Any]) -> None:
     members = config["ensemble"].get("members", 0)
     if not isinstance(members, int) or members < 1:
         raise ValueError(f"ensemble.members (N) must be an integer >= 1, got {members!r}")
+    Augmentation.from_setting(config["ensemble"].get("augment"), "ensemble.augment")
     for entry in config["students"]:
         resolve_student(config, entry)
 
@@ -142,12 +145,14 @@ def resolve_student(config: dict[str, Any], entry: dict[str, Any]) -> StudentSpe
     if "lambda" in overrides:
         value = overrides.pop("lambda")
         lam = LambdaSchedule(**value) if isinstance(value, dict) else LambdaSchedule(float(value))
+    augment = overrides.pop("augment", base.get("augment"))
     unknown = set(overrides) - set(settings)
     if unknown:
         raise ValueError(f"unknown student settings {sorted(unknown)} for {method}")
     settings.update(overrides)
     _check_settings(method, settings)
-    spec = StudentSpec(method=method, heads=heads, lam=lam, **settings)
+    spec = StudentSpec(method=method, heads=heads, lam=lam, **settings,
+                       augment=Augmentation.from_setting(augment, f"{method}: setting 'augment'"))
     spec.weights  # noqa: B018  (validates alpha, beta and temperatures)
     return spec
 

@@ -27,12 +27,13 @@ from torch import nn
 
 import hydraplus
 from hydraplus.core.containers import Ensemble
+from hydraplus.data.augment import Augmentation
 from hydraplus.data.images import SOURCES, ImageProblem, load_image_problem
 from hydraplus.data.problem import Problem
 from hydraplus.data.toy import make_toy
 from hydraplus.engine import cache
 from hydraplus.engine.checkpoint import atomic_torch_save, atomic_write_text, safe_load
-from hydraplus.engine.data import seeded_loader
+from hydraplus.engine.data import SeededAugment, seeded_loader
 from hydraplus.engine.modules import EnsembleModule, StudentModule
 from hydraplus.engine.trainer import fit
 from hydraplus.experiments.builders import build_ensemble, build_student, engine_method
@@ -80,6 +81,16 @@ def load_problem(config: dict[str, Any], seed: int, data_path: str | Path | None
     return make_toy(data["name"], seed=data.get("seed", seed))
 
 
+def seeded_augment(augmentation: Augmentation | None, problem: Problem, seed: int
+                   ) -> SeededAugment | None:
+    """The engine's augmentation for ``problem`` (image data only), or None."""
+    if augmentation is None:
+        return None
+    if not isinstance(problem, ImageProblem):
+        raise ValueError(f"augment applies to image data only; {problem.name} is not an image data set")
+    return SeededAugment(augmentation, seed, problem.normalization.black())
+
+
 def train_ensemble(config: dict[str, Any], problem: Problem, folder: Path, seed: int, *,
                    progress: bool = True, accelerator: str = "cpu", resume: bool = False,
                    checkpoint_every: int = 1) -> tuple[Ensemble, float, int]:
@@ -91,8 +102,10 @@ def train_ensemble(config: dict[str, Any], problem: Problem, folder: Path, seed:
     ensemble = build_ensemble(config, _layout(accelerator))
     check_class_counts(problem.num_outputs, teacher=output_size(ensemble, problem.x_train, "the ensemble"),
                        task=config["task"])
+    augment = seeded_augment(Augmentation.from_setting(settings.get("augment"), "ensemble.augment"),
+                             problem, derived_seed(seed, "ensemble/augment"))
     module = EnsembleModule(ensemble, config["task"], settings["lr"], settings["weight_decay"],
-                            settings["epochs"])
+                            settings["epochs"], augment=augment)
     loader = seeded_loader((problem.x_train, problem.y_train), settings.get("batch_size", 256),
                            seed, streams=ensemble.size, names=("train inputs", "train targets"))
     start = time.perf_counter()
@@ -106,29 +119,48 @@ def train_ensemble(config: dict[str, Any], problem: Problem, folder: Path, seed:
 
 
 def train_student(config: dict[str, Any], spec: StudentSpec, problem: Problem,
-                  teacher_outputs: torch.Tensor, folder: Path, seed: int, *,
-                  progress: bool = True, accelerator: str = "cpu", resume: bool = False,
+                  teacher_outputs: torch.Tensor | None, folder: Path, seed: int, *,
+                  teacher: Ensemble | None = None, progress: bool = True,
+                  accelerator: str = "cpu", resume: bool = False,
                   checkpoint_every: int = 1) -> tuple[nn.Module, float, int]:
-    """Distil cached teacher outputs into the student of ``spec``."""
+    """Distil the teacher into the student of ``spec``.
+
+    Without augmentation the student learns from ``teacher_outputs`` (cached, one row per
+    training example); with ``spec.augment`` the ``teacher`` runs on every augmented batch.
+    """
     folder = Path(folder)
     check_dataset(problem.x_train, problem.y_train, config["task"], problem.num_outputs, "train")
-    check_shape(teacher_outputs, [len(problem.x_train), None, None], "teacher outputs")
+    augment = seeded_augment(spec.augment, problem, derived_seed(seed, spec.name + "/augment"))
+    if augment is None:
+        if teacher_outputs is None:
+            raise ValueError(f"student {spec.name}: needs the teacher's cached outputs")
+        check_shape(teacher_outputs, [len(problem.x_train), None, None], "teacher outputs")
+        teacher_size = teacher_outputs.shape[-1]
+        tensors, names = ((problem.x_train, problem.y_train, teacher_outputs),
+                          ("train inputs", "train targets", "teacher outputs"))
+    else:
+        if teacher is None:
+            raise ValueError(f"student {spec.name}: augmented distillation needs the teacher model")
+        teacher_size = output_size(teacher, problem.x_train, "the teacher")
+        tensors, names = (problem.x_train, problem.y_train), ("train inputs", "train targets")
     L.seed_everything(derived_seed(seed, spec.name), verbose=False)
     student = build_student(config, spec, _layout(accelerator))
-    check_class_counts(problem.num_outputs, teacher=teacher_outputs.shape[-1],
+    check_class_counts(problem.num_outputs, teacher=teacher_size,
                        student=output_size(student, problem.x_train, f"student {spec.name}"),
                        task=config["task"])
     module = StudentModule(student, engine_method(spec), config["task"], spec.weights, spec.lam,
-                           spec.lr, spec.weight_decay, spec.epochs, kl_coeff=spec.kl_coeff)
-    loader = seeded_loader((problem.x_train, problem.y_train, teacher_outputs), spec.batch_size,
-                           derived_seed(seed, spec.name + "/data"),
-                           names=("train inputs", "train targets", "teacher outputs"))
+                           spec.lr, spec.weight_decay, spec.epochs, kl_coeff=spec.kl_coeff,
+                           teacher=teacher if augment else None, augment=augment)
+    loader = seeded_loader(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"),
+                           names=names)
     start = time.perf_counter()
     fit(module, loader, folder=folder, label=f"{problem.name}/{spec.name}", epochs=spec.epochs,
         progress=progress, accelerator=accelerator, resume=resume,
         checkpoint_every=checkpoint_every)
     seconds = time.perf_counter() - start
     student.cpu()
+    if teacher is not None:
+        teacher.cpu()
     atomic_torch_save(student.state_dict(), folder / "model.pt")
     return student, seconds, module.skipped_steps
 
@@ -159,11 +191,13 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
         accelerator=accelerator, resume=resume, checkpoint_every=checkpoint_every)
     models = TrainedModels(ensemble, train_seconds={"ensemble": seconds},
                            skipped_steps={"ensemble": skipped})
-    teacher_outputs = cache.teacher_outputs(ensemble, problem.x_train, run_dir / "cache")
-    for entry in config["students"]:
-        spec = resolve_student(config, entry)
+    specs = [resolve_student(config, entry) for entry in config["students"]]
+    teacher_outputs = None
+    if any(spec.augment is None for spec in specs):  # augmented students run the teacher instead
+        teacher_outputs = cache.teacher_outputs(ensemble, problem.x_train, run_dir / "cache")
+    for spec in specs:
         student, seconds, skipped = train_student(
-            config, spec, problem, teacher_outputs, run_dir / spec.name, seed,
+            config, spec, problem, teacher_outputs, run_dir / spec.name, seed, teacher=ensemble,
             progress=progress, accelerator=accelerator, resume=resume,
             checkpoint_every=checkpoint_every)
         models.students[spec.name] = student
