@@ -15,6 +15,7 @@ from hydraplus.core.schedules import LambdaSchedule
 from hydraplus.data.augment import Augmentation
 from hydraplus.data.images import RawImages, make_image_problem
 from hydraplus.data.toy import make_spiral
+from hydraplus.engine.checkpoint import AtomicCheckpoint
 from hydraplus.engine.data import SeededAugment
 from hydraplus.engine.modules import EnsembleModule, StudentModule
 from hydraplus.experiments.presets import resolve_student
@@ -125,3 +126,29 @@ def test_augmentation_on_toy_data_and_bad_settings_are_refused() -> None:
     config = image_config()
     with pytest.raises(ValueError, match="hydra\\+: setting 'augment': unknown keys \\['size'\\]"):
         resolve_student(config, {"method": "hydra+", "heads": 2, "augment": {"size": 3}})
+
+
+def test_an_interrupted_augmented_run_resumes_exactly(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hydraplus.experiments.runner.load_problem", lambda *a, **k: tiny_problem())
+    config = image_config()
+    config["ensemble"]["epochs"] = config["student"]["epochs"] = 3
+    config["students"] = [{"method": "hydra+", "heads": 2}]
+    _, reference = run_experiment(config, tmp_path / "reference", seed=3, progress=False)
+
+    start = AtomicCheckpoint.on_train_epoch_start
+
+    def interrupt(self: AtomicCheckpoint, trainer: Any, module: Any) -> None:
+        start(self, trainer, module)  # publishes the checkpoint of epoch 2
+        if self.path.parent.name == "hydra+-2" and trainer.current_epoch == 2:
+            raise RuntimeError("interrupted")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AtomicCheckpoint, "on_train_epoch_start", interrupt)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            run_experiment(config, tmp_path / "run", seed=3, progress=False)
+    assert torch.load(tmp_path / "run" / "hydra+-2" / "last.ckpt", weights_only=True)["epoch"] == 1
+    _, resumed = run_experiment(config, tmp_path / "run", seed=3, progress=False, resume=True)
+    expected = reference.students["hydra+-2"].state_dict()
+    for key, value in resumed.students["hydra+-2"].state_dict().items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
