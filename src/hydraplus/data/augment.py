@@ -9,7 +9,7 @@ The padded border is filled with the normalised value of a black pixel.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -56,9 +56,6 @@ class Augmentation:
             return cls(**value)
         raise ValueError(f"{where} must be true, false or {{'crop_padding': 4, 'flip': true}}, "
                          f"got {value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def sample(self, batch: int, generator: torch.Generator) -> AugmentParams:
         """Draw every image's offsets and flip (always in the same order, for reproducibility)."""
