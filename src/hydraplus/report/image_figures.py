@@ -94,6 +94,7 @@ def histogram_figure(pooled: Pooled) -> Figure:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), squeeze=False, layout="constrained")
     edges = np.linspace(0.0, hist["upper"], hist["bins"] + 1)
     for ax, kind in zip(axes[0], UNCERTAINTIES, strict=True):
+        last_bin = 0  # the panel ends after the last bin any model fills (epistemic stays low)
         for name, rows in pooled.models.items():
             found = [r["shift_histograms"] for r in rows if get(r, "shift_histograms")]
             if not found:
@@ -105,6 +106,8 @@ def histogram_figure(pooled: Pooled) -> Figure:
             reference = name.endswith("ensemble")
             ax.stairs(density, edges, color=colors[name], lw=2.0 if reference else 1.1,
                       zorder=3 if reference else 2, label=label)
+            last_bin = max(last_bin, int(np.flatnonzero(density).max(initial=0)))
+        ax.set_xlim(0.0, edges[min(last_bin + 2, len(edges) - 1)])
         ax.set_title(f"{kind} entropy, {hist['kind']} shift {shift_label(hist['kind'], hist['magnitude'])}",
                      fontsize=10)
         ax.set_xlabel("nats")
