@@ -20,7 +20,14 @@ from hydraplus.engine.data import SeededAugment
 from hydraplus.engine.modules import EnsembleModule, StudentModule
 from hydraplus.experiments.presets import resolve_student
 from hydraplus.experiments.runner import run_experiment, seeded_augment
-from hydraplus.models import lenet_core, lenet_head, lenet_member
+from hydraplus.models import (
+    lenet_core,
+    lenet_head,
+    lenet_member,
+    resnet_core,
+    resnet_head,
+    resnet_member,
+)
 
 AUG = SeededAugment(Augmentation(crop_padding=2, flip=True), seed=7, fill=(-1.0, -2.0, -3.0))
 
@@ -29,14 +36,27 @@ def members(n: int = 3) -> list[torch.nn.Module]:
     return [lenet_member(num_classes=3, widths=(4, 6), hidden=8) for _ in range(n)]
 
 
-def test_student_learns_from_the_teacher_run_on_the_augmented_batch() -> None:
+# name: (member, core, head) with tiny widths: the paper's SVHN LeNet and CIFAR-10 ResNet layouts
+ARCHS = {
+    "lenet": (lambda: lenet_member(num_classes=3, widths=(4, 6), hidden=8),
+              lambda: lenet_core(widths=(4, 2)), lambda: lenet_head(32, 8, 3)),
+    "resnet": (lambda: resnet_member(num_classes=3, widths=(4, 4, 6, 6), blocks=1),
+               lambda: resnet_core(widths=(4, 6), strides=(1, 2), blocks=1),
+               lambda: resnet_head(in_channels=6, width=5, num_classes=3, stride=2, blocks=2)),
+}
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_student_learns_from_the_teacher_run_on_the_augmented_batch(arch: str) -> None:
+    member, core, head = ARCHS[arch]
     x, y = torch.randn(6, 3, 16, 16), torch.randint(0, 3, (6,))
-    teacher_members = members()
+    teacher_members = [member() for _ in range(3)]
     teacher = Ensemble(teacher_members, batched=True)
-    student = MultiHeadStudent(lenet_core(widths=(4, 2)), [lenet_head(32, 8, 3) for _ in range(4)])
+    student = MultiHeadStudent(core(), [head() for _ in range(4)], batched=True)
     module = StudentModule(copy.deepcopy(student), "hydra", "classification",
                            LossWeights(0.9, 0.5, 1.0, 3.0), LambdaSchedule(0.5), 0.01, 1e-4, 1,
                            teacher=teacher, augment=AUG)
+    module.on_fit_start()  # as Lightning does: the teacher to the device, in eval mode
     loss = module.training_step((x, y), batch_idx=4)
     # naive: augment by hand, run each member alone, the cached-outputs loss on those
     seen = AUG(x, 0, 4)
