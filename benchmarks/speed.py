@@ -2,7 +2,8 @@
 
 1. Distillation training throughput on the SVHN-LeNet setting (N = M = 20, batch 256,
    random 32x32x3 inputs): cached teacher outputs + batched heads (our default) vs the
-   teacher's members run one after another every step + looped heads.
+   teacher's members run one after another every step + looped heads; and, for reference,
+   our augmented path (random crop + flip: the whole teacher runs on every augmented batch).
 2. Inference latency at batch 1 and 256: Hydra+-20 LeNet student vs the 20-member
    LeNet ensemble, next to their FLOP ratio.
 3. Ensemble training wall time on the spiral MLP setting (N = 20): batched members
@@ -13,6 +14,8 @@
    over the baseline allocation on CUDA.
 
 Times are medians over repeats after warm-up (``time.perf_counter``, synchronised on CUDA).
+The configurations compared in one row take turns repeat by repeat, so a machine that
+speeds up or slows down during the run affects both sides of each ratio alike.
 Writes ``speed.json`` and ``speed.md`` into ``--out``.
 
     python benchmarks/speed.py --device cpu --threads 2 --out docs/benchmarks
@@ -45,8 +48,9 @@ from torch.utils.data import DataLoader
 from hydraplus.core.containers import Ensemble, MultiHeadStudent
 from hydraplus.core.losses import LossWeights, combine, distillation_terms, diversity_loss, l2_penalty
 from hydraplus.core.profile import count_flops
+from hydraplus.data.augment import Augmentation
 from hydraplus.data.toy import make_toy
-from hydraplus.engine.data import seeded_loader
+from hydraplus.engine.data import SeededAugment, seeded_loader
 from hydraplus.experiments.presets import load_config
 from hydraplus.models import lenet_core, lenet_head, lenet_member
 from hydraplus.models.registry import build
@@ -59,7 +63,7 @@ SVHN_LR, SVHN_LAMBDA, SVHN_WD = 1e-3, 5e-4, 1e-7
 CLIP_NORM = 5.0
 TARGETS = {"distillation_speedup": 3.0, "inference_fraction_of_flop_ratio": 0.7,
            "ensemble_training_speedup": 3.0}
-PROBES = ("distil-default", "distil-naive", "student-b1", "ensemble-b1", "student-b256",
+PROBES = ("distil-default", "distil-augmented", "distil-naive", "student-b1", "ensemble-b1", "student-b256",
           "ensemble-b256", "spiral-batched", "spiral-sequential")
 
 
@@ -92,18 +96,25 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_seconds(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def median_seconds(fns: dict[str, Callable[[], Any]], device: torch.device, warmup: int,
+                   repeats: int) -> dict[str, float]:
+    """Median wall time of each callable over ``repeats`` calls after ``warmup`` calls.
+
+    The callables take turns (one call of each per repeat), so drift in the machine's speed
+    is shared between them instead of biasing their ratio.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def cycle(loader: DataLoader) -> Iterator[tuple[Tensor, ...]]:
@@ -128,8 +139,8 @@ def optimiser_step(params: list[Tensor], opt: torch.optim.Optimizer, loss: Tenso
 # --- 1. distillation ----------------------------------------------------------------------
 
 
-def lenet_teacher(batched: bool, device: torch.device) -> Ensemble:
-    """The same 20 LeNet members (fixed seed), stacked or looped, in eval mode."""
+def lenet_teacher(batched: bool | None, device: torch.device) -> Ensemble:
+    """The same 20 LeNet members (fixed seed), stacked, looped or auto, in eval mode."""
     torch.manual_seed(1)
     return Ensemble([lenet_member() for _ in range(MEMBERS)], batched=batched).to(device).eval()
 
@@ -141,24 +152,33 @@ def svhn_like(examples: int) -> tuple[Tensor, Tensor]:
 
 def distil_step(kind: str, device: torch.device, examples: int, teacher_file: Path | None
                 ) -> Callable[[], None]:
-    """One Hydra+ training step (full loss, Adam) of the default or the naive path."""
+    """One Hydra+ training step (full loss, Adam) of the default, augmented or naive path.
+
+    The augmented path is what the engine does with ``augment`` on: batched heads, the
+    teacher in its default layout for the device (as the runner builds it) on every batch.
+    """
     x, y = svhn_like(examples)
     torch.manual_seed(3)
-    fast = kind == "default"
-    student = MultiHeadStudent.from_factories(lenet_core, lenet_head, HEADS, batched=fast).to(device)
+    student = MultiHeadStudent.from_factories(lenet_core, lenet_head, HEADS,
+                                              batched=kind != "naive").to(device)
     params = list(student.parameters())
     opt = torch.optim.Adam(params, lr=SVHN_LR)
     teacher: Ensemble | None = None
-    if fast:
+    augment = SeededAugment(Augmentation(), seed=0) if kind == "augmented" else None
+    if kind == "default":
         assert teacher_file is not None
         cached = torch.from_numpy(np.load(teacher_file, mmap_mode="c"))
         batches = cycle(seeded_loader((x, y, cached), BATCH, seed=0))
     else:
-        teacher = lenet_teacher(batched=False, device=device)
+        layout = False if kind == "naive" else (None if device.type == "cpu" else True)
+        teacher = lenet_teacher(batched=layout, device=device)
         batches = cycle(seeded_loader((x, y), BATCH, seed=0))
+    counter = itertools.count()
 
     def step() -> None:
         xb, yb, *rest = (t.to(device, non_blocking=True) for t in next(batches))
+        if augment is not None:
+            xb = augment(xb, 0, next(counter))
         if teacher is None:
             tb = rest[0]
         else:
@@ -194,12 +214,13 @@ def bench_distillation(device: torch.device, s: Settings, teacher_file: Path, ca
                            "examples": s.distil_examples,
                            "cache_build_s": cache_s,
                            "cache_build_samples_per_s": s.distil_examples / cache_s}
-    for kind in ("default", "naive"):
-        step = distil_step(kind, device, s.distil_examples, teacher_file)
-        seconds = median_seconds(step, device, s.distil_warmup, s.distil_repeats)
+    steps = {kind: distil_step(kind, device, s.distil_examples, teacher_file)
+             for kind in ("default", "augmented", "naive")}
+    for kind, seconds in median_seconds(steps, device, s.distil_warmup, s.distil_repeats).items():
         out[kind] = {"step_s": seconds, "samples_per_s": BATCH / seconds}
         print(f"  distillation {kind}: {BATCH / seconds:.1f} samples/s", flush=True)
     out["speedup"] = out["default"]["samples_per_s"] / out["naive"]["samples_per_s"]
+    out["augmented_speedup"] = out["augmented"]["samples_per_s"] / out["naive"]["samples_per_s"]
     return out
 
 
@@ -230,8 +251,9 @@ def bench_inference(device: torch.device, s: Settings) -> dict[str, Any]:
     ratio = flops["ensemble"] / flops["student"]
     out: dict[str, Any] = {"flops_per_image": flops, "flop_ratio": ratio}
     for batch, repeats in ((1, s.infer_repeats_b1), (BATCH, s.infer_repeats_b256)):
-        ms = {kind: 1e3 * median_seconds(inference_call(kind, batch, device), device, s.infer_warmup, repeats)
-              for kind in ("student", "ensemble")}
+        calls = {kind: inference_call(kind, batch, device) for kind in ("student", "ensemble")}
+        ms = {kind: 1e3 * seconds
+              for kind, seconds in median_seconds(calls, device, s.infer_warmup, repeats).items()}
         speedup = ms["ensemble"] / ms["student"]
         out[f"batch_{batch}"] = {"student_ms": ms["student"], "ensemble_ms": ms["ensemble"],
                                  "speedup": speedup, "fraction_of_flop_ratio": speedup / ratio}
@@ -284,10 +306,10 @@ def spiral_run(kind: str, device: torch.device, epochs: int) -> Callable[[], Non
 def bench_spiral(device: torch.device, s: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"setting": f"toy-spiral MLP 2-100-100-100-100-3, N = {MEMBERS}, "
                                       f"{s.spiral_epochs} epochs", "epochs": s.spiral_epochs}
-    for kind in ("batched", "sequential"):
-        run = spiral_run(kind, device, s.spiral_epochs)
-        out[f"{kind}_s"] = median_seconds(run, device, 0, s.spiral_repeats)
-        print(f"  spiral ensemble {kind}: {out[f'{kind}_s']:.2f} s", flush=True)
+    runs = {kind: spiral_run(kind, device, s.spiral_epochs) for kind in ("batched", "sequential")}
+    for kind, seconds in median_seconds(runs, device, 0, s.spiral_repeats).items():
+        out[f"{kind}_s"] = seconds
+        print(f"  spiral ensemble {kind}: {seconds:.2f} s", flush=True)
     out["speedup"] = out["sequential_s"] / out["batched_s"]
     return out
 
@@ -399,6 +421,11 @@ def markdown(result: dict[str, Any]) -> str:
          f"{d['naive']['samples_per_s']:.1f} samples/s (teacher every step, looped members and heads)",
          f"{d['speedup']:.2f}x", f">= {TARGETS['distillation_speedup']:.0f}x",
          verdict(d["speedup"], TARGETS["distillation_speedup"])),
+        ("Distillation throughput with augmentation (crop 4 + flip), same setting",
+         f"{d['augmented']['samples_per_s']:.1f} samples/s (teacher on every augmented batch, "
+         "batched heads)",
+         f"{d['naive']['samples_per_s']:.1f} samples/s (as above)",
+         f"{d['augmented_speedup']:.2f}x", "-", "-"),
         ("Inference latency, batch 1",
          f"{b1['student_ms']:.2f} ms (Hydra+-{HEADS} student)",
          f"{b1['ensemble_ms']:.2f} ms (Ensemble-{MEMBERS})",
