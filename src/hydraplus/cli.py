@@ -277,7 +277,7 @@ def _cmd_compare(args: argparse.Namespace) -> Path:
 
     pooled = load_pooled(args.run_dirs)
     out = args.out or args.run_dirs[0]
-    figures = write_figures(pooled, out)
+    figures = [] if pooled.problem.get("toy") else write_figures(pooled, out)
     atomic_write_text(out / "compare.md", compare_markdown(pooled, figures))
     return out / "compare.md"
 

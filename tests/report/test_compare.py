@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from hydraplus.cli import main
 from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
 from hydraplus.data.shift import SHIFTS
 from hydraplus.experiments.builders import build_ensemble, build_student
@@ -138,11 +139,37 @@ def test_compare_pools_seeds_and_prefixes_runs(tmp_path: Path, evaluations: list
     assert set(both.models) == {f"{r}/{m}" for r in "ab" for m in ("ensemble", "hydra+-2", "drop")}
 
 
-def test_compare_rejects_toy_and_missing_evaluations(tmp_path: Path) -> None:
-    (tmp_path / "toy").mkdir()
-    (tmp_path / "toy" / "evaluation.json").write_text(json.dumps({"ensemble": {"error": 0.0}}))
-    with pytest.raises(ValueError, match="not an image evaluation"):
-        load_pooled([tmp_path / "toy"])
+def _toy_seed(folder: Path, error: float, epistemic: float) -> None:
+    folder.mkdir(parents=True)
+    row = {"error": error, "ece": 0.01, "offdata_epistemic": epistemic, "params": 1234}
+    (folder / "evaluation.json").write_text(json.dumps({"ensemble": row, "hydra+-2": row}))
+
+
+def test_compare_pools_toy_runs_over_seeds(tmp_path: Path) -> None:
+    _toy_seed(tmp_path / "spiral" / "seed-0", 0.0, 0.1)
+    _toy_seed(tmp_path / "spiral" / "seed-1", 0.1, 0.3)
+    pooled = load_pooled([tmp_path / "spiral"])
+    assert pooled.problem == {"toy": True, "task": "classification"}
+    text = compare_markdown(pooled)
+    assert "toy spiral problem" in text
+    # mean ± sample std of 0 and 10 %: 5.00 ± 7.07; parameters without a spread; columns
+    # without values (NLL, ...) left out
+    assert "| hydra+-2 | 2 | 5.00 ± 7.07 | 1.00 ± 0.00 | 0.200 ± 0.141 | 1234 |" in text
+    assert main(["compare", str(tmp_path / "spiral"), "--quiet"]) == 0
+    assert (tmp_path / "spiral" / "compare.md").read_text() == text
+    assert not list((tmp_path / "spiral").glob("*.png"))  # the image figures are for image runs
+
+
+def test_compare_rejects_mixed_foreign_and_missing_evaluations(
+        tmp_path: Path, evaluations: list[dict[str, Any]]) -> None:
+    _toy_seed(tmp_path / "toy" / "seed-0", 0.0, 0.1)
+    image = _write_run(tmp_path / "image", evaluations[:1])
+    with pytest.raises(ValueError, match="run image mixes toy and image evaluations"):
+        load_pooled([tmp_path / "toy", image])
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "evaluation.json").write_text(json.dumps({"accuracy": 0.9}))
+    with pytest.raises(ValueError, match="is not a hydraplus evaluation"):
+        load_pooled([tmp_path / "foreign"])
     with pytest.raises(FileNotFoundError, match=r"no evaluation\.json"):
         load_pooled([tmp_path])
     with pytest.raises(FileNotFoundError, match="run folder not found"):

@@ -1,5 +1,5 @@
-"""Markdown tables of image evaluations: one run's ``evaluation.md`` and, over seeds and runs,
-``compare.md`` (mean ± sample std over seeds; ± is left out with one seed)."""
+"""Markdown tables of evaluations: one image run's ``evaluation.md`` and, over seeds and runs,
+``compare.md`` of image or toy runs (mean ± sample std over seeds; ± is left out with one seed)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from hydraplus.report.markdown import REGRESSION_COLUMNS, SPIRAL_COLUMNS
 
 Getter = Callable[[dict[str, Any]], float | None]
 
@@ -35,7 +37,11 @@ SHIFT_METRICS: tuple[tuple[str, str, float, int], ...] = (
 
 @dataclass
 class Pooled:
-    """Image evaluations pooled by model: ``models[name]`` holds one entry per seed."""
+    """Evaluations pooled by model: ``models[name]`` holds one entry per seed.
+
+    For toy runs ``problem`` is ``{"toy": True, "task": ...}`` and each entry is the flat
+    metrics row of the toy evaluation.
+    """
 
     models: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -43,16 +49,32 @@ class Pooled:
     runs: dict[str, int] = field(default_factory=dict)  # run label -> number of seeds
 
 
+def _is_toy(evaluation: dict[str, Any]) -> bool:
+    """A toy evaluation maps each model to a flat row with an error (spiral) or RMSE (regression)."""
+    return bool(evaluation) and all(isinstance(row, dict) and ("error" in row or "rmse" in row)
+                                    for row in evaluation.values())
+
+
 def read_evaluation(path: Path) -> dict[str, Any]:
-    """An image ``evaluation.json``; a clear error for unreadable files and toy evaluations."""
+    """An image or toy ``evaluation.json``; a clear error for unreadable or foreign files."""
     path = Path(path)
     try:
         evaluation = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"cannot read evaluation {path}: {err}") from err
-    if not isinstance(evaluation, dict) or not isinstance(evaluation.get("models"), dict):
-        raise ValueError(f"{path} is not an image evaluation (compare needs image runs, not toy runs)")
+    if not isinstance(evaluation, dict) or not (isinstance(evaluation.get("models"), dict)
+                                                or _is_toy(evaluation)):
+        raise ValueError(f"{path} is not a hydraplus evaluation (the evaluation.json that "
+                         "`hydraplus train` or `hydraplus evaluate` writes)")
     return evaluation
+
+
+def _parts(evaluation: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(rows by model, problem, settings) of an image or toy evaluation."""
+    if _is_toy(evaluation):
+        task = "classification" if "error" in next(iter(evaluation.values())) else "regression"
+        return evaluation, {"toy": True, "task": task}, {}
+    return evaluation["models"], evaluation["problem"], evaluation["settings"]
 
 
 def _seed_key(path: Path) -> tuple[int, str]:
@@ -88,12 +110,18 @@ def pool(runs: dict[str, list[dict[str, Any]]]) -> Pooled:
     for label, evaluations in runs.items():
         pooled.runs[label] = len(evaluations)
         for evaluation in evaluations:
+            models, problem, settings = _parts(evaluation)
             if not pooled.problem:
-                pooled.problem, pooled.settings = evaluation["problem"], evaluation["settings"]
-            elif evaluation["problem"]["num_classes"] != pooled.problem["num_classes"]:
-                raise ValueError(f"run {label} has {evaluation['problem']['num_classes']} classes, "
+                pooled.problem, pooled.settings = problem, settings
+            elif problem.get("toy") != pooled.problem.get("toy"):
+                raise ValueError(f"run {label} mixes toy and image evaluations: they cannot be compared")
+            elif problem.get("task") != pooled.problem.get("task"):
+                raise ValueError(f"run {label} is {problem.get('task')}, others "
+                                 f"{pooled.problem.get('task')}: they cannot be compared")
+            elif problem.get("num_classes") != pooled.problem.get("num_classes"):
+                raise ValueError(f"run {label} has {problem['num_classes']} classes, "
                                  f"others {pooled.problem['num_classes']}: they cannot be compared")
-            for name, row in evaluation["models"].items():
+            for name, row in models.items():
                 pooled.models.setdefault(f"{label}/{name}" if len(runs) > 1 else name, []).append(row)
     return pooled
 
@@ -254,9 +282,30 @@ def evaluation_markdown(evaluation: dict[str, Any]) -> str:
     return results_markdown(pooled, "Evaluation", intro, SHIFT_METRICS[:2])
 
 
+def toy_columns(task: str) -> list[Column]:
+    """The demo report's columns (`hydraplus.report.markdown`) as pooled-table columns."""
+    columns = []
+    for key, title, kind in SPIRAL_COLUMNS if task == "classification" else REGRESSION_COLUMNS:
+        if kind == "pct":
+            columns.append(Column(title, _path(key), 100.0, 2))
+        elif kind == "int":
+            columns.append(Column(title, _path(key), digits=0, spread=False))
+        else:  # "fN": N decimals
+            columns.append(Column(title, _path(key), digits=int(kind[1:])))
+    return columns
+
+
 def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
-    """``compare.md``: the tables of `results_markdown` over seeds, then the figures."""
+    """``compare.md``: the tables of `results_markdown` over seeds, then the figures (image runs),
+    or one table of the demo report's columns over seeds (toy runs)."""
     runs = ", ".join(f"{label} ({n} seed{'s' * (n != 1)})" for label, n in pooled.runs.items())
+    if pooled.problem.get("toy"):
+        task = pooled.problem["task"]
+        intro = (f"Runs: {runs}; toy {'spiral' if task == 'classification' else 'regression'} "
+                 "problem (SPEC section 6). Mean ± sample standard deviation over seeds; "
+                 "the columns are those of the demo report.")
+        return "\n\n".join(["# Comparison", intro,
+                             table(pooled, toy_columns(task), seeds=True)]) + "\n"
     intro = (f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds. "
              "Error and ECE in %, entropies in nats; TV is the total variation between a model's "
              "uncertainty histogram under the shift and the ensemble's (0 = identical, 1 = disjoint).")
