@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import torch
+from test_resume import outcome  # same package folder: the one weights/metrics/log snapshot
 
 from hydraplus.experiments.presets import load_config, scale_epochs
 from hydraplus.experiments.runner import run_experiment
-from hydraplus.experiments.toy_eval import evaluate_toy
 
 SEED = 5
 
@@ -29,16 +29,7 @@ def small_config(name: str) -> dict[str, Any]:
 def run(config: dict[str, Any], folder: Path) -> dict[str, Any]:
     """Weights, test/probe metrics (fixed sampling seed) and training logs of every model."""
     problem, models = run_experiment(config, folder, seed=SEED, progress=False)
-    torch.manual_seed(0)
-    metrics = evaluate_toy(problem, models.all()).metrics
-    return {
-        name: {
-            "state": model.state_dict(),
-            "metrics": metrics[name],
-            "log": (folder / name / "log" / "metrics.csv").read_text(),
-        }
-        for name, model in models.all().items()
-    }
+    return outcome(folder, problem, models)
 
 
 @pytest.mark.parametrize("name", ["toy-regression", "toy-spiral"])
