@@ -1,4 +1,4 @@
-"""The `hydraplus` command line: demo, train, evaluate, compare, configs.
+"""The `hydraplus` command line: demo, train, evaluate, compare, export, configs.
 
 Errors print one line (``hydraplus: error: ...``) and exit with status 1; ``--debug``
 shows the traceback instead.
@@ -81,13 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     evaluate.add_argument("--quiet", action="store_true", help="print only the result's path")
 
-    compare = sub.add_parser("compare", help="tables and figures over the seeds of image runs")
+    compare = sub.add_parser("compare", help="tables over seeds of image or toy runs (figures for images)")
     compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
                          help="train output folders (with seed-*/evaluation.json) or seed folders")
     compare.add_argument("--out", type=Path, default=None,
                          help="where compare.md and the figures go (default: the first RUN_DIR)")
     compare.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     compare.add_argument("--quiet", action="store_true", help="print only the result's path")
+
+    export = sub.add_parser("export", help="export trained models as torch.export programs (.pt2)")
+    export.add_argument("run_dir", type=Path,
+                        help="a seed folder (with config.json) or a train output folder (with seed-*/)")
+    export.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                        help="which models (default: all, e.g. ensemble hydra+-20 drop)")
+    export.add_argument("--out", type=Path, default=None, help="output folder (default: RUN_DIR/export)")
+    export.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    export.add_argument("--quiet", action="store_true", help="print only the result's path")
 
     configs = sub.add_parser("configs", help="list the built-in experiment configs")
     configs.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -282,6 +291,21 @@ def _cmd_compare(args: argparse.Namespace) -> Path:
     return out / "compare.md"
 
 
+def _cmd_export(args: argparse.Namespace) -> Path:
+    from hydraplus.experiments.export import export_run
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder not found: {run_dir}")
+    out = args.out or run_dir / "export"
+    for run in _run_folders(run_dir):
+        target = out if run == run_dir else out / run.name
+        for path in export_run(run, target, args.models):
+            if not args.quiet:
+                print(f"  {path}")
+    return out
+
+
 def _cmd_configs(args: argparse.Namespace) -> None:
     from hydraplus.experiments.presets import available_configs, load_config
 
@@ -293,7 +317,7 @@ def _cmd_configs(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "compare": _cmd_compare, "configs": _cmd_configs}
+            "compare": _cmd_compare, "export": _cmd_export, "configs": _cmd_configs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
