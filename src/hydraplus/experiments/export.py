@@ -18,10 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-import hydraplus
 from hydraplus.core.stochastic import DirichletStudent
 from hydraplus.engine.checkpoint import atomic_write_bytes, atomic_write_text
-from hydraplus.experiments.runner import load_problem, load_trained
+from hydraplus.experiments.runner import load_problem, load_trained, versions
 
 MAX_BATCH = 65536
 TOLERANCE = 1e-5
@@ -75,7 +74,7 @@ def export_model(model: nn.Module, example: torch.Tensor, path: Path) -> torch.e
     buffer.seek(0)
     loaded = torch.export.load(buffer).module()
     wider = torch.cat([example, example[:1]])  # another batch size than the traced one
-    with torch.no_grad():
+    with torch.no_grad(), torch.random.fork_rng():  # the caller's random state is left alone
         torch.manual_seed(0)
         expected = model(wider)
         torch.manual_seed(0)
@@ -108,8 +107,7 @@ def export_run(run_dir: Path, out_dir: Path, names: list[str] | None = None) -> 
             "input": ("images normalised as (x / 255 - mean) / std per channel"
                       if "normalization" in meta else "raw features, as in training"),
             "normalization": meta.get("normalization"), "output": output,
-            "run": str(Path(run_dir)), "seed": meta["seed"], "hydraplus": hydraplus.__version__,
-            "torch": torch.__version__,
+            "run": str(Path(run_dir)), "seed": meta["seed"], "versions": versions(),
             "load": f"torch.export.load('{path.name}').module()",
         }
         atomic_write_text(path.with_suffix(".json"), json.dumps(card, indent=2))
