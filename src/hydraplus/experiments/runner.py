@@ -150,7 +150,7 @@ def train_student(config: dict[str, Any], spec: StudentSpec, problem: Problem,
                        task=config["task"])
     module = StudentModule(student, engine_method(spec), config["task"], spec.weights, spec.lam,
                            spec.lr, spec.weight_decay, spec.epochs, kl_coeff=spec.kl_coeff,
-                           teacher=teacher if augment else None, augment=augment)
+                           teacher=teacher if augment is not None else None, augment=augment)
     loader = seeded_loader(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"),
                            names=names)
     start = time.perf_counter()
