@@ -45,13 +45,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from hydraplus.config import EnsembleSettings, load_config
 from hydraplus.core.containers import Ensemble, MultiHeadStudent
 from hydraplus.core.losses import LossWeights, combine, distillation_terms, diversity_loss, l2_penalty
 from hydraplus.core.profile import count_flops
 from hydraplus.data.augment import Augmentation
 from hydraplus.data.toy import make_toy
 from hydraplus.engine.data import SeededAugment, seeded_loader
-from hydraplus.experiments.presets import load_config
 from hydraplus.models import lenet_core, lenet_head, lenet_member
 from hydraplus.models.registry import build
 
@@ -265,13 +265,13 @@ def bench_inference(device: torch.device, s: Settings) -> dict[str, Any]:
 # --- 3. ensemble training -----------------------------------------------------------------
 
 
-def train_spiral(ensemble: Ensemble, x: Tensor, y: Tensor, epochs: int, settings: dict[str, Any],
+def train_spiral(ensemble: Ensemble, x: Tensor, y: Tensor, epochs: int, settings: EnsembleSettings,
                  device: torch.device, seed: int) -> None:
     """The EnsembleModule step in a plain loop: summed member CE + L2, Adam, cosine, clipping."""
     params = list(ensemble.parameters())
-    opt = torch.optim.Adam(params, lr=settings["lr"])
+    opt = torch.optim.Adam(params, lr=settings.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    loader = seeded_loader((x, y), settings["batch_size"], seed, streams=ensemble.size)
+    loader = seeded_loader((x, y), settings.batch_size, seed, streams=ensemble.size)
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
         for xb, yb in loader:
@@ -279,7 +279,7 @@ def train_spiral(ensemble: Ensemble, x: Tensor, y: Tensor, epochs: int, settings
             out = ensemble(xb, per_member=True)
             b, n, d = out.shape
             fit = F.cross_entropy(out.reshape(b * n, d), yb.reshape(-1), reduction="none").view(b, n).mean(0)
-            loss = fit.sum() + settings["weight_decay"] * l2_penalty(params)
+            loss = fit.sum() + settings.weight_decay * l2_penalty(params)
             optimiser_step(params, opt, loss, lambda: ensemble.clip_member_grad_norms(CLIP_NORM))
         sched.step()
 
@@ -288,7 +288,7 @@ def spiral_run(kind: str, device: torch.device, epochs: int) -> Callable[[], Non
     """Train the spiral ensemble batched, or its members one after another."""
     config = load_config("toy-spiral")
     problem = make_toy("spiral", seed=0)
-    settings, arch = config["ensemble"], config["arch"]
+    settings, arch = config.ensemble, config.arch
 
     def run() -> None:
         torch.manual_seed(5)

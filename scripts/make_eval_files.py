@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from hydraplus.config import read_config
 from hydraplus.data.images import read_fashion_mnist
-from hydraplus.experiments.presets import load_config
 
 
 def main(cifar: str, fashion: str, out: str) -> None:
-    data = load_config("cpu-cifar10")["data"]
+    data = read_config("cpu-cifar10")["data"]
     with np.load(cifar) as f:
         x, y = f["x_train"], f["y_train"]
     seen = np.zeros(len(x), dtype=bool)

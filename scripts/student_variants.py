@@ -19,9 +19,9 @@ from typing import Any
 
 from torchmetrics.functional.classification import multiclass_calibration_error
 
+from hydraplus.config import parse_config
 from hydraplus.core.predict import predict
 from hydraplus.engine import cache
-from hydraplus.experiments.presets import resolve_student
 from hydraplus.experiments.runner import load_problem, load_trained, train_student
 
 
@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=8)
     args = parser.parse_args()
 
-    meta, models = load_trained(args.run)
-    problem = load_problem(meta["config"], args.seed, meta["data_path"])
+    meta, config, models = load_trained(args.run)
+    problem = load_problem(config, args.seed, meta["data_path"])
     teacher_outputs = cache.teacher_outputs(models.ensemble, problem.x_train, args.run / "cache")
 
     def score(model: Any) -> dict[str, float]:
@@ -69,9 +69,10 @@ def main() -> None:
     results = {"ensemble": score(models.ensemble)}
     with tempfile.TemporaryDirectory() as tmp:
         for overrides in args.variants:
-            config, entry = variant(meta["config"], args.method, args.heads, overrides)
-            spec = resolve_student(config, entry)
-            student, seconds, _ = train_student(config, spec, problem, teacher_outputs,
+            raw, entry = variant(meta["config"], args.method, args.heads, overrides)
+            variant_config = parse_config({**raw, "students": [entry]})
+            spec = variant_config.students[0]
+            student, seconds, _ = train_student(variant_config, spec, problem, teacher_outputs,
                                                 Path(tmp) / overrides, args.seed,
                                                 teacher=models.ensemble, progress=False)
             results[overrides] = {**score(student), "train_s": round(seconds, 1)}

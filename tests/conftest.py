@@ -1,9 +1,17 @@
-"""Shared test settings: one CPU thread (the machine is shared) and a fixed seed per test."""
+"""Shared test settings: one CPU thread (the machine is shared) and a fixed seed per test.
+
+Small configs and tiny architectures live in `_dummies` (importable from every test).
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 torch.set_num_threads(1)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hydraplus.cli import main
-from hydraplus.engine.checkpoint import CheckpointError
+from hydraplus.io import CheckpointError
 
 
 def one_line_error(capsys: pytest.CaptureFixture) -> str:

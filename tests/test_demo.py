@@ -78,11 +78,13 @@ def test_checkpoints_are_saved_and_reevaluated(demo_run: tuple[Path, str]) -> No
         assert (out / "toy-spiral" / name / "model.pt").is_file()
     assert main(["evaluate", str(out / "toy-spiral"), "--quiet"]) == 0
     evaluation = json.loads((out / "toy-spiral" / "evaluation.json").read_text())
-    assert list(evaluation) == SPIRAL_MODELS
+    assert (evaluation["kind"], evaluation["task"], evaluation["problem"]) == ("toy", "classification",
+                                                                               {"name": "spiral"})
+    assert list(evaluation["models"]) == SPIRAL_MODELS
     reported = json.loads((out / "metrics.json").read_text())["results"]["toy-spiral"]
     for name in SPIRAL_MODELS:  # reloaded weights + seeded sampling give the report's numbers
         expected = {k: v for k, v in reported[name].items() if k != "train_seconds"}
-        assert evaluation[name] == pytest.approx(expected, rel=1e-6, abs=1e-9), name
+        assert evaluation["models"][name] == pytest.approx(expected, rel=1e-6, abs=1e-9), name
 
 
 def test_existing_run_folder_is_refused(demo_run: tuple[Path, str], capsys: pytest.CaptureFixture) -> None:

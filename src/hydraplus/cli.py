@@ -7,10 +7,11 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="built-in config name (see `hydraplus configs`) or a JSON file")
     train.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
     train.add_argument("--out", type=Path, required=True, help="output folder (one sub-folder per seed)")
-    train.add_argument("--epochs", type=int, default=None, help="override every epoch count")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="train the ensemble and every student for this many epochs (lambda ramps "
+                       "and per-student epochs scale with it)")
     train.add_argument("--members", type=int, default=None, help="override the ensemble size N")
     train.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS",
                        help="save each model's resumable checkpoint every EPOCHS epochs (default: 1)")
@@ -98,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     export.add_argument("--quiet", action="store_true", help="print only the result's path")
 
-    configs = sub.add_parser("configs", help="list the built-in experiment configs")
+    configs = sub.add_parser("configs", help="list the built-in experiment configs, or print one")
+    configs.add_argument("name", nargs="?", default=None,
+                         help="print this config's JSON (save it to a file to make your own)")
     configs.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return parser
 
@@ -157,64 +162,48 @@ def _cmd_demo(args: argparse.Namespace) -> Path:
 
     out = args.out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     out = prepare_out_dir(out, args.resume, args.overwrite)
+    args.out = out
     return run_demo(out, quick=args.quick, seed=args.seed, progress=not args.quiet,
                     accelerator=_accelerator(args.device), resume=args.resume)
 
 
 def _cmd_train(args: argparse.Namespace) -> Path:
-    from hydraplus.data.images import ImageProblem
-    from hydraplus.experiments.image_eval import evaluate_images
-    from hydraplus.experiments.presets import load_config, scale_epochs, validate_config
+    from hydraplus.config import load_config
     from hydraplus.experiments.runner import run_experiment
-    from hydraplus.experiments.toy_eval import evaluate_toy
 
     _check_batches(args.latency_batches)
     device = _torch_device(args.device)
-    config = load_config(args.config)
-    if args.epochs is not None:
-        config = scale_epochs(config, args.epochs)
-    if args.members is not None:
-        config["ensemble"]["members"] = args.members
-        validate_config(config)
+    config = load_config(args.config, epochs=args.epochs, members=args.members)
     out = prepare_out_dir(args.out, args.resume, args.overwrite)
+    args.out = out
     for seed in args.seeds:
         run_dir = out / f"seed-{seed}"
         problem, models = run_experiment(
             config, run_dir, seed, progress=not args.quiet, accelerator=_accelerator(args.device),
             resume=args.resume, data_path=None if args.data is None else args.data.resolve(),
             checkpoint_every=args.checkpoint_every)
-        if isinstance(problem, ImageProblem):
-            evaluation = evaluate_images(problem, _to_device(models.all(), device),
-                                         latency_batch_sizes=args.latency_batches,
-                                         train_seconds=models.train_seconds, seed=seed)
-            _write_image_evaluation(run_dir, evaluation)
-        else:
-            toy = evaluate_toy(problem, models.all(), models.train_seconds, seed=seed)
-            _write_evaluation(run_dir, toy.metrics, problem.task)
+        _evaluate(run_dir, config.kind, problem, models.all(), seed, device, args.latency_batches,
+                  train_seconds=models.train_seconds)
     return out
 
 
-def _to_device(models: dict[str, Any], device: str) -> dict[str, Any]:
-    return {name: model.to(device) for name, model in models.items()}
+def _evaluate(run_dir: Path, kind: str, problem: Any, models: dict[str, Any], seed: int, device: str,
+              latency_batches: Sequence[int], *, shifts: bool = True,
+              train_seconds: dict[str, float] | None = None) -> Path:
+    """Evaluate every model of a run the way its kind asks and write evaluation.json/.md."""
+    from hydraplus.report.evaluation import toy_evaluation, write_evaluation
 
+    if kind == "toy":
+        from hydraplus.experiments.toy_eval import evaluate_toy
 
-def _write_evaluation(run_dir: Path, metrics: dict, task: str) -> Path:
-    from hydraplus.engine.checkpoint import atomic_write_text
-    from hydraplus.report.markdown import REGRESSION_COLUMNS, SPIRAL_COLUMNS, table
+        toy = evaluate_toy(problem, models, train_seconds, seed=seed)
+        return write_evaluation(run_dir, toy_evaluation(toy.metrics, problem.task, problem.name))
+    from hydraplus.experiments.image_eval import evaluate_images
 
-    columns = SPIRAL_COLUMNS if task == "classification" else REGRESSION_COLUMNS
-    atomic_write_text(run_dir / "evaluation.json", json.dumps(metrics, indent=2))
-    atomic_write_text(run_dir / "evaluation.md", table(metrics, columns) + "\n")
-    return run_dir / "evaluation.md"
-
-
-def _write_image_evaluation(run_dir: Path, evaluation: dict[str, Any]) -> Path:
-    from hydraplus.engine.checkpoint import atomic_write_text
-    from hydraplus.report.compare import evaluation_markdown
-
-    atomic_write_text(run_dir / "evaluation.json", json.dumps(evaluation, indent=2))
-    atomic_write_text(run_dir / "evaluation.md", evaluation_markdown(evaluation))
-    return run_dir / "evaluation.md"
+    models = {name: model.to(device) for name, model in models.items()}
+    evaluation = evaluate_images(problem, models, shifts=shifts, latency_batch_sizes=latency_batches,
+                                 train_seconds=train_seconds, seed=seed)
+    return write_evaluation(run_dir, {"kind": "image", "task": "classification", **evaluation})
 
 
 def _run_folders(run_dir: Path) -> list[Path]:
@@ -227,17 +216,17 @@ def _run_folders(run_dir: Path) -> list[Path]:
     return seeds
 
 
-def _image_problem(meta: dict[str, Any], data: Path | None, ood: Path | None) -> Any:
+def _image_problem(meta: dict[str, Any], config: Any, data: Path | None, ood: Path | None) -> Any:
     """The run's own test data, or ``data`` normalised like the run's training data; ``ood`` as probe."""
     from hydraplus.data.images import Normalization, attach_ood, load_test_problem
     from hydraplus.experiments.runner import load_problem
 
     if data is None:
-        problem = load_problem(meta["config"], meta["seed"], meta.get("data_path"))
+        problem = load_problem(config, meta["seed"], meta.get("data_path"))
     else:
         saved = meta.get("normalization")
         if saved is None:  # a run from before the statistics were saved: recompute them
-            norm = load_problem(meta["config"], meta["seed"], meta.get("data_path")).normalization
+            norm = load_problem(config, meta["seed"], meta.get("data_path")).normalization
             shape = None
         else:
             norm, shape = Normalization(tuple(saved["mean"]), tuple(saved["std"])), saved["image_shape"]
@@ -248,10 +237,7 @@ def _image_problem(meta: dict[str, Any], data: Path | None, ood: Path | None) ->
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> Path:
-    from hydraplus.data.images import SOURCES
-    from hydraplus.experiments.image_eval import evaluate_images
     from hydraplus.experiments.runner import load_problem, load_trained
-    from hydraplus.experiments.toy_eval import evaluate_toy
 
     _check_batches(args.latency_batches)
     run_dir = Path(args.run_dir)
@@ -262,31 +248,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> Path:
     device = _torch_device(args.device)
     for run in runs:
         target = out if run == run_dir else out / run.name
-        meta, models = load_trained(run)
-        config = meta["config"]
-        if config["data"].get("name") not in SOURCES:
+        meta, config, models = load_trained(run)
+        if meta["kind"] == "toy":
             if args.data is not None or args.ood is not None:
                 raise ValueError(f"--data and --ood apply to image runs only; {run} uses toy data "
-                                 f"{config['data'].get('name')!r}")
+                                 f"{config.data.name!r}")
             problem = load_problem(config, meta["seed"])
-            toy = evaluate_toy(problem, models.all(), seed=meta["seed"])
-            _write_evaluation(target, toy.metrics, problem.task)
-            continue
-        problem = _image_problem(meta, args.data, args.ood)
-        evaluation = evaluate_images(problem, _to_device(models.all(), device), shifts=not args.no_shifts,
-                                     latency_batch_sizes=args.latency_batches, seed=meta["seed"])
-        _write_image_evaluation(target, evaluation)
+        else:
+            problem = _image_problem(meta, config, args.data, args.ood)
+        _evaluate(target, meta["kind"], problem, models.all(), meta["seed"], device, args.latency_batches,
+                  shifts=not args.no_shifts)
     return out / "evaluation.md" if runs == [run_dir] else out
 
 
 def _cmd_compare(args: argparse.Namespace) -> Path:
-    from hydraplus.engine.checkpoint import atomic_write_text
+    from hydraplus.io import atomic_write_text
     from hydraplus.report.compare import compare_markdown, load_pooled
     from hydraplus.report.image_figures import write_figures
 
     pooled = load_pooled(args.run_dirs)
     out = args.out or args.run_dirs[0]
-    figures = [] if pooled.problem.get("toy") else write_figures(pooled, out)
+    figures = [] if pooled.kind == "toy" else write_figures(pooled, out)
     atomic_write_text(out / "compare.md", compare_markdown(pooled, figures))
     return out / "compare.md"
 
@@ -307,25 +289,55 @@ def _cmd_export(args: argparse.Namespace) -> Path:
 
 
 def _cmd_configs(args: argparse.Namespace) -> None:
-    from hydraplus.experiments.presets import available_configs, load_config
+    from hydraplus.config import available_configs, builtin_text, load_config
 
+    if args.name is not None:
+        print(builtin_text(args.name), end="")
+        return
     for name in available_configs():
         config = load_config(name)
-        students = ", ".join(s["method"] + (f"-{s['heads']}" if "heads" in s else "")
-                             for s in config["students"])
-        print(f"{name:<16} N={config['ensemble']['members']:<3} students: {students}")
+        students = ", ".join(spec.name for spec in config.students)
+        print(f"{name:<16} {config.kind:<6} N={config.ensemble.members:<3} students: {students}")
+    print("Print one with `hydraplus configs NAME`; save it as a .json file to change it.")
 
 
 COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "evaluate": _cmd_evaluate,
             "compare": _cmd_compare, "export": _cmd_export, "configs": _cmd_configs}
 
 
+def _interrupted(args: argparse.Namespace, argv: Sequence[str] | None) -> str:
+    """One line: where the finished epochs are, and the command that continues the run."""
+    out = getattr(args, "out", None)
+    if args.command not in ("train", "demo") or out is None:
+        return "hydraplus: interrupted"
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if w != "--overwrite"]
+    if "--out" not in words:
+        words += ["--out", str(out)]
+    if "--resume" not in words:
+        words.append("--resume")
+    return (f"hydraplus: interrupted; finished epochs are saved in {out}. "
+            f"Continue with: {shlex.join(['hydraplus', *words])}")
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Config warnings as one ``hydraplus: warning:`` line; others as Python prints them."""
+    if category.__name__ == "ConfigWarning":
+        print(f"hydraplus: warning: {message}", file=sys.stderr)
+    else:
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         result = COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print("hydraplus: interrupted", file=sys.stderr)
+        print(_interrupted(args, argv), file=sys.stderr)
         return 130
     except Exception as err:  # one line for users; the traceback with --debug
         if args.debug:

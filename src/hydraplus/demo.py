@@ -7,33 +7,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydraplus.engine.checkpoint import atomic_write_text
-from hydraplus.experiments.presets import load_config, scale_epochs
+from hydraplus.config import ExperimentConfig, parse_config, read_config, scale_epochs, with_members
 from hydraplus.experiments.runner import run_experiment, versions
 from hydraplus.experiments.toy_eval import evaluate_toy
+from hydraplus.io import atomic_write_text
 from hydraplus.report.figures import regression_figure, save_figure, spiral_figure
-from hydraplus.report.markdown import (
-    REGRESSION_COLUMNS,
-    SPIRAL_COLUMNS,
-    regression_summary,
-    spiral_summary,
-    table,
-)
+from hydraplus.report.markdown import regression_summary, spiral_summary, toy_table
 
 PROBLEMS = ("toy-spiral", "toy-regression")
 QUICK_MEMBERS, QUICK_EPOCHS = 5, 100
 CHECKPOINT_EVERY = 20  # toy epochs take milliseconds: a checkpoint each epoch would dominate
 
 
-def demo_configs(quick: bool) -> dict[str, dict[str, Any]]:
-    """The paper's toy configs; ``quick`` uses 5 members and 60 epochs (same models, rows)."""
+def demo_configs(quick: bool) -> dict[str, ExperimentConfig]:
+    """The paper's toy configs; ``quick`` uses 5 members and 100 epochs (same models, rows)."""
     configs = {}
     for name in PROBLEMS:
-        config = load_config(name)
+        raw = read_config(name)
         if quick:
-            config = scale_epochs(config, QUICK_EPOCHS)
-            config["ensemble"]["members"] = QUICK_MEMBERS
-        configs[name] = config
+            raw = with_members(scale_epochs(raw, QUICK_EPOCHS), QUICK_MEMBERS)
+        configs[name] = parse_config(raw)
     return configs
 
 
@@ -52,22 +45,22 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, progress: bool = 
         evaluation = evaluate_toy(problem, models.all(), models.train_seconds, seed=seed)
         results[name] = evaluation.metrics
         if problem.task == "classification":
-            figure, columns, summary = spiral_figure, SPIRAL_COLUMNS, spiral_summary
+            figure, summary = spiral_figure, spiral_summary
             title = "Spiral (3-class classification)"
         else:
-            figure, columns, summary = regression_figure, REGRESSION_COLUMNS, regression_summary
+            figure, summary = regression_figure, regression_summary
             title = "Regression"
         png = f"{name}.png"
         save_figure(figure(problem, evaluation.probe), out / png)
         sections.append(
-            f"## {title}\n\n{table(evaluation.metrics, columns)}\n\n![{name}]({png})\n\n"
+            f"## {title}\n\n{toy_table(evaluation.metrics, problem.task)}\n\n![{name}]({png})\n\n"
             f"{summary(evaluation.metrics)}\n"
         )
     wall = time.perf_counter() - start
     header = (
         "# hydraplus demo\n\n"
-        f"N = {configs['toy-spiral']['ensemble']['members']} members, "
-        f"{configs['toy-spiral']['ensemble']['epochs']} epochs, seed {seed}"
+        f"N = {configs['toy-spiral'].ensemble.members} members, "
+        f"{configs['toy-spiral'].ensemble.epochs} epochs, seed {seed}"
         f"{' (quick mode)' if quick else ''}; wall time {wall:.1f} s. "
         "Off-data: spiral grid points farther than 5 from every training point; regression "
         "x outside [-6, 6]. TV: total variation between a model's uncertainty histogram on the "
@@ -77,7 +70,7 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, progress: bool = 
     atomic_write_text(out / "report.md", header + "\n" + "\n".join(sections))
     atomic_write_text(out / "metrics.json", json.dumps({
         "results": results,
-        "config": configs,
+        "config": {name: config.raw for name, config in configs.items()},
         "seed": seed,
         "quick": quick,
         "wall_seconds": wall,

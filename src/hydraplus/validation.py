@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-TASKS = ("classification", "regression")
+from hydraplus.core.losses import TASKS
+from hydraplus.core.modes import evaluating
 
 
 def check_not_empty(tensor: Tensor, name: str) -> Tensor:
@@ -104,17 +105,13 @@ def check_dataset(x: Tensor, y: Tensor, task: str, num_classes: int, name: str) 
 
 def output_size(model: nn.Module, example: Tensor, name: str) -> int:
     """The size D of ``model``'s outputs ``[B, K, D]`` on one example (eval mode, global RNG untouched)."""
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with evaluating(model), torch.no_grad(), torch.random.fork_rng(devices=[]):
             out = model(example[:1])
     except RuntimeError as err:
         raise ValueError(
             f"{name} cannot take inputs of shape {list(example.shape[1:])}: {str(err).splitlines()[0]}"
         ) from err
-    finally:
-        model.train(was_training)
     return int(out.shape[-1])
 
 

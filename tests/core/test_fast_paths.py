@@ -2,53 +2,30 @@
 
 Fast: batched (stacked) heads or members, teacher outputs computed once and read from the
 cache. Naive: heads and members looped one after another, the teacher run on every batch.
-Both go through the full Hydra+ loss of StudentModule (L1-L4 and the weight decay) or the
+Both go through the full Hydra+ loss of DistillModule (L1-L4 and the weight decay) or the
 ensemble's per-member loss of EnsembleModule.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from torch import Tensor, nn
 
+from _dummies import ARCHS
+from hydraplus.config import StudentSpec
 from hydraplus.core.containers import Ensemble, MultiHeadStudent, _Group
-from hydraplus.core.losses import LossWeights, l2_penalty
+from hydraplus.core.losses import l2_penalty
 from hydraplus.core.schedules import LambdaSchedule
 from hydraplus.engine.cache import teacher_outputs
-from hydraplus.engine.modules import EnsembleModule, StudentModule
-from hydraplus.models import (
-    lenet_core,
-    lenet_head,
-    lenet_member,
-    mlp,
-    resnet_core,
-    resnet_head,
-    resnet_member,
-)
+from hydraplus.engine.modules import DistillModule, EnsembleModule
 
 ATOL = 1e-5
-Factory = Callable[[], nn.Module]
 
-# name: (member, core, head, task, input shape of one example); tiny widths, same layer types
-# as the paper's spiral/regression MLPs, SVHN LeNet and CIFAR-10 ResNet.
-SETTINGS: dict[str, tuple[Factory, Factory, Factory, str, tuple[int, ...]]] = {
-    "mlp": (lambda: mlp([2, 8, 8, 3]), lambda: mlp([2, 8], final_activation=True),
-            lambda: mlp([8, 8, 3]), "classification", (2,)),
-    "mlp-regression": (lambda: mlp([1, 8, 8, 2]), lambda: mlp([1, 8], final_activation=True),
-                       lambda: mlp([8, 8, 2]), "regression", (1,)),
-    "lenet": (lambda: lenet_member(num_classes=3, widths=(4, 6), hidden=8),
-              lambda: lenet_core(widths=(4, 2)), lambda: lenet_head(32, 8, 3),
-              "classification", (3, 16, 16)),
-    "resnet": (lambda: resnet_member(num_classes=3, widths=(4, 4, 6, 6), blocks=1),
-               lambda: resnet_core(widths=(4, 6), strides=(1, 2), blocks=1),
-               lambda: resnet_head(in_channels=6, width=5, num_classes=3, stride=2, blocks=2),
-               "classification", (3, 8, 8)),
-}
+SETTINGS = ARCHS
 N, M, EXAMPLES, BATCH = 3, 4, 12, 5
 
 
@@ -71,13 +48,14 @@ def trained_like(modules: list[nn.Module]) -> list[nn.Module]:
     return modules
 
 
-def student_module(name: str, core: nn.Module, heads: list[nn.Module], batched: bool) -> StudentModule:
+def student_module(name: str, core: nn.Module, heads: list[nn.Module], batched: bool) -> DistillModule:
     """Hydra+ with every term on (alpha, beta in (0, 1), lambda > 0, weight decay)."""
     *_, task, _ = SETTINGS[name]
     student = MultiHeadStudent(copy.deepcopy(core), copy.deepcopy(heads), batched=batched)
     assert student.heads.batched == batched
-    return StudentModule(student, "hydra", task, LossWeights(0.9, 0.5, 1.0, 3.0), LambdaSchedule(0.5),
-                         lr=0.01, weight_decay=1e-4, epochs=1)
+    spec = StudentSpec("hydra+", heads=len(heads), alpha=0.9, beta=0.5, t_ind=3.0, lam=LambdaSchedule(0.5),
+                       lr=0.01, weight_decay=1e-4)
+    return DistillModule(student, "hydra+", task, spec)
 
 
 def per_copy_grads(group: _Group) -> Tensor:

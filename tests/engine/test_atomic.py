@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 
-from hydraplus.engine import checkpoint
-from hydraplus.engine.checkpoint import atomic_torch_save, atomic_write_bytes, atomic_write_text, safe_load
+from hydraplus import io as checkpoint
+from hydraplus.io import atomic_torch_save, atomic_write_bytes, atomic_write_text, safe_load
 
 
 def test_text_write_replaces_and_leaves_no_temp_files(tmp_path: Path) -> None:

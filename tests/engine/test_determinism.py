@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import torch
 
-from hydraplus.engine.checkpoint import safe_load
 from hydraplus.experiments.presets import load_config, scale_epochs
 from hydraplus.experiments.runner import TrainedModels, run_experiment
+from hydraplus.io import safe_load
 
 
 def small_config() -> dict[str, Any]:

@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader
 from hydraplus.core.containers import Ensemble, MultiHeadStudent
 from hydraplus.core.losses import LossWeights
 from hydraplus.core.schedules import LambdaSchedule
-from hydraplus.engine.checkpoint import safe_load
 from hydraplus.engine.modules import EnsembleModule, NonFiniteLossError, StudentModule
 from hydraplus.engine.trainer import fit
+from hydraplus.io import safe_load
 
 B, N, M, C, F = 16, 3, 3, 3, 2
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import torch
 
-from hydraplus.engine.checkpoint import CheckpointError
 from hydraplus.experiments.presets import load_config, scale_epochs
 from hydraplus.experiments.runner import TrainedModels, run_experiment
 from hydraplus.experiments.toy_eval import evaluate_toy
+from hydraplus.io import CheckpointError
 
 SEED = 3
 MODELS = ("ensemble", "hydra+-3", "drop")

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from hydraplus.data.toy import make_spiral
-from hydraplus.engine.checkpoint import CheckpointError, safe_load
 from hydraplus.experiments.presets import load_config, scale_epochs
 from hydraplus.experiments.runner import train_ensemble
+from hydraplus.io import CheckpointError, safe_load
 
 
 class Custom:

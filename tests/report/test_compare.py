@@ -17,15 +17,17 @@ from hydraplus.experiments.builders import build_ensemble, build_student
 from hydraplus.experiments.image_eval import evaluate_images, reliability
 from hydraplus.experiments.presets import resolve_student
 from hydraplus.report.compare import (
-    cell,
     compare_markdown,
     evaluation_markdown,
     find_evaluations,
     load_pooled,
-    mean_std,
     pool,
+    read_evaluation,
 )
+from hydraplus.report.evaluation import toy_evaluation, write_evaluation
 from hydraplus.report.image_figures import write_figures
+from hydraplus.report.markdown import toy_table
+from hydraplus.report.tables import Column, at, cell, mean_std
 
 ARCH = {"name": "lenet",
         "member": {"num_classes": 10, "in_channels": 3, "widths": [4, 8], "hidden": 8},
@@ -59,7 +61,9 @@ def _problem(seed: int) -> ImageProblem:
 
 
 def _evaluation(seed: int) -> dict[str, Any]:
-    return evaluate_images(_problem(seed), _models(seed), latency_batch_sizes=(1, 4), seed=seed)
+    """An image evaluation as `hydraplus train` writes it."""
+    result = evaluate_images(_problem(seed), _models(seed), latency_batch_sizes=(1, 4), seed=seed)
+    return {"kind": "image", "task": "classification", **result}
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +117,10 @@ def test_mean_std_and_cells() -> None:
     assert mean_std([1.0, None, 2.0]) == (1.5, pytest.approx(0.7071, abs=1e-4))
     assert mean_std([None]) is None
     rows = [{"a": 0.1}, {"a": 0.2}]
-    assert cell(rows, lambda r: r.get("a"), 100.0, 1) == "15.0 ± 7.1"
-    assert cell(rows, lambda r: r.get("a"), 100.0, 1, spread=False) == "15.0"
-    assert cell(rows[:1], lambda r: r.get("a")) == "0.100"
-    assert cell(rows, lambda r: r.get("b")) == "–"
+    assert cell(rows, Column("a", at("a"), 100.0, ".1f")) == "15.0 ± 7.1"
+    assert cell(rows, Column("a", at("a"), 100.0, ".1f", spread=False)) == "15.0"
+    assert cell(rows[:1], Column("a", at("a"))) == "0.100"
+    assert cell(rows, Column("b", at("b"))) == "–"
 
 
 def test_evaluation_markdown_has_error_and_ece_per_level(evaluations: list[dict[str, Any]]) -> None:
@@ -139,22 +143,24 @@ def test_compare_pools_seeds_and_prefixes_runs(tmp_path: Path, evaluations: list
     assert set(both.models) == {f"{r}/{m}" for r in "ab" for m in ("ensemble", "hydra+-2", "drop")}
 
 
-def _toy_seed(folder: Path, error: float, epistemic: float) -> None:
+def _toy_seed(folder: Path, error: float, epistemic: float, task: str = "classification") -> None:
     folder.mkdir(parents=True)
     row = {"error": error, "ece": 0.01, "offdata_epistemic": epistemic, "params": 1234}
-    (folder / "evaluation.json").write_text(json.dumps({"ensemble": row, "hydra+-2": row}))
+    name = "spiral" if task == "classification" else "regression"
+    evaluation = toy_evaluation({"ensemble": row, "hydra+-2": row}, task, name)
+    (folder / "evaluation.json").write_text(json.dumps(evaluation))
 
 
 def test_compare_pools_toy_runs_over_seeds(tmp_path: Path) -> None:
     _toy_seed(tmp_path / "spiral" / "seed-0", 0.0, 0.1)
     _toy_seed(tmp_path / "spiral" / "seed-1", 0.1, 0.3)
     pooled = load_pooled([tmp_path / "spiral"])
-    assert pooled.problem == {"toy": True, "task": "classification"}
+    assert (pooled.kind, pooled.task, pooled.problem) == ("toy", "classification", {"name": "spiral"})
     text = compare_markdown(pooled)
-    assert "toy spiral problem" in text
+    assert "toy spiral problem" in text and "SPEC" not in text
     # mean ± sample std of 0 and 10 %: 5.00 ± 7.07; parameters without a spread; columns
     # without values (NLL, ...) left out
-    assert "| hydra+-2 | 2 | 5.00 ± 7.07 | 1.00 ± 0.00 | 0.200 ± 0.141 | 1234 |" in text
+    assert "| hydra+-2 | 2 | 5.00 ± 7.07 | 1.00 ± 0.00 | 0.200 ± 0.141 | 1,234 |" in text
     assert main(["compare", str(tmp_path / "spiral"), "--quiet"]) == 0
     assert (tmp_path / "spiral" / "compare.md").read_text() == text
     assert not list((tmp_path / "spiral").glob("*.png"))  # the image figures are for image runs
@@ -166,6 +172,9 @@ def test_compare_rejects_mixed_foreign_and_missing_evaluations(
     image = _write_run(tmp_path / "image", evaluations[:1])
     with pytest.raises(ValueError, match="run image mixes toy and image evaluations"):
         load_pooled([tmp_path / "toy", image])
+    _toy_seed(tmp_path / "regression" / "seed-0", 0.0, 0.1, task="regression")
+    with pytest.raises(ValueError, match="run regression is regression, others classification"):
+        load_pooled([tmp_path / "toy", tmp_path / "regression"])
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "evaluation.json").write_text(json.dumps({"accuracy": 0.9}))
     with pytest.raises(ValueError, match="is not a hydraplus evaluation"):
@@ -174,6 +183,30 @@ def test_compare_rejects_mixed_foreign_and_missing_evaluations(
         load_pooled([tmp_path])
     with pytest.raises(FileNotFoundError, match="run folder not found"):
         load_pooled([tmp_path / "missing"])
+
+
+def test_evaluation_files_of_both_kinds_round_trip(tmp_path: Path,
+                                                   evaluations: list[dict[str, Any]]) -> None:
+    rows = {"ensemble": {"rmse": 1.0, "params": 1234}, "drop": {"rmse": 2.0, "params": 99}}
+    toy = toy_evaluation(rows, "regression", "regression")
+    assert write_evaluation(tmp_path / "toy", toy) == tmp_path / "toy" / "evaluation.md"
+    assert read_evaluation(tmp_path / "toy" / "evaluation.json") == toy
+    assert (tmp_path / "toy" / "evaluation.md").read_text() == toy_table(rows, "regression") + "\n"
+    write_evaluation(tmp_path / "image", evaluations[0])
+    assert read_evaluation(tmp_path / "image" / "evaluation.json")["kind"] == "image"
+    assert (tmp_path / "image" / "evaluation.md").read_text() == evaluation_markdown(evaluations[0])
+    assert not list(tmp_path.glob("*/.*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_evaluation_without_kind_asks_for_a_new_evaluate(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    old = tmp_path / "old" / "seed-0" / "evaluation.json"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"ensemble": {"error": 0.1}, "drop": {"error": 0.2}}))  # before kinds
+    with pytest.raises(ValueError, match=r"seed-0/evaluation\.json .*re-run `hydraplus evaluate RUN`"):
+        load_pooled([tmp_path / "old"])
+    assert main(["compare", str(tmp_path / "old")]) == 1
+    assert "re-run `hydraplus evaluate RUN`" in capsys.readouterr().err
 
 
 def test_figures_are_written(tmp_path: Path, evaluations: list[dict[str, Any]]) -> None:

@@ -14,20 +14,18 @@ gradient clipping).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from hydraplus.models.resnet import BasicBlock
 
 
 class NotStackableError(TypeError):
     """Raised when modules cannot be stacked; callers fall back to a Python loop."""
 
 
-def _is_grouped(x: Tensor, feature_dims: int) -> bool:
+def is_grouped(x: Tensor, feature_dims: int) -> bool:
     return x.dim() == feature_dims + 2
 
 
@@ -56,7 +54,7 @@ class BatchedLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         g, o = self.groups, self.out_features
-        if not _is_grouped(x, 1):
+        if not is_grouped(x, 1):
             y = (x @ self.weight.reshape(g * o, -1).T).view(x.shape[0], g, o)
             return y if self.bias is None else y + self.bias
         y = torch.bmm(x.transpose(0, 1), self.weight.transpose(1, 2))
@@ -96,7 +94,7 @@ class BatchedConv2d(nn.Module):
         return out
 
     def forward(self, x: Tensor) -> Tensor:
-        if _is_grouped(x, 3):
+        if is_grouped(x, 3):
             b, g, c, h, w = x.shape
             y = F.conv2d(
                 x.reshape(b, g * c, h, w), self.weight, self.bias,
@@ -147,7 +145,7 @@ class GroupedSpatial(nn.Module):
         self.op = op
 
     def forward(self, x: Tensor) -> Tensor:
-        if not _is_grouped(x, 3):
+        if not is_grouped(x, 3):
             return self.op(x)
         b, g, c, h, w = x.shape
         y = self.op(x.reshape(b, g * c, h, w))
@@ -165,31 +163,20 @@ class BatchedSequential(nn.Sequential):
     """A Sequential of stacked layers (kept as a distinct type for clarity in repr)."""
 
 
-class BatchedBasicBlock(nn.Module):
-    """G ResNet basic blocks run as grouped convolutions."""
-
-    def __init__(self, blocks: Sequence[BasicBlock]):
-        super().__init__()
-        self.groups = len(blocks)
-        self.conv1 = BatchedConv2d.from_modules([b.conv1 for b in blocks])
-        self.bn1 = BatchedBatchNorm([b.bn1 for b in blocks])
-        self.conv2 = BatchedConv2d.from_modules([b.conv2 for b in blocks])
-        self.bn2 = BatchedBatchNorm([b.bn2 for b in blocks])
-        self.shortcut = stack([b.shortcut for b in blocks])
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        short = self.shortcut(x)
-        if not _is_grouped(short, 3):
-            short = short.unsqueeze(1)
-        return F.relu(out + short)
-
-
 _ELEMENTWISE = (
     nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.SiLU, nn.ELU, nn.Identity, nn.Dropout,
 )
 _SPATIAL = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+_STACKERS: dict[type, Callable[[Sequence[nn.Module]], nn.Module]] = {}
+
+
+def register_stacker(kind: type, stacker: Callable[[Sequence[nn.Module]], nn.Module]) -> None:
+    """Teach `stack` a module type of an architecture: ``stacker(modules)`` returns the batched
+    module for G modules of ``kind`` (their weights copied). Architectures register their own
+    blocks, so this core knows no concrete architecture."""
+    _STACKERS[kind] = stacker
 
 
 def stack(modules: Sequence[nn.Module]) -> nn.Module:
@@ -213,8 +200,9 @@ def stack(modules: Sequence[nn.Module]) -> nn.Module:
         return BatchedConv2d.from_modules(modules)
     if isinstance(first, nn.BatchNorm1d | nn.BatchNorm2d):
         return BatchedBatchNorm(modules)
-    if isinstance(first, BasicBlock):
-        return BatchedBasicBlock(modules)
+    for kind, stacker in _STACKERS.items():
+        if isinstance(first, kind):
+            return stacker(modules)
     if isinstance(first, nn.Flatten):
         if first.start_dim != 1 or first.end_dim != -1:
             raise NotStackableError("only Flatten(start_dim=1, end_dim=-1) stacks")

@@ -1,4 +1,4 @@
-"""The four Hydra+ losses (SPEC sections 3 and 4) and the baselines' own terms.
+"""The four Hydra+ losses (docs/method.md#losses, #regression) and the baselines' own terms.
 
 Shapes: teacher outputs ``[B, N, D]``, student outputs ``[B, M, D]``; D = classes
 (logits) or 2 (regression: mean, log-variance). Every loss is averaged over the batch.
@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hydraplus.core.stochastic import concentrations_from_logits
+from hydraplus.core.distributions import concentrations_from_logits, split_gaussian
 
-LOG_VAR_LIMIT = 30.0
 TASKS = ("classification", "regression")
 
 
@@ -91,11 +90,6 @@ def dirichlet_nll(head_logits: Tensor, teacher: Tensor, temperature: float = 1.0
 
 
 # --- regression ---------------------------------------------------------------------
-
-
-def split_gaussian(out: Tensor) -> tuple[Tensor, Tensor]:
-    """``[..., 2]`` outputs to (mean, variance), log-variance clamped to stay finite."""
-    return out[..., 0], out[..., 1].clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT).exp()
 
 
 def gaussian_nll(out: Tensor, target: Tensor) -> Tensor:

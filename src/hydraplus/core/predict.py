@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hydraplus.core.modes import evaluating
 from hydraplus.validation import check_finite
 
 
@@ -17,10 +18,6 @@ def predict(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
         raise ValueError("cannot predict on an empty input")
     check_finite(x, "inputs to predict")
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         outs = [model(chunk.to(device)).cpu() for chunk in torch.split(x, batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(outs)

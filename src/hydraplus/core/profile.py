@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hydraplus.core.containers import MultiHeadStudent
+from hydraplus.core.modes import evaluating
 
 
 def count_params(model: nn.Module) -> int:
@@ -20,13 +21,8 @@ def count_params(model: nn.Module) -> int:
 @torch.no_grad()
 def count_flops(model: nn.Module, example: Tensor) -> int:
     """FLOPs of one forward pass on ``example`` (batch of 1 gives per-input FLOPs)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter:
-            model(example)
-    finally:
-        model.train(was_training)
+    with evaluating(model), FlopCounterMode(display=False) as counter:
+        model(example)
     return int(counter.get_total_flops())
 
 
@@ -51,20 +47,16 @@ def measure_latency(model: nn.Module, example: Tensor, batch_size: int = 1, warm
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    was_training = model.training
-    model.eval()
-    try:
+    times = []
+    with evaluating(model):
         for _ in range(warmup):
             model(x)
-        times = []
         for _ in range(repeats):
             sync()
             start = time.perf_counter()
             model(x)
             sync()
             times.append(time.perf_counter() - start)
-    finally:
-        model.train(was_training)
     return statistics.median(times)
 
 
@@ -78,12 +70,8 @@ def profile_model(model: nn.Module, example_input: Tensor, batch_sizes: Sequence
     for batch_size in batch_sizes:
         out[f"latency_b{batch_size}_s"] = measure_latency(model, x, batch_size, warmup, repeats)
     if isinstance(model, MultiHeadStudent):
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             features = model.core(x)
-        finally:
-            model.train(was_training)
         m = model.num_heads
         out.update(core_params=count_params(model.core), core_flops=count_flops(model.core, x),
                    head_params=count_params(model.heads) / m,

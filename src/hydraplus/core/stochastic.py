@@ -1,4 +1,4 @@
-"""Single-head stochastic students of the baselines: Drop, Gauss and EnDD (SPEC section 3).
+"""Single-head stochastic students of the baselines: Drop, Gauss and EnDD (docs/method.md#baselines).
 
 Each returns K samples ``[B, K, D]`` from one head over the same core features,
 in training (paired with the members in L3) and at test time.
@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from hydraplus.core.distributions import concentrations_from_logits
 
 
 def split_last_linear(head: nn.Module) -> tuple[nn.Module, nn.Linear]:
@@ -111,8 +113,6 @@ class DirichletStudent(nn.Module):
     (valid logits: ``softmax(log p) = p``).
     """
 
-    max_log_concentration = 30.0
-
     def __init__(self, core: nn.Module, head: nn.Module, samples: int, temperature: float = 1.0):
         super().__init__()
         if temperature <= 0:
@@ -132,8 +132,3 @@ class DirichletStudent(nn.Module):
         probs = torch.distributions.Dirichlet(alpha).rsample((self.samples,))
         return probs.clamp_min(torch.finfo(probs.dtype).tiny).log().transpose(0, 1)
 
-
-def concentrations_from_logits(logits: Tensor, temperature: float) -> Tensor:
-    """``exp(logits / T)`` with the exponent clamped so it stays finite."""
-    limit = DirichletStudent.max_log_concentration
-    return (logits / temperature).clamp(-limit, limit).exp()

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hydraplus.core.losses import moment_matched, split_gaussian
+from hydraplus.core.distributions import split_gaussian
+from hydraplus.core.losses import moment_matched
 
 
 def _entropy_from_logs(log_p: Tensor) -> Tensor:

@@ -30,16 +30,10 @@ from torchvision.datasets import CIFAR10, SVHN
 from torchvision.transforms.v2 import functional as TF
 
 from hydraplus.data.problem import Problem
+from hydraplus.data.sources import IMAGE_SOURCES, SOURCE_KEYS, SPLIT_KEYS
 
 NUM_CLASSES = 10
-SOURCES = ("npz", "cifar10", "svhn", "fashion-mnist")
-_SPLIT_KEYS = {"seed", "val_fraction", "test_fraction", "limit", "test_limit"}
-_SOURCE_KEYS = {
-    "npz": set(),
-    "cifar10": {"download", "verify"},
-    "svhn": {"download", "verify"},
-    "fashion-mnist": {"size", "channels"},
-}
+SOURCES = IMAGE_SOURCES
 
 
 class RawImages(NamedTuple):
@@ -381,12 +375,12 @@ def _split_settings(settings: dict[str, Any], where: str) -> tuple[str, Any, dic
         raise ValueError(f"{where}: unknown image source {name!r}; choose one of {SOURCES}")
     if "path" not in settings:
         raise ValueError(f"{where}: missing 'path' (the .npz file or the data set's folder)")
-    allowed = _SPLIT_KEYS | _SOURCE_KEYS[name] | {"name", "path", "ood"}
+    allowed = SPLIT_KEYS | SOURCE_KEYS[name] | {"name", "path", "ood"}
     unknown = set(settings) - allowed
     if unknown:
         raise ValueError(f"{where}: unknown settings {sorted(unknown)} for {name}; allowed {sorted(allowed)}")
-    options = {k: v for k, v in settings.items() if k in _SOURCE_KEYS[name]}
-    splits = {k: v for k, v in settings.items() if k in _SPLIT_KEYS}
+    options = {k: v for k, v in settings.items() if k in SOURCE_KEYS[name]}
+    splits = {k: v for k, v in settings.items() if k in SPLIT_KEYS}
     return name, settings["path"], options, splits
 
 

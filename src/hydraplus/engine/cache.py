@@ -24,7 +24,7 @@ from numpy.lib.format import open_memmap
 from torch import Tensor, nn
 
 from hydraplus.core.predict import predict
-from hydraplus.engine.checkpoint import atomic_path, atomic_write_text
+from hydraplus.io import atomic_path, atomic_write_text
 
 FORMAT_VERSION = 1
 

@@ -1,6 +1,6 @@
 """Lightning modules: train an ensemble, or distil it into a student.
 
-Shared by both (SPEC section 3): Adam without built-in decay (the L2 term is explicit),
+Shared by both (see docs/method.md#training): Adam without built-in decay (the L2 term is explicit),
 cosine annealing over all epochs, NaN gradients zeroed, gradient norm clipped at 5.0
 (per member for ensembles), steps with a non-finite loss skipped and counted, and an
 optional seeded augmentation of each training batch (off in the paper's settings).
@@ -15,20 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hydraplus.core.containers import Ensemble, MultiHeadStudent
-from hydraplus.core.losses import (
-    LossWeights,
-    check_task,
-    combine,
-    dirichlet_nll,
-    distillation_terms,
-    diversity_loss,
-    gaussian_nll,
-    l2_penalty,
-)
-from hydraplus.core.schedules import LambdaSchedule
-from hydraplus.core.stochastic import DirichletStudent, GaussianStudent
+from hydraplus.config import StudentSpec
+from hydraplus.core.containers import Ensemble
+from hydraplus.core.losses import check_task, gaussian_nll, l2_penalty
 from hydraplus.engine.data import SeededAugment
+from hydraplus.methods import StudentMethod, get_method
 
 
 class NonFiniteLossError(RuntimeError):
@@ -159,50 +150,37 @@ class EnsembleModule(_TrainingModule):
         self.ensemble.clip_member_grad_norms(self.clip_norm)
 
 
-class StudentModule(_TrainingModule):
-    """Distils a teacher's outputs into a student with the Hydra+ losses.
+class DistillModule(_TrainingModule):
+    """Distils a teacher's outputs into a student with a method's losses.
 
-    ``method`` is ``hydra`` (any multi-head student, with or without L4), ``drop``,
-    ``gauss`` or ``endd``. Without ``teacher``, batches are ``(x, y, teacher_outputs [B, N, D])``
-    (cached outputs). With ``teacher`` they are ``(x, y)`` and the frozen teacher runs on
-    every (augmented) batch in one pass: needed when ``augment`` changes the images.
+    ``method`` is a registered `StudentMethod` (or its name); ``spec`` holds the student's
+    resolved settings (loss weights, lambda schedule, optimiser, epochs). Without ``teacher``,
+    batches are ``(x, y, teacher_outputs [B, N, D])`` (cached outputs). With ``teacher`` they
+    are ``(x, y)`` and the frozen teacher runs on every (augmented) batch in one pass: needed
+    when ``augment`` changes the images.
     """
-
-    METHODS = ("hydra", "drop", "gauss", "endd")
 
     def __init__(
         self,
         student: nn.Module,
-        method: str,
+        method: StudentMethod | str,
         task: str,
-        weights: LossWeights,
-        lam: LambdaSchedule,
-        lr: float,
-        weight_decay: float,
-        epochs: int,
-        kl_coeff: float = 0.0,
+        spec: StudentSpec,
+        *,
         clip_norm: float = 5.0,
         max_nan_steps: int = 20,
         teacher: nn.Module | None = None,
         augment: SeededAugment | None = None,
     ):
-        super().__init__(lr, weight_decay, epochs, clip_norm, max_nan_steps, augment)
+        super().__init__(spec.lr, spec.weight_decay, spec.epochs, clip_norm, max_nan_steps, augment)
         if augment is not None and teacher is None:
             raise ValueError("augmented distillation needs the teacher module: cached teacher "
                              "outputs belong to the unaugmented images")
-        if method not in self.METHODS:
-            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
-        self.task, self.method = check_task(task), method
-        if method == "hydra" and not isinstance(student, MultiHeadStudent):
-            raise TypeError("method 'hydra' needs a MultiHeadStudent")
-        if method == "gauss" and not isinstance(student, GaussianStudent):
-            raise TypeError("method 'gauss' needs a GaussianStudent")
-        if method == "endd":
-            if not isinstance(student, DirichletStudent):
-                raise TypeError("method 'endd' needs a DirichletStudent")
-            if self.task != "classification":
-                raise ValueError("EnDD (a Dirichlet over class probabilities) needs classification")
-        self.student, self.weights, self.lam, self.kl_coeff = student, weights, lam, kl_coeff
+        self.method = get_method(method)
+        self.task = check_task(task)
+        self.method.check_task(self.task)
+        self.method.check_student(student)
+        self.student, self.spec = student, spec
         # A plain attribute, not a submodule: the teacher is not trained, not in the
         # optimiser, not in checkpoints, and Lightning's train() does not reach it.
         object.__setattr__(self, "teacher", teacher)
@@ -214,31 +192,11 @@ class StudentModule(_TrainingModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.student(x)
 
-    def _decay_params(self) -> list[Tensor]:
-        """Every parameter except the Bayesian layer's (no weight decay there, SPEC 3)."""
-        if isinstance(self.student, GaussianStudent):
-            skip = {id(p) for p in self.student.last.parameters()}
-            return [p for p in self.student.parameters() if id(p) not in skip]
-        return list(self.student.parameters())
-
     def loss_terms(self, x: Tensor, y: Tensor, teacher: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The total loss and every term, for one batch."""
-        if self.method == "endd":
-            assert isinstance(self.student, DirichletStudent)
-            terms = {"endd": dirichlet_nll(self.student.head_logits(x), teacher,
-                                           self.student.temperature)}
-            terms["weight_decay"] = l2_penalty(self._decay_params())
-            return terms["endd"] + self.weight_decay * terms["weight_decay"], terms
-        terms = distillation_terms(self.task, teacher, self.student(x), y, self.weights)
-        lam = self.lam(self.current_epoch)
-        if isinstance(self.student, MultiHeadStudent):
-            terms["diversity"] = (
-                diversity_loss(self.student.head_weight_rows()) if lam > 0 else x.new_zeros(())
-            )
-        if isinstance(self.student, GaussianStudent):
-            terms["kl"] = self.student.kl()
-        terms["weight_decay"] = l2_penalty(self._decay_params())
-        return combine(terms, self.weights, lam, self.weight_decay, self.kl_coeff), terms
+        lam = self.spec.lam(self.current_epoch)
+        terms = self.method.loss_terms(self.student, x, y, teacher, self.task, self.spec, lam)
+        return self.method.total(terms, self.spec, lam), terms
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor | None:
         x, y, *cached = batch
@@ -251,5 +209,5 @@ class StudentModule(_TrainingModule):
         loss, terms = self.loss_terms(x, y, teacher)
         self._log_terms({"loss": loss, **terms}, x.shape[0])
         if "diversity" in terms:
-            self.log("train/lambda", self.lam(self.current_epoch), on_step=False, on_epoch=True)
+            self.log("train/lambda", self.spec.lam(self.current_epoch), on_step=False, on_epoch=True)
         return self._finite_or_skip(loss)

@@ -4,21 +4,40 @@ from __future__ import annotations
 
 import csv
 import logging
+import signal
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from hydraplus.engine.checkpoint import AtomicCheckpoint, CheckpointError, safe_load
+from hydraplus.engine.checkpoint import AtomicCheckpoint
 from hydraplus.engine.progress import EpochProgress
+from hydraplus.io import CheckpointError, safe_load
 
-for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-    logging.getLogger(_name).setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", ".*does not have many workers.*")
-warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
-warnings.filterwarnings("ignore", ".*logs directory .* exists and is not empty.*")
+_LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+_NOISE = (".*does not have many workers.*", ".*isinstance.treespec, LeafSpec.*",
+          ".*logs directory .* exists and is not empty.*")
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's start-up banners and known-harmless warnings off, for this fit only."""
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        for pattern in _NOISE:
+            warnings.filterwarnings("ignore", pattern)
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def _keep_log_rows(logger: CSVLogger, last_epoch: int) -> None:
@@ -37,20 +56,8 @@ def _keep_log_rows(logger: CSVLogger, last_epoch: int) -> None:
     writer.save()
 
 
-def fit(
-    module: L.LightningModule,
-    loader: DataLoader,
-    *,
-    folder: Path,
-    label: str,
-    epochs: int,
-    progress: bool = True,
-    accelerator: str = "cpu",
-    checkpoint_every: int = 1,
-    resume: bool = False,
-) -> L.Trainer:
-    """Train ``module`` for ``epochs``; resume from ``folder/last.ckpt`` when asked and present."""
-    folder = Path(folder)
+def _trainer(folder: Path, label: str, epochs: int, progress: bool, accelerator: str,
+             checkpoint_every: int) -> tuple[L.Trainer, CSVLogger]:
     callbacks: list = [AtomicCheckpoint(folder, checkpoint_every)]
     if progress:
         callbacks.append(EpochProgress(label))
@@ -69,14 +76,44 @@ def fit(
         log_every_n_steps=1,
         deterministic=True,
     )
+    return trainer, logger
+
+
+def fit(
+    module: L.LightningModule,
+    loader: DataLoader,
+    *,
+    folder: Path,
+    label: str,
+    epochs: int,
+    progress: bool = True,
+    accelerator: str = "cpu",
+    checkpoint_every: int = 1,
+    resume: bool = False,
+) -> L.Trainer:
+    """Train ``module`` for ``epochs``; resume from ``folder/last.ckpt`` when asked and present.
+
+    Ctrl-C stops after Lightning's clean shutdown and is raised again as KeyboardInterrupt
+    (the last finished checkpoint stays), so callers can say how to resume.
+    """
+    folder = Path(folder)
     last = folder / "last.ckpt"
     ckpt_path = None
-    if resume and last.is_file():
-        state = safe_load(last)  # clear error for a corrupt or unsafe file before Lightning sees it
-        if not isinstance(state, dict) or "epoch" not in state:
-            raise CheckpointError(f"{last} is not a training checkpoint (it has no epoch); "
-                                  "delete it to train from scratch")
-        ckpt_path = str(last)
-        _keep_log_rows(logger, int(state["epoch"]))
-    trainer.fit(module, loader, ckpt_path=ckpt_path, weights_only=True)
+    with _quiet_lightning():
+        trainer, logger = _trainer(folder, label, epochs, progress, accelerator, checkpoint_every)
+        if resume and last.is_file():
+            state = safe_load(last)  # clear error for a corrupt or unsafe file before Lightning sees it
+            if not isinstance(state, dict) or "epoch" not in state:
+                raise CheckpointError(f"{last} is not a training checkpoint (it has no epoch); "
+                                      "delete it to train from scratch")
+            ckpt_path = str(last)
+            _keep_log_rows(logger, int(state["epoch"]))
+        try:
+            trainer.fit(module, loader, ckpt_path=ckpt_path, weights_only=True)
+        except SystemExit:
+            # Lightning answers Ctrl-C by tearing down and calling exit(1).
+            if trainer.interrupted:
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignored it
+                raise KeyboardInterrupt from None
+            raise
     return trainer

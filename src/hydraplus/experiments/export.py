@@ -18,47 +18,32 @@ from typing import Any
 import torch
 from torch import nn
 
-from hydraplus.core.stochastic import DirichletStudent
-from hydraplus.engine.checkpoint import atomic_write_bytes, atomic_write_text
+from hydraplus.config import ExperimentConfig, StudentSpec
 from hydraplus.experiments.runner import load_problem, load_trained, versions
+from hydraplus.io import atomic_write_bytes, atomic_write_text
+from hydraplus.methods import get_method
 
 MAX_BATCH = 65536
 TOLERANCE = 1e-5
 
 
-def input_shape(meta: dict[str, Any]) -> list[int]:
+def input_shape(meta: dict[str, Any], config: ExperimentConfig) -> list[int]:
     """One input's shape: ``[C, H, W]`` for image runs, ``[features]`` for toy runs."""
-    if "normalization" in meta:
+    if meta["kind"] == "image":
         return list(meta["normalization"]["image_shape"])
-    problem = load_problem(meta["config"], meta["seed"], meta.get("data_path"))
+    problem = load_problem(config, meta["seed"], meta.get("data_path"))
     return list(problem.x_train.shape[1:])
 
 
-class DirichletConcentrations(nn.Module):
-    """An EnDD student's Dirichlet concentrations ``[B, C]`` (the exportable part of it)."""
-
-    def __init__(self, student: DirichletStudent):
-        super().__init__()
-        self.student = student
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.student.concentrations(x)
-
-
-def _deployable(model: nn.Module, task: str) -> tuple[nn.Module, str]:
-    """The module to export and what its output means."""
-    if isinstance(model, DirichletStudent):
-        return DirichletConcentrations(model), (
-            "[batch, classes] Dirichlet concentrations alpha; predictive probabilities = "
-            "alpha / sum(alpha)")
-    return model, _outputs(task)
-
-
-def _outputs(task: str) -> str:
+def _deployable(name: str, model: nn.Module, specs: dict[str, StudentSpec], task: str
+                ) -> tuple[nn.Module, str]:
+    """The module to export and what its output means (a student's method decides)."""
+    if name in specs:
+        return get_method(specs[name].method).export_view(model, task)
     if task == "classification":
-        return ("[batch, K, classes] log-probabilities or logits of the K heads, members or samples; "
-                "predictive probabilities = softmax over classes, averaged over K")
-    return "[batch, K, 2]: mean and log-variance of the K heads, members or samples"
+        return model, ("[batch, N, classes] logits of the N members; predictive probabilities = "
+                       "softmax over classes, averaged over N")
+    return model, "[batch, N, 2]: mean and log-variance of the N members"
 
 
 def export_model(model: nn.Module, example: torch.Tensor, path: Path) -> torch.export.ExportedProgram:
@@ -88,24 +73,24 @@ def export_model(model: nn.Module, example: torch.Tensor, path: Path) -> torch.e
 
 def export_run(run_dir: Path, out_dir: Path, names: list[str] | None = None) -> list[Path]:
     """Export the models ``names`` (default: all) of one trained run into ``out_dir``."""
-    meta, trained = load_trained(run_dir)
+    meta, config, trained = load_trained(run_dir)
     models = trained.all()
     unknown = sorted(set(names or []) - set(models))
     if unknown:
         raise ValueError(f"{run_dir} has no model(s) {unknown}; it has {sorted(models)}")
-    shape = input_shape(meta)
+    shape = input_shape(meta, config)
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2, *shape, generator=generator)
-    task = meta["config"]["task"]
+    task = config.task
     written = []
     for name in names or list(models):
         path = Path(out_dir) / f"{name}.pt2"
-        module, output = _deployable(models[name], task)
+        module, output = _deployable(name, models[name], trained.specs, task)
         export_model(module, example, path)
         card = {
             "model": name, "task": task, "input_shape": ["batch", *shape],
             "input": ("images normalised as (x / 255 - mean) / std per channel"
-                      if "normalization" in meta else "raw features, as in training"),
+                      if meta["kind"] == "image" else "raw features, as in training"),
             "normalization": meta.get("normalization"), "output": output,
             "run": str(Path(run_dir)), "seed": meta["seed"], "versions": versions(),
             "load": f"torch.export.load('{path.name}').module()",

@@ -2,7 +2,8 @@
 
 Run folder layout::
 
-    RUN/config.json            resolved config, seed, versions
+    RUN/config.json            the config as given, run kind (toy / image), seed, data path,
+                           versions and the config's warnings
     RUN/ensemble/model.pt      weights (state dict, weights-only loadable)
     RUN/ensemble/last.ckpt     full training state (resume)
     RUN/ensemble/log/metrics.csv  every loss term per epoch
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,18 +28,16 @@ import torch
 from torch import nn
 
 import hydraplus
+from hydraplus.config import ConfigWarning, ExperimentConfig, StudentSpec, parse_config
 from hydraplus.core.containers import Ensemble
 from hydraplus.data.augment import Augmentation
-from hydraplus.data.images import SOURCES, ImageProblem, load_image_problem
 from hydraplus.data.problem import Problem
-from hydraplus.data.toy import make_toy
 from hydraplus.engine import cache
-from hydraplus.engine.checkpoint import atomic_torch_save, atomic_write_text, safe_load
 from hydraplus.engine.data import SeededAugment, seeded_loader
-from hydraplus.engine.modules import EnsembleModule, StudentModule
+from hydraplus.engine.modules import DistillModule, EnsembleModule
 from hydraplus.engine.trainer import fit
-from hydraplus.experiments.builders import build_ensemble, build_student, engine_method
-from hydraplus.experiments.presets import StudentSpec, resolve_student
+from hydraplus.experiments.builders import build_ensemble, build_student
+from hydraplus.io import atomic_torch_save, atomic_write_text, safe_load
 from hydraplus.validation import (
     check_class_counts,
     check_dataset,
@@ -71,14 +71,22 @@ def derived_seed(seed: int, name: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
 
 
-def load_problem(config: dict[str, Any], seed: int, data_path: str | Path | None = None) -> Problem:
+def as_config(config: ExperimentConfig | dict[str, Any]) -> ExperimentConfig:
+    """A parsed config (JSON dicts are parsed here, once)."""
+    return config if isinstance(config, ExperimentConfig) else parse_config(config)
+
+
+def load_problem(config: ExperimentConfig, seed: int, data_path: str | Path | None = None) -> Problem:
     """The config's data: a toy problem by name, or an image source (``data_path`` replaces its path)."""
-    data = config["data"]
-    if data.get("name") in SOURCES:
-        return load_image_problem(data, seed, path=data_path)
+    if config.kind == "image":
+        from hydraplus.data.images import load_image_problem
+
+        return load_image_problem(config.data.as_dict(), seed, path=data_path)
     if data_path is not None:
-        raise ValueError(f"--data applies to image configs only; {config['name']} uses toy data")
-    return make_toy(data["name"], seed=data.get("seed", seed))
+        raise ValueError(f"--data applies to image configs only; {config.name} uses toy data")
+    from hydraplus.data.toy import make_toy
+
+    return make_toy(config.data.name, seed=config.data.options.get("seed", seed))
 
 
 def seeded_augment(augmentation: Augmentation | None, problem: Problem, seed: int
@@ -86,31 +94,31 @@ def seeded_augment(augmentation: Augmentation | None, problem: Problem, seed: in
     """The engine's augmentation for ``problem`` (image data only), or None."""
     if augmentation is None:
         return None
-    if not isinstance(problem, ImageProblem):
+    normalization = getattr(problem, "normalization", None)
+    if normalization is None:
         raise ValueError(f"augment applies to image data only; {problem.name} is not an image data set")
-    return SeededAugment(augmentation, seed, problem.normalization.black())
+    return SeededAugment(augmentation, seed, normalization.black())
 
 
-def train_ensemble(config: dict[str, Any], problem: Problem, folder: Path, seed: int, *,
+def train_ensemble(config: ExperimentConfig, problem: Problem, folder: Path, seed: int, *,
                    progress: bool = True, accelerator: str = "cpu", resume: bool = False,
                    checkpoint_every: int = 1) -> tuple[Ensemble, float, int]:
     """Train N members (batched, own orders); returns the ensemble, seconds, skipped steps."""
     folder = Path(folder)
-    settings = config["ensemble"]
-    check_dataset(problem.x_train, problem.y_train, config["task"], problem.num_outputs, "train")
+    settings = config.ensemble
+    check_dataset(problem.x_train, problem.y_train, config.task, problem.num_outputs, "train")
     L.seed_everything(derived_seed(seed, "ensemble"), verbose=False)
     ensemble = build_ensemble(config, _layout(accelerator))
     check_class_counts(problem.num_outputs, teacher=output_size(ensemble, problem.x_train, "the ensemble"),
-                       task=config["task"])
-    augment = seeded_augment(Augmentation.from_setting(settings.get("augment"), "ensemble.augment"),
-                             problem, derived_seed(seed, "ensemble/augment"))
-    module = EnsembleModule(ensemble, config["task"], settings["lr"], settings["weight_decay"],
-                            settings["epochs"], augment=augment)
-    loader = seeded_loader((problem.x_train, problem.y_train), settings.get("batch_size", 256),
+                       task=config.task)
+    augment = seeded_augment(settings.augmentation, problem, derived_seed(seed, "ensemble/augment"))
+    module = EnsembleModule(ensemble, config.task, settings.lr, settings.weight_decay,
+                            settings.epochs, augment=augment)
+    loader = seeded_loader((problem.x_train, problem.y_train), settings.batch_size,
                            seed, streams=ensemble.size, names=("train inputs", "train targets"))
     start = time.perf_counter()
     fit(module, loader, folder=folder, label=f"{problem.name}/ensemble-{ensemble.size}",
-        epochs=settings["epochs"], progress=progress, accelerator=accelerator, resume=resume,
+        epochs=settings.epochs, progress=progress, accelerator=accelerator, resume=resume,
         checkpoint_every=checkpoint_every)
     seconds = time.perf_counter() - start
     ensemble.cpu()
@@ -118,7 +126,7 @@ def train_ensemble(config: dict[str, Any], problem: Problem, folder: Path, seed:
     return ensemble, seconds, module.skipped_steps
 
 
-def train_student(config: dict[str, Any], spec: StudentSpec, problem: Problem,
+def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
                   teacher_outputs: torch.Tensor | None, folder: Path, seed: int, *,
                   teacher: Ensemble | None = None, progress: bool = True,
                   accelerator: str = "cpu", resume: bool = False,
@@ -129,7 +137,7 @@ def train_student(config: dict[str, Any], spec: StudentSpec, problem: Problem,
     training example); with ``spec.augment`` the ``teacher`` runs on every augmented batch.
     """
     folder = Path(folder)
-    check_dataset(problem.x_train, problem.y_train, config["task"], problem.num_outputs, "train")
+    check_dataset(problem.x_train, problem.y_train, config.task, problem.num_outputs, "train")
     augment = seeded_augment(spec.augment, problem, derived_seed(seed, spec.name + "/augment"))
     if augment is None:
         if teacher_outputs is None:
@@ -147,9 +155,8 @@ def train_student(config: dict[str, Any], spec: StudentSpec, problem: Problem,
     student = build_student(config, spec, _layout(accelerator))
     check_class_counts(problem.num_outputs, teacher=teacher_size,
                        student=output_size(student, problem.x_train, f"student {spec.name}"),
-                       task=config["task"])
-    module = StudentModule(student, engine_method(spec), config["task"], spec.weights, spec.lam,
-                           spec.lr, spec.weight_decay, spec.epochs, kl_coeff=spec.kl_coeff,
+                       task=config.task)
+    module = DistillModule(student, spec.method, config.task, spec,
                            teacher=teacher if augment is not None else None, augment=augment)
     loader = seeded_loader(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"),
                            names=names)
@@ -165,7 +172,8 @@ def train_student(config: dict[str, Any], spec: StudentSpec, problem: Problem,
     return student, seconds, module.skipped_steps
 
 
-def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, progress: bool = True,
+def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, seed: int = 0, *,
+                   progress: bool = True,
                    accelerator: str = "cpu", resume: bool = False,
                    checkpoint_every: int = 1,
                    data_path: str | Path | None = None) -> tuple[Problem, TrainedModels]:
@@ -174,12 +182,15 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
     ``last.ckpt`` of each model is updated every ``checkpoint_every`` epochs; with ``resume``
     each model continues from its own ``last.ckpt`` (if any) and ends as if never stopped.
     """
+    config = as_config(config)
     run_dir = check_output_dir_writable(run_dir)
+    for warning in config.warnings:
+        warnings.warn(ConfigWarning(f"{config.name}: {warning}"), stacklevel=2)
     problem = load_problem(config, seed, data_path)
-    meta: dict[str, Any] = {"config": config, "seed": seed,
+    meta: dict[str, Any] = {"config": config.raw, "kind": config.kind, "seed": seed,
                             "data_path": None if data_path is None else str(data_path),
-                            "versions": versions()}
-    if isinstance(problem, ImageProblem):  # to normalise unseen test files like the training data
+                            "versions": versions(), "warnings": list(config.warnings)}
+    if config.kind == "image":  # to normalise unseen test files like the training data
         meta["normalization"] = {"mean": list(problem.normalization.mean),
                                  "std": list(problem.normalization.std),
                                  "image_shape": list(problem.x_test_raw.shape[1:])}
@@ -191,7 +202,7 @@ def run_experiment(config: dict[str, Any], run_dir: Path, seed: int = 0, *, prog
         accelerator=accelerator, resume=resume, checkpoint_every=checkpoint_every)
     models = TrainedModels(ensemble, train_seconds={"ensemble": seconds},
                            skipped_steps={"ensemble": skipped})
-    specs = [resolve_student(config, entry) for entry in config["students"]]
+    specs = config.students
     teacher_outputs = None
     if any(spec.augment is None for spec in specs):  # augmented students run the teacher instead
         teacher_outputs = cache.teacher_outputs(ensemble, problem.x_train, run_dir / "cache")
@@ -230,26 +241,30 @@ def _saved_layout(state: dict[str, torch.Tensor]) -> bool:
     return any(".stacked." in key for key in state)
 
 
-def load_trained(run_dir: Path) -> tuple[dict[str, Any], TrainedModels]:
-    """Rebuild every model of a finished run from its config and weights-only files.
-
-    Returns the run's saved metadata (``config``, ``seed``, ``data_path``; ``normalization`` for
-    image runs) and the models.
-    """
+def read_run(run_dir: Path) -> tuple[dict[str, Any], ExperimentConfig]:
+    """A run folder's saved metadata (``config``, ``kind``, ``seed``, ``data_path``;
+    ``normalization`` for image runs) and its parsed config."""
     run_dir = Path(run_dir)
     meta_path = run_dir / "config.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"not a hydraplus run folder (no config.json): {run_dir}")
     meta = json.loads(meta_path.read_text())
-    config = meta["config"]
+    config = parse_config(meta["config"])
+    meta.setdefault("kind", config.kind)  # runs from before the kind was saved
+    return meta, config
+
+
+def load_trained(run_dir: Path) -> tuple[dict[str, Any], ExperimentConfig, TrainedModels]:
+    """Rebuild every model of a finished run from its config and weights-only files."""
+    run_dir = Path(run_dir)
+    meta, config = read_run(run_dir)
     state = safe_load(run_dir / "ensemble" / "model.pt")
     ensemble = build_ensemble(config, _saved_layout(state))
     ensemble.load_state_dict(state)
     models = TrainedModels(ensemble)
-    for entry in config["students"]:
-        spec = resolve_student(config, entry)
+    for spec in config.students:
         state = safe_load(run_dir / spec.name / "model.pt")
         student = build_student(config, spec, _saved_layout(state))
         student.load_state_dict(state)
         models.students[spec.name], models.specs[spec.name] = student, spec
-    return meta, models
+    return meta, config, models

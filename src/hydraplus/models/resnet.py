@@ -1,11 +1,24 @@
-"""ResNet members, cores and heads for CIFAR-sized images (SPEC section 6)."""
+"""ResNet members, cores and heads for CIFAR-sized images (see docs/method.md#the-papers-settings).
+
+Its basic block registers a stacked form, so members and heads of ResNet blocks run as grouped
+convolutions when batched.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hydraplus.core.batched import (
+    BatchedBatchNorm,
+    BatchedConv2d,
+    is_grouped,
+    register_stacker,
+    stack,
+)
 
 
 class BasicBlock(nn.Module):
@@ -28,6 +41,30 @@ class BasicBlock(nn.Module):
         out = torch.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return torch.relu(out + self.shortcut(x))
+
+
+class BatchedBasicBlock(nn.Module):
+    """G ResNet basic blocks run as grouped convolutions."""
+
+    def __init__(self, blocks: Sequence[BasicBlock]):
+        super().__init__()
+        self.groups = len(blocks)
+        self.conv1 = BatchedConv2d.from_modules([b.conv1 for b in blocks])
+        self.bn1 = BatchedBatchNorm([b.bn1 for b in blocks])
+        self.conv2 = BatchedConv2d.from_modules([b.conv2 for b in blocks])
+        self.bn2 = BatchedBatchNorm([b.bn2 for b in blocks])
+        self.shortcut = stack([b.shortcut for b in blocks])
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        short = self.shortcut(x)
+        if not is_grouped(short, 3):
+            short = short.unsqueeze(1)
+        return F.relu(out + short)
+
+
+register_stacker(BasicBlock, BatchedBasicBlock)
 
 
 def _stage(in_channels: int, out_channels: int, stride: int, blocks: int) -> list[nn.Module]:

@@ -1,33 +1,25 @@
-"""Markdown tables of evaluations: one image run's ``evaluation.md`` and, over seeds and runs,
-``compare.md`` of image or toy runs (mean ± sample std over seeds; ± is left out with one seed)."""
+"""Reading, pooling and Markdown of evaluations: one run's ``evaluation.md`` and, over seeds and
+runs, ``compare.md`` of image or toy runs (mean ± sample std over seeds; ± is left out with one seed).
+
+Every ``evaluation.json`` is ``{"kind": "toy" | "image", "task": "classification" | "regression",
+"models": {name: row}, "problem": {...}, "settings": {...}}``; see `hydraplus.report.evaluation`.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from hydraplus.report.markdown import REGRESSION_COLUMNS, SPIRAL_COLUMNS
+from hydraplus.report.markdown import TOY_COLUMNS, toy_table
+from hydraplus.report.tables import Column, Getter, Row, at, cell, get, mean_std, table
 
-Getter = Callable[[dict[str, Any]], float | None]
-
-
-class Column(NamedTuple):
-    """A table column: a quantity of a model's evaluation, scaled and rounded; ``spread=False``
-    for quantities that do not vary over seeds (FLOPs, parameters)."""
-
-    title: str
-    getter: Getter
-    scale: float = 1.0
-    digits: int = 3
-    spread: bool = True
-
-
-SHIFT_METRICS: tuple[tuple[str, str, float, int], ...] = (
+KINDS = ("toy", "image")
+TASKS = ("classification", "regression")
+SHIFT_METRICS: tuple[tuple[str, str, float, int], ...] = (  # key, title, scale, decimals
     ("error", "error %", 100.0, 2),
     ("ece", "ECE %", 100.0, 2),
     ("nll", "NLL", 1.0, 3),
@@ -37,44 +29,44 @@ SHIFT_METRICS: tuple[tuple[str, str, float, int], ...] = (
 
 @dataclass
 class Pooled:
-    """Evaluations pooled by model: ``models[name]`` holds one entry per seed.
+    """Evaluations of one kind and task pooled by model: ``models[name]`` holds one row per seed."""
 
-    For toy runs ``problem`` is ``{"toy": True, "task": ...}`` and each entry is the flat
-    metrics row of the toy evaluation.
-    """
-
-    models: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    kind: str = ""
+    task: str = ""
+    models: dict[str, list[Row]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     problem: dict[str, Any] = field(default_factory=dict)
     runs: dict[str, int] = field(default_factory=dict)  # run label -> number of seeds
 
+    def has(self, *path: str | int) -> bool:
+        """Whether some seed of some model has a value at ``path`` (e.g. ``"shifts"``)."""
+        return any(get(row, *path) for rows in self.models.values() for row in rows)
 
-def _is_toy(evaluation: dict[str, Any]) -> bool:
-    """A toy evaluation maps each model to a flat row with an error (spiral) or RMSE (regression)."""
-    return bool(evaluation) and all(isinstance(row, dict) and ("error" in row or "rmse" in row)
-                                    for row in evaluation.values())
+
+def check_evaluation(evaluation: Any, source: Path) -> dict[str, Any]:
+    """``evaluation`` if it has a known kind and task, models, problem and settings, else a clear
+    error naming ``source`` (an ``evaluation.json`` without a kind predates the kinds)."""
+    if not isinstance(evaluation, dict):
+        raise ValueError(f"{source} is not a hydraplus evaluation (the evaluation.json that "
+                         "`hydraplus train` or `hydraplus evaluate` writes)")
+    if "kind" not in evaluation:
+        raise ValueError(f"{source} is not a hydraplus evaluation of this version (it has no run "
+                         "kind); re-run `hydraplus evaluate RUN` on the run it belongs to")
+    if (evaluation["kind"] not in KINDS or evaluation.get("task") not in TASKS
+            or not all(isinstance(evaluation.get(k), dict) for k in ("models", "problem", "settings"))):
+        raise ValueError(f"{source} is not a hydraplus evaluation: it needs a kind in {KINDS}, "
+                         f"a task in {TASKS} and its models, problem and settings")
+    return evaluation
 
 
 def read_evaluation(path: Path) -> dict[str, Any]:
-    """An image or toy ``evaluation.json``; a clear error for unreadable or foreign files."""
+    """A checked ``evaluation.json`` (see `check_evaluation`); a clear error for unreadable files."""
     path = Path(path)
     try:
         evaluation = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"cannot read evaluation {path}: {err}") from err
-    if not isinstance(evaluation, dict) or not (isinstance(evaluation.get("models"), dict)
-                                                or _is_toy(evaluation)):
-        raise ValueError(f"{path} is not a hydraplus evaluation (the evaluation.json that "
-                         "`hydraplus train` or `hydraplus evaluate` writes)")
-    return evaluation
-
-
-def _parts(evaluation: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(rows by model, problem, settings) of an image or toy evaluation."""
-    if _is_toy(evaluation):
-        task = "classification" if "error" in next(iter(evaluation.values())) else "regression"
-        return evaluation, {"toy": True, "task": task}, {}
-    return evaluation["models"], evaluation["problem"], evaluation["settings"]
+    return check_evaluation(evaluation, path)
 
 
 def _seed_key(path: Path) -> tuple[int, str]:
@@ -104,24 +96,25 @@ def find_evaluations(run_dirs: Sequence[Path]) -> dict[str, list[Path]]:
 
 
 def pool(runs: dict[str, list[dict[str, Any]]]) -> Pooled:
-    """Pool evaluations (per run label, one per seed); with several runs, model names get the
-    run label as a prefix."""
+    """Pool checked evaluations (per run label, one per seed; see `check_evaluation`); with several
+    runs, model names get the run label as a prefix. Mixed kinds, tasks or class counts are an error."""
     pooled = Pooled()
     for label, evaluations in runs.items():
         pooled.runs[label] = len(evaluations)
         for evaluation in evaluations:
-            models, problem, settings = _parts(evaluation)
-            if not pooled.problem:
-                pooled.problem, pooled.settings = problem, settings
-            elif problem.get("toy") != pooled.problem.get("toy"):
+            problem = evaluation["problem"]
+            if not pooled.kind:
+                pooled.kind, pooled.task = evaluation["kind"], evaluation["task"]
+                pooled.problem, pooled.settings = problem, evaluation["settings"]
+            elif evaluation["kind"] != pooled.kind:
                 raise ValueError(f"run {label} mixes toy and image evaluations: they cannot be compared")
-            elif problem.get("task") != pooled.problem.get("task"):
-                raise ValueError(f"run {label} is {problem.get('task')}, others "
-                                 f"{pooled.problem.get('task')}: they cannot be compared")
+            elif evaluation["task"] != pooled.task:
+                raise ValueError(f"run {label} is {evaluation['task']}, others {pooled.task}: "
+                                 "they cannot be compared")
             elif problem.get("num_classes") != pooled.problem.get("num_classes"):
-                raise ValueError(f"run {label} has {problem['num_classes']} classes, "
-                                 f"others {pooled.problem['num_classes']}: they cannot be compared")
-            for name, row in models.items():
+                raise ValueError(f"run {label} has {problem.get('num_classes')} classes, "
+                                 f"others {pooled.problem.get('num_classes')}: they cannot be compared")
+            for name, row in evaluation["models"].items():
                 pooled.models.setdefault(f"{label}/{name}" if len(runs) > 1 else name, []).append(row)
     return pooled
 
@@ -130,37 +123,6 @@ def load_pooled(run_dirs: Sequence[Path]) -> Pooled:
     """Read and pool every evaluation found under ``run_dirs`` (see `find_evaluations`)."""
     return pool({label: [read_evaluation(f) for f in files]
                  for label, files in find_evaluations(run_dirs).items()})
-
-
-def get(row: dict[str, Any], *path: str | int) -> Any:
-    """``row[p0][p1]...`` or None where any step is missing."""
-    value: Any = row
-    for step in path:
-        try:
-            value = value[step]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return value
-
-
-def mean_std(values: Sequence[float | None]) -> tuple[float, float | None] | None:
-    """Mean and sample std of the known values (std None with one value; None with none)."""
-    known = [float(v) for v in values if v is not None]
-    if not known:
-        return None
-    return statistics.fmean(known), statistics.stdev(known) if len(known) > 1 else None
-
-
-def cell(rows: Sequence[dict[str, Any]], getter: Getter, scale: float = 1.0, digits: int = 3,
-         spread: bool = True) -> str:
-    """``mean ± std`` of a quantity over seeds, scaled (``mean`` only without ``spread``);
-    ``–`` when unknown."""
-    stats = mean_std([getter(r) for r in rows])
-    if stats is None:
-        return "–"
-    mean, std = stats
-    text = f"{scale * mean:.{digits}f}"
-    return text if std is None or not spread else f"{text} ± {scale * std:.{digits}f}"
 
 
 def _unit(pooled: Pooled, getter: Getter, units: Sequence[tuple[float, str]]) -> tuple[float, str]:
@@ -173,34 +135,18 @@ def _unit(pooled: Pooled, getter: Getter, units: Sequence[tuple[float, str]]) ->
     return 1.0, ""
 
 
-def table(pooled: Pooled, columns: Sequence[Column], seeds: bool = False) -> str:
-    """One row per model (with its number of seeds); columns with no known value are left out."""
-    body = {name: [cell(rows, *c[1:]) for c in columns] for name, rows in pooled.models.items()}
-    keep = [i for i in range(len(columns)) if any(cells[i] != "–" for cells in body.values())]
-    titles = ["method"] + (["seeds"] if seeds else []) + [columns[i].title for i in keep]
-    lines = ["| " + " | ".join(titles) + " |", "|---|" + "---:|" * (len(titles) - 1)]
-    for name, cells in body.items():
-        extra = [str(len(pooled.models[name]))] if seeds else []
-        lines.append("| " + " | ".join([name, *extra, *(cells[i] for i in keep)]) + " |")
-    return "\n".join(lines)
-
-
-def _path(*path: str | int) -> Getter:
-    return lambda row: get(row, *path)
-
-
 def clean_columns(pooled: Pooled) -> list[Column]:
     """The paper's table: error, ECE, NLL, Brier, entropy, FLOPs per input and parameters."""
-    flops_scale, flops_unit = _unit(pooled, _path("profile", "flops"), ((1e9, "G"), (1e6, "M"), (1e3, "k")))
-    params_scale, params_unit = _unit(pooled, _path("profile", "params"), ((1e6, "M"), (1e3, "k")))
+    flops_scale, flops_unit = _unit(pooled, at("profile", "flops"), ((1e9, "G"), (1e6, "M"), (1e3, "k")))
+    params_scale, params_unit = _unit(pooled, at("profile", "params"), ((1e6, "M"), (1e3, "k")))
     return [
-        Column("error %", _path("clean", "error"), 100.0, 2),
-        Column("ECE %", _path("clean", "ece"), 100.0, 2),
-        Column("NLL", _path("clean", "nll")),
-        Column("Brier", _path("clean", "brier")),
-        Column("entropy", _path("clean", "predictive_entropy")),
-        Column(f"{flops_unit}FLOPs", _path("profile", "flops"), flops_scale, 2, spread=False),
-        Column(f"{params_unit} params".strip(), _path("profile", "params"), params_scale, 2, spread=False),
+        Column("error %", at("clean", "error"), 100.0, ".2f"),
+        Column("ECE %", at("clean", "ece"), 100.0, ".2f"),
+        Column("NLL", at("clean", "nll")),
+        Column("Brier", at("clean", "brier")),
+        Column("entropy", at("clean", "predictive_entropy")),
+        Column(f"{flops_unit}FLOPs", at("profile", "flops"), flops_scale, ".2f", spread=False),
+        Column(f"{params_unit} params".strip(), at("profile", "params"), params_scale, ".2f", spread=False),
     ]
 
 
@@ -209,21 +155,21 @@ def uncertainty_columns(pooled: Pooled) -> list[Column]:
     hist = pooled.settings.get("histogram", {})
     shift = shift_label(hist.get("kind", ""), hist.get("magnitude", 0.0))
     probe = pooled.problem.get("probe_name") or "OOD"
-    columns = [Column("epistemic entropy", _path("clean", "epistemic_entropy"), digits=4)]
+    columns = [Column("epistemic entropy", at("clean", "epistemic_entropy"), fmt=".4f")]
     for measure, title in (("predictive", "entropy"), ("epistemic", "epistemic")):
-        columns.append(Column(f"{probe} AUROC ({title})", _path("ood", f"{measure}_auroc")))
-        columns.append(Column(f"{probe} AUPR ({title})", _path("ood", f"{measure}_aupr")))
+        columns.append(Column(f"{probe} AUROC ({title})", at("ood", f"{measure}_auroc")))
+        columns.append(Column(f"{probe} AUPR ({title})", at("ood", f"{measure}_aupr")))
     for kind, short in (("predictive", "pred."), ("aleatoric", "alea."), ("epistemic", "epi.")):
         columns.append(Column(f"TV {short} ({hist.get('kind', '')} {shift})",
-                              _path("shift_histograms", "tv", kind)))
+                              at("shift_histograms", "tv", kind)))
     return columns
 
 
 def cost_columns(pooled: Pooled) -> list[Column]:
     """Latency per batch size and training time."""
-    columns = [Column(f"latency b{b} ms", _path("profile", f"latency_b{b}_s"), 1e3, 2)
+    columns = [Column(f"latency b{b} ms", at("profile", f"latency_b{b}_s"), 1e3, ".2f")
                for b in pooled.settings.get("latency_batch_sizes", [])]
-    return [*columns, Column("train s", _path("train_seconds"), digits=1)]
+    return [*columns, Column("train s", at("train_seconds"), fmt=".1f")]
 
 
 def shift_label(kind: str, magnitude: float) -> str:
@@ -242,8 +188,8 @@ def shift_table(pooled: Pooled, kind: str, metrics: Sequence[tuple[str, str, flo
              "|---|---|" + "---:|" * (len(labels) + 1)]
     for key, title, scale, digits in metrics:
         for name, rows in pooled.models.items():
-            cells = [cell(rows, _path("clean", key), scale, digits)]
-            cells += [cell(rows, _path("shifts", kind, i, key), scale, digits) for i in range(len(labels))]
+            paths = [("clean", key)] + [("shifts", kind, i, key) for i in range(len(labels))]
+            cells = [cell(rows, Column(title, at(*path), scale, f".{digits}f")) for path in paths]
             lines.append(f"| {title} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -253,11 +199,10 @@ def results_markdown(pooled: Pooled, title: str, intro: str,
                      seeds: bool = False) -> str:
     """Clean, uncertainty and cost tables, then one dataset-shift table per shift kind."""
     parts = [f"# {title}", intro,
-             "## Clean test set", table(pooled, clean_columns(pooled), seeds=seeds),
-             "## Uncertainty", table(pooled, uncertainty_columns(pooled)),
-             "## Cost", table(pooled, cost_columns(pooled))]
-    has_shifts = any(get(r, "shifts") for rows in pooled.models.values() for r in rows)
-    if has_shifts:
+             "## Clean test set", table(pooled.models, clean_columns(pooled), seeds=seeds),
+             "## Uncertainty", table(pooled.models, uncertainty_columns(pooled)),
+             "## Cost", table(pooled.models, cost_columns(pooled))]
+    if pooled.has("shifts"):  # not with --no-shifts
         parts.append("## Dataset shift")
         for kind in pooled.settings["shift_levels"]:
             parts += [f"### {kind.capitalize()} shift", shift_table(pooled, kind, shift_metrics)]
@@ -273,7 +218,10 @@ def _test_set(pooled: Pooled) -> str:
 
 
 def evaluation_markdown(evaluation: dict[str, Any]) -> str:
-    """``evaluation.md`` of one run: per model its clean metrics, then error/ECE per shift level."""
+    """``evaluation.md`` of one run: the demo's table (toy runs), or per model its clean metrics,
+    uncertainty and cost, then error/ECE per shift level (image runs)."""
+    if evaluation["kind"] == "toy":
+        return toy_table(evaluation["models"], evaluation["task"]) + "\n"
     pooled = pool({"run": [evaluation]})
     intro = (f"One seed; {_test_set(pooled)}. Error and ECE in %, entropies in nats; OOD detection "
              "scores inputs by predictive entropy or epistemic uncertainty (OOD = positive class); TV "
@@ -282,30 +230,16 @@ def evaluation_markdown(evaluation: dict[str, Any]) -> str:
     return results_markdown(pooled, "Evaluation", intro, SHIFT_METRICS[:2])
 
 
-def toy_columns(task: str) -> list[Column]:
-    """The demo report's columns (`hydraplus.report.markdown`) as pooled-table columns."""
-    columns = []
-    for key, title, kind in SPIRAL_COLUMNS if task == "classification" else REGRESSION_COLUMNS:
-        if kind == "pct":
-            columns.append(Column(title, _path(key), 100.0, 2))
-        elif kind == "int":
-            columns.append(Column(title, _path(key), digits=0, spread=False))
-        else:  # "fN": N decimals
-            columns.append(Column(title, _path(key), digits=int(kind[1:])))
-    return columns
-
-
 def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
     """``compare.md``: the tables of `results_markdown` over seeds, then the figures (image runs),
     or one table of the demo report's columns over seeds (toy runs)."""
     runs = ", ".join(f"{label} ({n} seed{'s' * (n != 1)})" for label, n in pooled.runs.items())
-    if pooled.problem.get("toy"):
-        task = pooled.problem["task"]
-        intro = (f"Runs: {runs}; toy {'spiral' if task == 'classification' else 'regression'} "
-                 "problem (SPEC section 6). Mean ± sample standard deviation over seeds; "
+    if pooled.kind == "toy":
+        intro = (f"Runs: {runs}; toy {pooled.problem['name']} problem (settings: "
+                 "docs/method.md#the-papers-settings). Mean ± sample standard deviation over seeds; "
                  "the columns are those of the demo report.")
-        return "\n\n".join(["# Comparison", intro,
-                             table(pooled, toy_columns(task), seeds=True)]) + "\n"
+        rows = table(pooled.models, TOY_COLUMNS[pooled.task], seeds=True, label="model")
+        return "\n\n".join(["# Comparison", intro, rows]) + "\n"
     intro = (f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds. "
              "Error and ECE in %, entropies in nats; TV is the total variation between a model's "
              "uncertainty histogram under the shift and the ensemble's (0 = identical, 1 = disjoint).")

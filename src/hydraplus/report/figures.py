@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from hydraplus.data.toy import GRID_LIMIT, GRID_SIZE, ToyProblem, regression_function
-from hydraplus.engine.checkpoint import atomic_write_bytes
+from hydraplus.io import atomic_write_bytes
 
 SPIRAL_PANEL_INCHES, DPI = 2.2, 70
 

@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from hydraplus.report.compare import SHIFT_METRICS, Pooled, get, mean_std, shift_label
+from hydraplus.report.compare import SHIFT_METRICS, Pooled, shift_label
 from hydraplus.report.figures import save_figure
+from hydraplus.report.tables import get, mean_std
 
 UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
 
@@ -23,10 +24,6 @@ def _colors(pooled: Pooled) -> dict[str, tuple[float, ...]]:
     """One colour per model, the same in every figure."""
     cmap = plt.get_cmap("tab10" if len(pooled.models) <= 10 else "tab20")
     return {name: cmap(i % cmap.N) for i, name in enumerate(pooled.models)}
-
-
-def _has_shifts(pooled: Pooled) -> bool:
-    return any(get(r, "shifts") for rows in pooled.models.values() for r in rows)
 
 
 def shift_figure(pooled: Pooled, metric: str, title: str, scale: float = 1.0) -> Figure:
@@ -120,15 +117,15 @@ def write_figures(pooled: Pooled, out: Path) -> list[str]:
     """Save every figure the pooled data allows into ``out``; returns their file names."""
     out = Path(out)
     names: list[str] = []
-    if _has_shifts(pooled):
+    if pooled.has("shifts"):
         for key, title, scale, _ in SHIFT_METRICS:
             name = f"shift-{key.replace('_', '-')}.png"
             save_figure(shift_figure(pooled, key, title, scale), out / name)
             names.append(name)
-    if any(get(r, "reliability") for rows in pooled.models.values() for r in rows):
+    if pooled.has("reliability"):
         save_figure(reliability_figure(pooled), out / "reliability.png")
         names.append("reliability.png")
-    if any(get(r, "shift_histograms") for rows in pooled.models.values() for r in rows):
+    if pooled.has("shift_histograms"):
         hist = pooled.settings["histogram"]
         name = f"histograms-{hist['kind']}-{shift_label(hist['kind'], hist['magnitude']).strip('%°×')}.png"
         save_figure(histogram_figure(pooled), out / name)

@@ -1,59 +1,40 @@
-"""Markdown tables and the plain-language reading of the toy results."""
+"""The toy runs in Markdown: the demo's tables (columns per task) and the plain-language reading."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from hydraplus.report.tables import Column, Row, at, table
 
-Row = dict[str, Any]
-
-SPIRAL_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("error", "test error %", "pct"),
-    ("ece", "ECE %", "pct"),
-    ("nll", "NLL", "f4"),
-    ("predictive_entropy", "entropy", "f4"),
-    ("offdata_epistemic", "off-data epistemic", "f3"),
-    ("tv_predictive", "TV pred.", "f3"),
-    ("tv_aleatoric", "TV alea.", "f3"),
-    ("tv_epistemic", "TV epi.", "f3"),
-    ("params", "params", "int"),
-    ("flops", "FLOPs/input", "int"),
-    ("train_seconds", "train s", "f1"),
+_SHARED: tuple[Column, ...] = (  # the last columns of both tables
+    Column("TV pred.", at("tv_predictive")),
+    Column("TV alea.", at("tv_aleatoric")),
+    Column("TV epi.", at("tv_epistemic")),
+    Column("params", at("params"), fmt=",.0f", spread=False),
+    Column("FLOPs/input", at("flops"), fmt=",.0f", spread=False),
+    Column("train s", at("train_seconds"), fmt=".1f"),
 )
-REGRESSION_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("rmse", "test RMSE", "f3"),
-    ("nll", "test NLL", "f3"),
-    ("oor_rmse", "[-12,12] RMSE", "f3"),
-    ("oor_nll", "[-12,12] NLL", "f3"),
-    ("offdata_epistemic", "off-data epistemic std", "f3"),
-    ("tv_predictive", "TV pred.", "f3"),
-    ("tv_aleatoric", "TV alea.", "f3"),
-    ("tv_epistemic", "TV epi.", "f3"),
-    ("params", "params", "int"),
-    ("flops", "FLOPs/input", "int"),
-    ("train_seconds", "train s", "f1"),
+SPIRAL_COLUMNS: tuple[Column, ...] = (
+    Column("test error %", at("error"), 100.0, ".2f"),
+    Column("ECE %", at("ece"), 100.0, ".2f"),
+    Column("NLL", at("nll"), fmt=".4f"),
+    Column("entropy", at("predictive_entropy"), fmt=".4f"),
+    Column("off-data epistemic", at("offdata_epistemic")),
+    *_SHARED,
 )
+REGRESSION_COLUMNS: tuple[Column, ...] = (
+    Column("test RMSE", at("rmse")),
+    Column("test NLL", at("nll")),
+    Column("[-12,12] RMSE", at("oor_rmse")),
+    Column("[-12,12] NLL", at("oor_nll")),
+    Column("off-data epistemic std", at("offdata_epistemic")),
+    *_SHARED,
+)
+TOY_COLUMNS: dict[str, tuple[Column, ...]] = {"classification": SPIRAL_COLUMNS,
+                                               "regression": REGRESSION_COLUMNS}  # by task
 
 
-def _fmt(value: Any, kind: str) -> str:
-    if value is None:
-        return "–"
-    if kind == "pct":
-        return f"{100 * value:.2f}"
-    if kind == "int":
-        return f"{int(value):,}"
-    return f"{value:.{kind[1]}f}"
-
-
-def table(rows: dict[str, Row], columns: Sequence[tuple[str, str, str]]) -> str:
-    """A Markdown table with one row per model."""
-    head = "| model | " + " | ".join(title for _, title, _ in columns) + " |"
-    rule = "|---|" + "---:|" * len(columns)
-    body = [
-        f"| {name} | " + " | ".join(_fmt(row.get(key), kind) for key, _, kind in columns) + " |"
-        for name, row in rows.items()
-    ]
-    return "\n".join([head, rule, *body])
+def toy_table(rows: dict[str, Row], task: str) -> str:
+    """The demo's table of one toy run (``rows``: the metrics row of each model)."""
+    return table({name: [row] for name, row in rows.items()}, TOY_COLUMNS[task], label="model")
 
 
 def _best_student(rows: dict[str, Row], key: str, reverse: bool = True) -> str:
@@ -105,7 +86,7 @@ def regression_summary(rows: dict[str, Row]) -> str:
     second = (
         f"Outside the training range the ensemble's mean epistemic std is "
         f"{ens['offdata_epistemic']:.3f}, and {top} keeps the most among the students "
-        f"({rows[top]['offdata_epistemic']:.3f}); as in SPEC section 8, the diversity term's "
+        f"({rows[top]['offdata_epistemic']:.3f}); as the paper reports, the diversity term's "
         f"benefit on regression is small."
     )
     return f"{first}. {second}"

@@ -1,0 +1,59 @@
+"""EnDD (ensemble distribution distillation): one head parameterising a Dirichlet.
+
+Trained by the Dirichlet's negative log-likelihood of the members' class probabilities
+(classification only); at test time it draws K = N probability vectors. It is exported as its
+concentrations, which define the whole predictive distribution (sampling cannot be traced).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from hydraplus.config import StudentDefaults, StudentSpec
+from hydraplus.core.losses import dirichlet_nll, l2_penalty
+from hydraplus.core.stochastic import DirichletStudent
+from hydraplus.methods.base import HeadFactory, StudentMethod, register
+
+
+class DirichletConcentrations(nn.Module):
+    """An EnDD student's Dirichlet concentrations ``[B, C]`` (the exportable part of it)."""
+
+    def __init__(self, student: DirichletStudent):
+        super().__init__()
+        self.student = student
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.student.concentrations(x)
+
+
+class EnDD(StudentMethod):
+    name = "endd"
+    tasks = ("classification",)
+    student_type = DirichletStudent
+
+    def defaults(self, shared: StudentDefaults, members: int) -> dict[str, Any]:
+        return {"alpha": 0.0, "beta": 0.0, "samples": members}
+
+    def build(self, core: nn.Module, head: HeadFactory, spec: StudentSpec,
+              batched: bool | None = None) -> nn.Module:
+        return DirichletStudent(core, head(), spec.samples, temperature=spec.t_mean)
+
+    def loss_terms(self, student: nn.Module, x: Tensor, y: Tensor, teacher: Tensor, task: str,
+                   spec: StudentSpec, lam: float) -> dict[str, Tensor]:
+        assert isinstance(student, DirichletStudent)
+        return {"endd": dirichlet_nll(student.head_logits(x), teacher, student.temperature),
+                "weight_decay": l2_penalty(self.decay_params(student))}
+
+    def total(self, terms: dict[str, Tensor], spec: StudentSpec, lam: float) -> Tensor:
+        return terms["endd"] + spec.weight_decay * terms["weight_decay"]
+
+    def export_view(self, student: nn.Module, task: str) -> tuple[nn.Module, str]:
+        assert isinstance(student, DirichletStudent)
+        return DirichletConcentrations(student), (
+            "[batch, classes] Dirichlet concentrations alpha; predictive probabilities = "
+            "alpha / sum(alpha)")
+
+
+register(EnDD())

@@ -1,0 +1,51 @@
+"""Hydra+ (the paper's method) and Hydra: a shared core with M heads, one per member.
+
+Both pair heads with members in L3 and match the ensemble's mean in L2; Hydra+ adds the
+diversity term L4 on the heads' weights, weighted by lambda (per M, optionally ramped). Hydra
+is the same student trained without L4 and with alpha = beta = 1 (individuality loss only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from hydraplus.config import StudentDefaults, StudentSpec
+from hydraplus.core.containers import MultiHeadStudent
+from hydraplus.core.losses import diversity_loss
+from hydraplus.methods.base import HeadFactory, StudentMethod, register
+
+
+class HydraPlus(StudentMethod):
+    """Multi-head student with L1-L3 and the diversity regulariser L4."""
+
+    name = "hydra+"
+    multi_head = True
+    uses_lambda = True
+    student_type = MultiHeadStudent
+
+    def build(self, core: nn.Module, head: HeadFactory, spec: StudentSpec,
+              batched: bool | None = None) -> nn.Module:
+        return MultiHeadStudent(core, [head() for _ in range(spec.heads)], batched)
+
+    def loss_terms(self, student: nn.Module, x: Tensor, y: Tensor, teacher: Tensor, task: str,
+                   spec: StudentSpec, lam: float) -> dict[str, Tensor]:
+        terms = super().loss_terms(student, x, y, teacher, task, spec, lam)
+        assert isinstance(student, MultiHeadStudent)
+        terms["diversity"] = diversity_loss(student.head_weight_rows()) if lam > 0 else x.new_zeros(())
+        return terms
+
+
+class Hydra(HydraPlus):
+    """The Hydra baseline: the same student, individuality loss only, no diversity term."""
+
+    name = "hydra"
+    uses_lambda = False
+
+    def defaults(self, shared: StudentDefaults, members: int) -> dict[str, Any]:
+        return {"alpha": 1.0, "beta": 1.0}
+
+
+register(HydraPlus())
+register(Hydra())

@@ -1,0 +1,33 @@
+"""One run's ``evaluation.json`` and ``evaluation.md``, for toy and image runs alike.
+
+The JSON names its run kind and task, so that `hydraplus compare` never has to guess them::
+
+    {"kind": "toy" | "image", "task": "classification" | "regression",
+     "models": {name: row}, "problem": {...}, "settings": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hydraplus.io import atomic_write_text
+from hydraplus.report.compare import check_evaluation, evaluation_markdown
+from hydraplus.report.tables import Row
+
+
+def toy_evaluation(rows: dict[str, Row], task: str, name: str) -> dict[str, Any]:
+    """The evaluation of a toy run from its metrics ``rows`` (one per model); ``name`` is the toy
+    problem's (``"spiral"`` or ``"regression"``, `ToyProblem.name`)."""
+    return {"kind": "toy", "task": task, "models": rows, "problem": {"name": name}, "settings": {}}
+
+
+def write_evaluation(run_dir: Path, evaluation: dict[str, Any]) -> Path:
+    """Write ``evaluation.json`` and ``evaluation.md`` into ``run_dir`` atomically; returns the
+    Markdown file's path."""
+    run_dir = Path(run_dir)
+    check_evaluation(evaluation, run_dir / "evaluation.json")
+    atomic_write_text(run_dir / "evaluation.json", json.dumps(evaluation, indent=2))
+    atomic_write_text(run_dir / "evaluation.md", evaluation_markdown(evaluation))
+    return run_dir / "evaluation.md"

@@ -1,0 +1,237 @@
+"""The typed config: the paper's presets per method, and every mistake refused or warned about."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hydraplus import cli
+from hydraplus.config import (
+    ConfigError,
+    StudentSpec,
+    available_configs,
+    load_config,
+    parse_config,
+    read_config,
+    scale_epochs,
+)
+from hydraplus.core.losses import LossWeights
+from hydraplus.core.schedules import LambdaSchedule
+
+
+@pytest.fixture
+def spiral() -> dict[str, Any]:
+    return read_config("toy-spiral")
+
+
+@pytest.fixture
+def regression() -> dict[str, Any]:
+    return read_config("toy-regression")
+
+
+def student(raw: dict[str, Any], entry: dict[str, Any]) -> StudentSpec:
+    """The resolved spec of one student entry in ``raw``."""
+    return parse_config({**raw, "students": [entry]}).students[0]
+
+
+def test_every_builtin_config_parses_with_its_kind() -> None:
+    kinds = {name: load_config(name).kind for name in available_configs()}
+    assert kinds == {"toy-spiral": "toy", "toy-regression": "toy", "paper-svhn": "image",
+                     "paper-cifar10": "image", "cpu-cifar10": "image"}
+    assert all(load_config(name).warnings == () for name in available_configs())
+
+
+def test_the_paper_settings(spiral: dict, regression: dict) -> None:
+    config = parse_config(spiral)
+    assert (config.ensemble.members, config.ensemble.epochs, config.ensemble.lr) == (20, 200, 0.01)
+    s = config.student
+    assert (s.t_mean, s.t_ind, s.alpha, s.beta, s.weight_decay) == (1.0, 3.0, 0.9, 0.5, 1e-8)
+    assert s.kl_coeff == pytest.approx(1 / 240)
+    assert config.arch.member == {"sizes": [2, 100, 100, 100, 100, 3]}
+    assert [spec.name for spec in config.students] == [
+        "hydra+-20", "hydra+-10", "hydra+-5", "hydra-20", "drop", "gauss", "endd"]
+    assert parse_config(regression).student.lam["5"] == {"value": 0.6, "start": 50, "end": 150}
+
+
+def test_hydra_preset(spiral: dict) -> None:
+    spec = student(spiral, {"method": "hydra", "heads": 20})
+    assert (spec.alpha, spec.beta) == (1.0, 1.0)
+    assert spec.lam == LambdaSchedule(0.0)
+    assert (spec.heads, spec.samples, spec.kl_coeff) == (20, 1, 0.0)
+    assert (spec.t_mean, spec.t_ind, spec.lr, spec.weight_decay, spec.epochs) == (1.0, 3.0, 0.01, 1e-8, 200)
+    assert student(spiral, {"method": "hydra"}).heads == 20  # M defaults to N
+
+
+@pytest.mark.parametrize(("heads", "value", "warned"), [
+    (20, 4.0, False), (10, 7.0, False), (5, 9.0, False),
+    (7, 9.0, True),     # nearest tabulated M is 5
+    (8, 7.0, True),     # nearest is 10
+    (15, 7.0, True),    # equidistant from 10 and 20: the smaller M wins
+])
+def test_hydra_plus_lambda_per_m(spiral: dict, heads: int, value: float, warned: bool) -> None:
+    config = parse_config({**spiral, "students": [{"method": "hydra+", "heads": heads}]})
+    spec = config.students[0]
+    assert spec.lam == LambdaSchedule(value)
+    assert spec.weights == LossWeights(0.9, 0.5, 1.0, 3.0)
+    assert spec.name == f"hydra+-{heads}"
+    if warned:
+        assert len(config.warnings) == 1
+        assert f"no lambda for M = {heads} in student.lambda" in config.warnings[0]
+        assert "using M = " in config.warnings[0]
+    else:
+        assert config.warnings == ()
+
+
+def test_baseline_presets(spiral: dict) -> None:
+    drop = student(spiral, {"method": "drop"})
+    assert (drop.beta, drop.samples, drop.heads, drop.alpha, drop.kl_coeff) == (1.0, 20, 1, 0.9, 0.0)
+    gauss = student(spiral, {"method": "gauss"})
+    assert (gauss.beta, gauss.samples, gauss.kl_coeff) == (1.0, 20, pytest.approx(1 / 240))
+    endd = student(spiral, {"method": "endd"})
+    assert (endd.alpha, endd.beta, endd.samples, endd.name) == (0.0, 0.0, 20, "endd")
+
+
+def test_entry_overrides_beat_the_method_and_the_shared_settings(spiral: dict) -> None:
+    spec = student(spiral, {"method": "hydra+", "heads": 5, "beta": 0.9, "lr": 0.001,
+                            "lambda": {"value": 0.6, "start": 50, "end": 150}})
+    assert (spec.beta, spec.lr, spec.lam) == (0.9, 0.001, LambdaSchedule(0.6, 50, 150))
+    assert student(spiral, {"method": "hydra+", "lambda": 2.5}).lam == LambdaSchedule(2.5)
+    assert student(spiral, {"method": "drop", "samples": 5}).samples == 5
+    assert student(spiral, {"method": "hydra", "alpha": 0.5}).alpha == 0.5
+
+
+def broken(raw: dict[str, Any], section: str, **changes: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(raw))
+    out[section].update(changes)
+    return out
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda r: broken(r, "ensemble", augmnet=True),
+     "unknown key 'ensemble.augmnet'; did you mean 'augment'?"),
+    (lambda r: broken(r, "student", alhpa=0.5), "unknown key 'student.alhpa'; did you mean 'alpha'?"),
+    (lambda r: {**r, "studnets": []}, "unknown key 'studnets'; did you mean 'students'?"),
+    (lambda r: broken(r, "ensemble", epochs="2"), "ensemble.epochs must be an integer, got '2'"),
+    (lambda r: broken(r, "ensemble", epochs=1.5), "ensemble.epochs must be an integer, got 1.5"),
+    (lambda r: broken(r, "ensemble", members=True), "ensemble.members must be an integer, got True"),
+    (lambda r: broken(r, "ensemble", members=0), "ensemble.members must be >= 1, got 0"),
+    (lambda r: broken(r, "ensemble", lr=0), "ensemble.lr must be > 0, got 0"),
+    (lambda r: broken(r, "student", t_ind="3"), "student.t_ind must be a number, got '3'"),
+    (lambda r: {**r, "task": "ranking"}, "task must be one of"),
+    (lambda r: {k: v for k, v in r.items() if k != "arch"}, "config is missing the key 'arch'"),
+    (lambda r: {**r, "ensemble": {k: v for k, v in r["ensemble"].items() if k != "epochs"}},
+     "ensemble is missing the key 'epochs'"),
+    (lambda r: broken(r, "data", name="moons"), "unknown data set 'moons'"),
+    (lambda r: broken(r, "data", path="x.npz"), "unknown key 'data.path'"),
+    (lambda r: broken(r, "arch", member={"size": [2, 3]}), "arch: bad settings for mlp member"),
+    (lambda r: broken(r, "student", **{"lambda": {"M20": {"value": 1.0}}}), "student.lambda keys"),
+    (lambda r: broken(r, "student", **{"lambda": {"20": {"valeu": 1.0}}}),
+     "unknown key 'student.lambda.20.valeu'; did you mean 'value'?"),
+])
+def test_config_mistakes_name_the_key(spiral: dict, change: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace("?", "\\?")):
+        parse_config(change(spiral))
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"method": "hydra", "bogus": 1}, "unknown key 'students[0] (hydra).bogus'"),
+    ({"method": "hydra+", "lamda": 1.0}, "did you mean 'lambda'?"),
+    ({"method": "hydra+", "alpha": 1.5}, "alpha must be in [0, 1], got 1.5"),
+    ({"method": "hydra+", "beta": -0.2}, "beta must be in [0, 1], got -0.2"),
+    ({"method": "hydra+", "t_mean": 0.0}, "t_mean (temperature) must be > 0"),
+    ({"method": "hydra+", "heads": 0}, "heads must be >= 1, got 0"),
+    ({"method": "hydra+", "heads": 2.5}, "heads must be an integer, got 2.5"),
+    ({"method": "hydra+", "lambda": -1.0}, "lambda must be >= 0, got -1.0"),
+    ({"method": "hydra+", "lambda": {"value": 1.0, "start": 10}}, "lambda ramp needs both start and end"),
+    ({"method": "drop", "heads": 3}, "'heads' applies to multi-head methods only"),
+    ({"method": "hydra++"}, "unknown method 'hydra++'; choose one of"),
+    ({}, "must be an object with a 'method'"),
+])
+def test_bad_student_entries_name_the_problem(spiral: dict, entry: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        student(spiral, entry)
+    assert message in str(info.value)
+
+
+def test_endd_refuses_regression(regression: dict) -> None:
+    with pytest.raises(ConfigError, match="endd supports classification only, not regression"):
+        student(regression, {"method": "endd"})
+
+
+def test_two_students_with_one_name_are_refused(spiral: dict) -> None:
+    with pytest.raises(ConfigError, match="appear more than once"):
+        parse_config({**spiral, "students": [{"method": "drop"}, {"method": "drop"}]})
+
+
+def test_hydra_plus_needs_a_lambda(spiral: dict) -> None:
+    del spiral["student"]["lambda"]
+    with pytest.raises(ConfigError, match="needs a diversity weight"):
+        student(spiral, {"method": "hydra+"})
+    assert student(spiral, {"method": "hydra"}).lam(0) == 0.0  # others do not
+
+
+def test_a_lambda_ramp_that_never_rises_is_a_warning(spiral: dict) -> None:
+    raw = {**scale_epochs(spiral, 2), "students": [{"method": "hydra+", "heads": 20,
+                                                    "lambda": {"value": 4.0, "start": 1, "end": 2}}]}
+    config = parse_config(raw)
+    assert config.warnings == ("hydra+-20: lambda stays 0 in all 2 epochs (ramp 1-2), so this student "
+                               "trains as plain Hydra",)
+    raw["students"][0]["lambda"] = {"value": 4.0, "start": 0, "end": 4}
+    assert parse_config(raw).warnings == (
+        "hydra+-20: lambda reaches only 1 of its 4 within 2 epochs (ramp ends at epoch 4)",)
+
+
+def test_scale_epochs_scales_every_count_and_ramp(regression: dict) -> None:
+    regression["students"] = [{"method": "hydra+", "heads": 5},
+                              {"method": "hydra+", "heads": 10, "epochs": 100,
+                               "lambda": {"value": 0.1, "start": 20, "end": 80}}]
+    scaled = scale_epochs(regression, 20)
+    assert scaled["ensemble"]["epochs"] == 20 and scaled["student"]["epochs"] == 20
+    assert scaled["student"]["lambda"]["5"] == {"value": 0.6, "start": 5, "end": 15}
+    assert scaled["students"][1]["epochs"] == 10
+    assert scaled["students"][1]["lambda"] == {"value": 0.1, "start": 2, "end": 8}
+    assert regression["student"]["lambda"]["5"]["start"] == 50  # the original is untouched
+    config = parse_config(scaled)
+    assert config.students[0].lam(10) == pytest.approx(0.3)
+    assert config.students[1].epochs == 10 and config.warnings == ()
+    with pytest.raises(ConfigError, match="epochs must be an integer >= 1, got 0"):
+        scale_epochs(regression, 0)
+
+
+def test_config_files_and_names(spiral: dict, tmp_path: Path) -> None:
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(spiral))
+    assert load_config(path).raw == spiral
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        load_config(bad)
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.json")
+    with pytest.raises(ConfigError, match="unknown config 'toy-spiralz'; did you mean 'toy-spiral'"):
+        load_config("toy-spiralz")
+    path.write_text(json.dumps({**spiral, "seeds": 3}))
+    with pytest.raises(ConfigError, match=f"config {path}: unknown key 'seeds'"):
+        load_config(path)
+
+
+def test_cli_prints_a_builtin_config_to_copy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert cli.main(["configs", "toy-regression"]) == 0
+    text = capsys.readouterr().out
+    assert json.loads(text) == read_config("toy-regression")
+    assert cli.main(["configs"]) == 0
+    listing = capsys.readouterr().out
+    assert "toy-spiral       toy    N=20" in listing and "cpu-cifar10      image  N=8" in listing
+
+
+def test_cli_reports_a_misspelt_key_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                spiral: dict) -> None:
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(broken(spiral, "ensemble", augmnet=True)))
+    assert cli.main(["train", str(path), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"hydraplus: error: config {path}: unknown key 'ensemble.augmnet'; "
+                   "did you mean 'augment'?")
