@@ -57,7 +57,7 @@ from hydraplus.models.registry import build
 
 MEMBERS = HEADS = 20
 BATCH = 256
-# SVHN student settings of the reference (SPEC section 6).
+# SVHN student settings of the reference (docs/method.md#architectures-and-hyperparameters).
 SVHN_WEIGHTS = LossWeights(alpha=0.95, beta=0.9, t_mean=1.0, t_ind=5.0)
 SVHN_LR, SVHN_LAMBDA, SVHN_WD = 1e-3, 5e-4, 1e-7
 CLIP_NORM = 5.0

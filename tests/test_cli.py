@@ -1,4 +1,7 @@
-"""Command-line errors: one line and exit status 1, a traceback only with --debug."""
+"""Command-line errors: one line and exit status 1, a traceback only with --debug.
+
+(Errors about trained runs: tests/integration/test_cli_runs.py.)
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from _dummies import toy_config
 from hydraplus.cli import main
-from hydraplus.io import CheckpointError
 
 
 def one_line_error(capsys: pytest.CaptureFixture) -> str:
@@ -20,13 +23,8 @@ def one_line_error(capsys: pytest.CaptureFixture) -> str:
 
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:
-    from hydraplus.experiments.presets import load_config, scale_epochs
-
-    config = scale_epochs(load_config("toy-spiral"), 2)
-    config["ensemble"]["members"] = 2
-    config["students"] = [{"method": "hydra+", "heads": 2}]
     path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(config))
+    path.write_text(json.dumps(toy_config(epochs=2, members=2)))
     return path
 
 
@@ -45,21 +43,7 @@ def test_unknown_config_is_named(capsys: pytest.CaptureFixture, tmp_path: Path) 
     assert "unknown config 'toy-spiralz'" in one_line_error(capsys)
 
 
-def test_corrupt_model_file_is_named(capsys: pytest.CaptureFixture, tmp_path: Path,
-                                     tiny_config: Path) -> None:
-    out = tmp_path / "run"
-    assert main(["train", str(tiny_config), "--out", str(out), "--seeds", "1", "--quiet"]) == 0
-    capsys.readouterr()
-    model = out / "seed-1" / "hydra+-2" / "model.pt"
-    model.write_bytes(model.read_bytes()[:100])
-    assert main(["evaluate", str(out / "seed-1")]) == 1
-    message = one_line_error(capsys)
-    assert str(model) in message and "truncated or corrupted" in message
-    with pytest.raises(CheckpointError):
-        main(["evaluate", str(out / "seed-1"), "--debug"])
-
-
 def test_members_override_and_bad_value(capsys: pytest.CaptureFixture, tmp_path: Path,
                                         tiny_config: Path) -> None:
     assert main(["train", str(tiny_config), "--out", str(tmp_path / "a"), "--members", "0"]) == 1
-    assert "ensemble.members (N) must be an integer >= 1, got 0" in one_line_error(capsys)
+    assert f"config {tiny_config}: ensemble.members must be >= 1, got 0" in one_line_error(capsys)

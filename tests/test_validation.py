@@ -15,6 +15,8 @@ import pytest
 import torch
 from torch import nn
 
+from _dummies import toy_config
+from hydraplus.config import ConfigError, StudentSpec, load_config, parse_config, with_members
 from hydraplus.core.containers import Ensemble, MultiHeadStudent
 from hydraplus.core.losses import LossWeights, aggregation_loss, combine, individuality_loss
 from hydraplus.core.metrics import ClassificationMetrics, RegressionMetrics
@@ -23,19 +25,21 @@ from hydraplus.core.schedules import LambdaSchedule
 from hydraplus.core.stochastic import DirichletStudent
 from hydraplus.data.toy import ToyProblem, make_regression, make_spiral
 from hydraplus.engine.data import TensorBatches, seeded_loader
-from hydraplus.experiments.presets import load_config, resolve_student, scale_epochs, validate_config
 from hydraplus.experiments.runner import run_experiment, train_ensemble, train_student
 from hydraplus.validation import check_output_dir_writable
 
 
 def config(students: list[dict[str, Any]] | None = None, **arch: list[int]) -> dict[str, Any]:
     """toy-spiral for 1 epoch, N = 2; ``arch`` overrides layer sizes (member=, core=, head=)."""
-    cfg = scale_epochs(load_config("toy-spiral"), 1)
-    cfg["ensemble"]["members"] = 2
-    cfg["students"] = students if students is not None else [{"method": "hydra+", "heads": 2}]
+    cfg = toy_config(epochs=1, members=2, students=students)
     for part, sizes in arch.items():
         cfg["arch"][part] = {"sizes": sizes}
     return cfg
+
+
+def student_spec(cfg: dict[str, Any], entry: dict[str, Any]) -> StudentSpec:
+    """The resolved settings of ``entry`` as a student of ``cfg``."""
+    return parse_config({**cfg, "students": [entry]}).students[0]
 
 
 def spiral(**changes: Any) -> ToyProblem:
@@ -49,14 +53,13 @@ def with_value(t: torch.Tensor, index: tuple[int, ...], value: float) -> torch.T
 
 
 def ensemble_on(problem: ToyProblem, cfg: dict[str, Any] | None = None) -> Callable[[Path], Any]:
-    return lambda tmp: train_ensemble(cfg or config(), problem, tmp, 0, progress=False)
+    return lambda tmp: train_ensemble(parse_config(cfg or config()), problem, tmp, 0, progress=False)
 
 
 def student_on(problem: ToyProblem, teacher: torch.Tensor, cfg: dict[str, Any] | None = None
                ) -> Callable[[Path], Any]:
-    cfg = cfg or config()
-    spec = resolve_student(cfg, cfg["students"][0])
-    return lambda tmp: train_student(cfg, spec, problem, teacher, tmp, 0, progress=False)
+    parsed = parse_config(cfg or config())
+    return lambda tmp: train_student(parsed, parsed.students[0], problem, teacher, tmp, 0, progress=False)
 
 
 X, Y = make_spiral(0).x_train, make_spiral(0).y_train
@@ -107,7 +110,7 @@ CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     ("integer inputs", ensemble_on(spiral(x_train=X.long())),
      TypeError, r"train inputs must be a floating-point tensor, got dtype torch.int64"),
     ("float regression targets required", lambda tmp: train_ensemble(
-        dict(scale_epochs(load_config("toy-regression"), 1), students=[]),
+        parse_config(toy_config("toy-regression", epochs=1, members=20, students=[])),
         dataclasses.replace(make_regression(0), y_train=torch.zeros(240, dtype=torch.long)), tmp, 0,
         progress=False),
      TypeError, r"train targets must be a floating-point tensor, got dtype torch.int64"),
@@ -133,12 +136,12 @@ CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     # sizes and hyper-parameters
     ("M < 1 heads", lambda tmp: MultiHeadStudent.from_factories(nn.Identity, lambda: nn.Linear(2, 3), 0),
      ValueError, r"number of heads M must be >= 1, got 0"),
-    ("M < 1 in a student entry", lambda tmp: resolve_student(config(), {"method": "hydra+", "heads": 0}),
-     ValueError, r"number of heads M must be >= 1, got 0"),
+    ("M < 1 in a student entry", lambda tmp: student_spec(config(), {"method": "hydra+", "heads": 0}),
+     ConfigError, r"students\[0\] \(hydra\+\)\.heads must be >= 1, got 0"),
     ("N < 1 members", lambda tmp: Ensemble.from_factory(lambda: nn.Linear(2, 3), 0),
      ValueError, r"ensemble size N must be >= 1, got 0"),
-    ("N < 1 in a config", lambda tmp: validate_config(dict(config(), ensemble={"members": 0})),
-     ValueError, r"ensemble.members \(N\) must be an integer >= 1, got 0"),
+    ("N < 1 in a config", lambda tmp: parse_config(with_members(config(), 0)),
+     ConfigError, r"ensemble\.members must be >= 1, got 0"),
     ("negative lambda", lambda tmp: LambdaSchedule(-0.5), ValueError, r"lambda must be >= 0, got -0.5"),
     ("negative lambda in combine", lambda tmp: combine(
         {"aggregation": torch.zeros(()), "individuality": torch.zeros(()), "correctness": torch.zeros(())},
@@ -157,18 +160,18 @@ CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     ("alpha above 1", lambda tmp: LossWeights(alpha=1.5), ValueError, r"alpha must be in \[0, 1\], got 1.5"),
     ("beta below 0", lambda tmp: LossWeights(beta=-0.1), ValueError, r"beta must be in \[0, 1\], got -0.1"),
     ("alpha outside [0, 1] in a student entry",
-     lambda tmp: resolve_student(config(), {"method": "hydra+", "alpha": 2.0}),
-     ValueError, r"alpha must be in \[0, 1\], got 2.0"),
+     lambda tmp: student_spec(config(), {"method": "hydra+", "alpha": 2.0}),
+     ConfigError, r"students\[0\] \(hydra\+\): .*alpha must be in \[0, 1\], got 2.0"),
     # files, names and configs
     ("output folder under a regular file", write_under_a_file,
      PermissionError, r"output folder .*file\.txt/run is not writable \(Not a directory\)"),
     ("output folder in /proc", lambda tmp: check_output_dir_writable("/proc/hydraplus-run"),
      PermissionError, r"output folder /proc/hydraplus-run is not writable"),
-    ("unknown method", lambda tmp: resolve_student(config(), {"method": "hydra++"}),
-     ValueError, r"unknown method 'hydra\+\+'"),
+    ("unknown method", lambda tmp: student_spec(config(), {"method": "hydra++"}),
+     ConfigError, r"students\[0\]: unknown method 'hydra\+\+'"),
     ("unknown config name", lambda tmp: load_config("toy-spiralz"),
-     ValueError, r"unknown config 'toy-spiralz'"),
-    ("bad config JSON", bad_json, ValueError, r"config .*broken\.json is not valid JSON"),
+     ConfigError, r"unknown config 'toy-spiralz'"),
+    ("bad config JSON", bad_json, ConfigError, r"config .*broken\.json is not valid JSON"),
 ]
 
 

@@ -4,4 +4,16 @@ The pure-PyTorch core (containers, losses, uncertainty, metrics) is importable w
 Lightning; the engine, data layer, presets and CLI sit above it.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["__version__", "distil"]
+
+
+def __getattr__(name: str) -> Any:
+    """``hydraplus.distil`` without importing the engine for ``import hydraplus`` alone."""
+    if name == "distil":
+        from hydraplus.experiments.distil import distil
+
+        return distil
+    raise AttributeError(f"module 'hydraplus' has no attribute {name!r}")

@@ -125,7 +125,8 @@ def _fields(cls: type, data: Any, section: str, renames: dict[str, str] | None =
 def _check_range(section: str, key: str, value: float, *, low: float, inclusive: bool = True) -> None:
     if value < low or (not inclusive and value == low):
         sign = ">=" if inclusive else ">"
-        raise ConfigError(f"{section}.{key} must be {sign} {low:g}, got {value!r}")
+        where = f"{section}.{key}" if section else key
+        raise ConfigError(f"{where} must be {sign} {low:g}, got {value!r}")
 
 
 def _augmentation(value: Any, where: str) -> Augmentation | None:
@@ -248,31 +249,30 @@ class StudentSpec:
 
     method: str
     heads: int = 1
-    alpha: float = 0.9
-    beta: float = 0.5
-    t_mean: float = 1.0
-    t_ind: float = 1.0
+    alpha: float = StudentDefaults.alpha  # the shared defaults, written once above
+    beta: float = StudentDefaults.beta
+    t_mean: float = StudentDefaults.t_mean
+    t_ind: float = StudentDefaults.t_ind
     lam: LambdaSchedule = field(default_factory=lambda: LambdaSchedule(0.0))
     lr: float = 0.01
     weight_decay: float = 0.0
     epochs: int = 1
-    batch_size: int = 256
-    kl_coeff: float = 0.0
+    batch_size: int = StudentDefaults.batch_size
+    kl_coeff: float = StudentDefaults.kl_coeff
     samples: int = 1
     augment: Augmentation | None = None
 
     def __post_init__(self) -> None:
-        where = f"student {self.method}"
-        _check_range(where, "heads", self.heads, low=1)
+        _check_range("", "heads", self.heads, low=1)
         for key in ("epochs", "batch_size", "samples"):
-            _check_range(where, key, getattr(self, key), low=1)
-        _check_range(where, "lr", self.lr, low=0, inclusive=False)
+            _check_range("", key, getattr(self, key), low=1)
+        _check_range("", "lr", self.lr, low=0, inclusive=False)
         for key in ("weight_decay", "kl_coeff"):
-            _check_range(where, key, getattr(self, key), low=0)
+            _check_range("", key, getattr(self, key), low=0)
         try:
             self.weights  # noqa: B018  (checks alpha, beta and the temperatures)
         except ValueError as err:
-            raise ConfigError(f"{where}: {err}") from err
+            raise ConfigError(str(err)) from err
 
     @property
     def name(self) -> str:
@@ -348,7 +348,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"students must be a list of entries (empty: train the ensemble only), "
                           f"got {raw['students']!r}")
     found: list[str] = []
-    specs = tuple(_resolve(raw["task"], ensemble, shared, entry, i, found)
+    specs = tuple(resolve_student(raw["task"], ensemble.members, shared, entry, i, found)
                   for i, entry in enumerate(raw["students"]))
     names = [spec.name for spec in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -368,9 +368,11 @@ def _check_arch(arch: ArchSettings) -> None:
         raise ConfigError(f"arch: {err}") from err
 
 
-def _resolve(task: str, ensemble: EnsembleSettings, shared: StudentDefaults, entry: Any, index: int,
-             found: list[str]) -> StudentSpec:
-    """Method defaults, then the shared settings, then the entry's own overrides."""
+def resolve_student(task: str, members: int, shared: StudentDefaults, entry: Any, index: int = 0,
+                    found: list[str] | None = None) -> StudentSpec:
+    """One student entry's settings: method defaults, then the shared settings, then the entry's
+    own overrides, for a teacher of ``members`` members. Warnings are appended to ``found``."""
+    found = [] if found is None else found
     from hydraplus.methods import get_method
 
     where = f"students[{index}]"
@@ -391,7 +393,7 @@ def _resolve(task: str, ensemble: EnsembleSettings, shared: StudentDefaults, ent
     for key in ("lr", "weight_decay", "alpha", "beta", "t_mean", "t_ind", "kl_coeff"):
         if key in entry and not _matches(entry[key], float):
             raise ConfigError(f"{where}.{key} must be a number, got {entry[key]!r}")
-    heads = entry.get("heads", ensemble.members if method.multi_head else 1)
+    heads = entry.get("heads", members if method.multi_head else 1)
     _check_range(where, "heads", heads, low=1)
     settings: dict[str, Any] = {
         "alpha": shared.alpha, "beta": shared.beta, "t_mean": shared.t_mean, "t_ind": shared.t_ind,
@@ -399,7 +401,7 @@ def _resolve(task: str, ensemble: EnsembleSettings, shared: StudentDefaults, ent
         "batch_size": shared.batch_size, "kl_coeff": 0.0, "samples": 1,
         "augment": shared.augment,
     }
-    settings.update(method.defaults(shared, ensemble.members))
+    settings.update(method.defaults(shared, members))
     settings.update({k: v for k, v in entry.items() if k in OVERRIDABLE})
     settings["augment"] = _augmentation(settings["augment"], f"{where}.augment")
     lam = LambdaSchedule(0.0)

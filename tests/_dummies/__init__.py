@@ -5,34 +5,49 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from hydraplus.config import read_config, scale_epochs, with_members
-from hydraplus.models import lenet_core, lenet_head, lenet_member, mlp, resnet_core, resnet_head, resnet_member
+from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
+from hydraplus.models import (
+    lenet_core,
+    lenet_head,
+    lenet_member,
+    mlp,
+    resnet_core,
+    resnet_head,
+    resnet_member,
+)
 
 Factory = Callable[[], nn.Module]
 
 
 def toy_config(name: str = "toy-spiral", *, epochs: int = 2, members: int = 2,
-               students: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+               students: list[dict[str, Any]] | None = None,
+               batch_size: int | None = None) -> dict[str, Any]:
     """A built-in toy config's JSON, shortened: ``epochs`` for everything, N = ``members`` and
-    ``students`` (default: one Hydra+ student with M = N)."""
+    ``students`` (default: one Hydra+ student with M = N); ``batch_size`` (if given) for the
+    ensemble and the students."""
     raw = with_members(scale_epochs(read_config(name), epochs), members)
     raw["students"] = students if students is not None else [{"method": "hydra+", "heads": members}]
+    if batch_size is not None:
+        raw["ensemble"]["batch_size"] = raw["student"]["batch_size"] = batch_size
     return raw
 
 
 def image_config(*, members: int = 2, epochs: int = 1, students: list[dict[str, Any]] | None = None,
-                 **sections: Any) -> dict[str, Any]:
-    """A tiny LeNet config for 32 x 32 RGB images with 10 classes; ``sections`` replace or extend
-    the ``data``, ``ensemble`` and ``student`` sections."""
+                 widths: tuple[int, int] = (4, 4), **sections: Any) -> dict[str, Any]:
+    """A tiny LeNet config for 32 x 32 RGB images with 10 classes; ``widths`` are its two
+    convolutions' channels; ``sections`` replace or extend the ``data``, ``ensemble`` and
+    ``student`` sections (or replace ``name``)."""
     raw: dict[str, Any] = {
         "name": "tiny-images", "task": "classification",
         "data": {"name": "npz", "path": "unused.npz"},
         "arch": {"name": "lenet",
-                 "member": {"num_classes": 10, "in_channels": 3, "widths": [4, 4], "hidden": 8},
-                 "core": {"in_channels": 3, "widths": [4, 4]},
-                 "head": {"in_features": 64, "hidden": 8, "num_classes": 10}},
+                 "member": {"num_classes": 10, "in_channels": 3, "widths": list(widths), "hidden": 8},
+                 "core": {"in_channels": 3, "widths": list(widths)},
+                 "head": {"in_features": 16 * widths[1], "hidden": 8, "num_classes": 10}},
         "ensemble": {"members": members, "epochs": epochs, "lr": 0.002, "weight_decay": 1e-4,
                      "batch_size": 32},
         "student": {"epochs": epochs, "lr": 0.002, "weight_decay": 1e-7, "batch_size": 32,
@@ -43,6 +58,14 @@ def image_config(*, members: int = 2, epochs: int = 1, students: list[dict[str, 
     for key, value in sections.items():
         raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
     return raw
+
+
+def image_problem(n: int = 90, seed: int = 0) -> ImageProblem:
+    """``n`` random 32 x 32 RGB images with labels 0..9 (for `image_config` runs)."""
+    g = torch.Generator().manual_seed(seed)
+    raw = RawImages(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+                    torch.randint(0, 10, (n,), generator=g))
+    return make_image_problem("tiny", raw, seed=seed)
 
 
 # name: (member, core, head, task, input shape of one example); tiny widths, same layer types as

@@ -1,4 +1,4 @@
-"""Every loss of SPEC sections 3-4 against arithmetic written out by hand on tiny tensors."""
+"""Every loss (docs/method.md#losses, #regression) against arithmetic written out by hand on tiny tensors."""
 
 from __future__ import annotations
 
@@ -246,17 +246,18 @@ def test_gaussian_individuality_loss_by_hand(n: int, m: int, pairs: list[tuple[i
     assert got.item() == pytest.approx(float(expected), rel=1e-10)
 
 
-def test_gaussian_individuality_matches_spec_form_up_to_a_constant() -> None:
-    """SPEC 4: 0.5((var_t + (mu_t - mu_s)^2) / var_s + log var_s), i.e. the KL minus teacher-only terms."""
+def test_gaussian_individuality_matches_the_reference_form_up_to_a_constant() -> None:
+    """docs/method.md#regression: the reference code's 0.5((var_t + (mu_t - mu_s)^2) / var_s + log var_s),
+    i.e. the KL minus teacher-only terms."""
     teacher = t([[[0.5, 0.2], [-1.0, -0.3]]])
 
-    def spec_form(s: torch.Tensor) -> torch.Tensor:
+    def reference_form(s: torch.Tensor) -> torch.Tensor:
         mu_t, var_t, mu_s, var_s = teacher[..., 0], teacher[..., 1].exp(), s[..., 0], s[..., 1].exp()
         return (0.5 * ((var_t + (mu_t - mu_s) ** 2) / var_s + var_s.log())).mean()
 
     s1, s2 = t([[[0.0, 0.0], [1.0, 0.5]]]), t([[[2.0, -1.0], [0.3, 1.5]]])
     diff_ours = gaussian_individuality_loss(teacher, s1) - gaussian_individuality_loss(teacher, s2)
-    assert diff_ours.item() == pytest.approx((spec_form(s1) - spec_form(s2)).item(), rel=1e-10)
+    assert diff_ours.item() == pytest.approx((reference_form(s1) - reference_form(s2)).item(), rel=1e-10)
 
 
 # --- L4 diversity -------------------------------------------------------------------------

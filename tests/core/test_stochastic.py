@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
+from hydraplus.core.distributions import concentrations_from_logits
 from hydraplus.core.predict import predict
 from hydraplus.core.stochastic import (
     BayesianLinear,
     DirichletStudent,
     DropoutStudent,
     GaussianStudent,
-    concentrations_from_logits,
     split_last_linear,
 )
 from hydraplus.models import mlp

@@ -1,4 +1,5 @@
-"""Uncertainty decomposition (SPEC sections 4-5) and histogram total variation (SPEC 7)."""
+"""Uncertainty decomposition (docs/method.md#uncertainty-decomposition) and histogram total
+variation (docs/method.md#total-variation-between-histograms)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The two toy problems of SPEC section 6: sizes, splits, ranges and seeding."""
+"""The two toy problems (docs/method.md#toy-problems): sizes, splits, ranges and seeding."""
 
 from __future__ import annotations
 

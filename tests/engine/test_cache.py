@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
@@ -14,8 +13,6 @@ from torch import Tensor, nn
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.predict import predict
 from hydraplus.engine import cache
-from hydraplus.experiments.presets import load_config, scale_epochs
-from hydraplus.experiments.runner import run_experiment
 from hydraplus.models import lenet_member, mlp
 
 
@@ -126,12 +123,3 @@ def test_no_cache_dir_just_predicts() -> None:
     with pytest.raises(ValueError, match="empty"):
         cache.teacher_outputs(teacher, x[:0], Path("unused"))
 
-
-def test_run_experiment_distils_from_the_cached_teacher_outputs(tmp_path: Path) -> None:
-    config = scale_epochs(load_config("toy-spiral"), 1)
-    config["ensemble"]["members"] = 2
-    config["students"] = [{"method": "hydra", "heads": 2}]
-    problem, models = run_experiment(config, tmp_path, seed=0, progress=False)
-    (npy,) = entries(tmp_path / "cache")
-    cached = torch.from_numpy(np.load(npy))
-    assert torch.equal(cached, predict(models.ensemble, problem.x_train))

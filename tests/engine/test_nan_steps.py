@@ -12,10 +12,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from hydraplus.config import StudentSpec
 from hydraplus.core.containers import Ensemble, MultiHeadStudent
-from hydraplus.core.losses import LossWeights
 from hydraplus.core.schedules import LambdaSchedule
-from hydraplus.engine.modules import EnsembleModule, NonFiniteLossError, StudentModule
+from hydraplus.engine.modules import DistillModule, EnsembleModule, NonFiniteLossError
 from hydraplus.engine.trainer import fit
 from hydraplus.io import safe_load
 
@@ -33,8 +33,9 @@ def make_module(kind: str, max_nan_steps: int) -> tuple[L.LightningModule, list[
         return module, [x.unsqueeze(1).expand(B, N, F).clone(), y.unsqueeze(1).expand(B, N).clone()]
     student = MultiHeadStudent.from_factories(lambda: nn.Sequential(nn.Linear(F, 8), nn.ReLU()),
                                               lambda: nn.Linear(8, C), M)
-    module = StudentModule(student, "hydra", "classification", LossWeights(), LambdaSchedule(1.0), 0.01,
-                           1e-8, epochs=10, max_nan_steps=max_nan_steps)
+    spec = StudentSpec("hydra+", heads=M, alpha=0.9, beta=1.0, lam=LambdaSchedule(1.0), lr=0.01,
+                       weight_decay=1e-8, epochs=10)
+    module = DistillModule(student, "hydra+", "classification", spec, max_nan_steps=max_nan_steps)
     return module, [x, y, torch.randn(B, N, C, generator=g)]
 
 

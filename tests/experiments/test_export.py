@@ -1,68 +1,15 @@
-"""`hydraplus export`: every model as a torch.export program that reproduces it, with a model card."""
+"""`export_model`: a student as a torch.export program that reproduces it (trained runs through
+`hydraplus export`: tests/integration/test_export_run.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-import pytest
 import torch
 
-from hydraplus.cli import main
 from hydraplus.core.containers import MultiHeadStudent
 from hydraplus.experiments.export import export_model
-from hydraplus.experiments.presets import load_config, scale_epochs
-from hydraplus.experiments.runner import TrainedModels, run_experiment
 from hydraplus.models import lenet_core, lenet_head
-
-
-@pytest.fixture(scope="module")
-def spiral_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainedModels]:
-    config: dict[str, Any] = scale_epochs(load_config("toy-spiral"), 2)
-    config["ensemble"]["members"] = 3
-    config["students"] = [{"method": m, "heads": 3} if m == "hydra+" else {"method": m}
-                          for m in ("hydra+", "drop", "gauss", "endd")]
-    run_dir = tmp_path_factory.mktemp("export") / "run"
-    _, models = run_experiment(config, run_dir, seed=0, progress=False)
-    return run_dir, models
-
-
-def test_every_model_is_exported_and_reproduced(spiral_run: tuple[Path, TrainedModels],
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    run_dir, models = spiral_run
-    assert main(["export", str(run_dir), "--quiet"]) == 0
-    out = run_dir / "export"
-    assert capsys.readouterr().out.strip() == str(out)
-    x = torch.randn(7, 2)  # a batch size the export never saw
-    for name, model in models.all().items():
-        program = torch.export.load(out / f"{name}.pt2").module()
-        card = json.loads((out / f"{name}.json").read_text())
-        assert card["model"] == name and card["input_shape"] == ["batch", 2]
-        model.eval()
-        with torch.no_grad():
-            torch.manual_seed(3)
-            got = program(x)
-            torch.manual_seed(3)
-            expected = model.concentrations(x) if name == "endd" else model(x)
-        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
-        if name == "endd":
-            assert got.shape == (7, 3) and (got > 0).all() and "Dirichlet concentrations" in card["output"]
-        else:
-            assert got.shape == (7, 3, 3)  # [batch, K = 3 heads / members / samples, classes]
-
-
-def test_only_the_named_models_and_unknown_names_are_an_error(
-        spiral_run: tuple[Path, TrainedModels], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run_dir, _ = spiral_run
-    assert main(["export", str(run_dir), "--models", "hydra+-3", "--out", str(tmp_path / "x"),
-                 "--quiet"]) == 0
-    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["hydra+-3.json", "hydra+-3.pt2"]
-    capsys.readouterr()
-    assert main(["export", str(run_dir), "--models", "hydra++", "--out", str(tmp_path / "y")]) == 1
-    err = capsys.readouterr().err
-    assert "has no model(s) ['hydra++']; it has ['drop', 'endd', 'ensemble', 'gauss', 'hydra+-3']" in err
-    assert not (tmp_path / "y").exists()
 
 
 def test_convolutional_students_with_stacked_heads_export(tmp_path: Path) -> None:

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 import torch
 
+from _dummies import image_config
 from hydraplus.cli import main
+from hydraplus.config import parse_config
 from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
 from hydraplus.data.shift import SHIFTS
 from hydraplus.experiments.builders import build_ensemble, build_student
 from hydraplus.experiments.image_eval import evaluate_images, reliability
-from hydraplus.experiments.presets import resolve_student
 from hydraplus.report.compare import (
     compare_markdown,
     evaluation_markdown,
@@ -29,23 +30,14 @@ from hydraplus.report.image_figures import write_figures
 from hydraplus.report.markdown import toy_table
 from hydraplus.report.tables import Column, at, cell, mean_std
 
-ARCH = {"name": "lenet",
-        "member": {"num_classes": 10, "in_channels": 3, "widths": [4, 8], "hidden": 8},
-        "core": {"in_channels": 3, "widths": [4, 8]},
-        "head": {"in_features": 128, "hidden": 8, "num_classes": 10}}
-CONFIG: dict[str, Any] = {
-    "name": "tiny", "task": "classification", "arch": ARCH, "data": {"name": "npz", "path": "x.npz"},
-    "ensemble": {"members": 2, "epochs": 1, "lr": 0.01, "weight_decay": 0.0},
-    "student": {"epochs": 1, "lr": 0.01, "weight_decay": 0.0, "lambda": {"2": {"value": 0.1}}},
-    "students": [{"method": "hydra+", "heads": 2}, {"method": "drop"}],
-}
+# LeNet widths 4/8, N = 2, an untrained Hydra+-2 and Drop student
+CONFIG = parse_config(image_config(widths=(4, 8)))
 
 
 def _models(seed: int) -> dict[str, torch.nn.Module]:
     torch.manual_seed(seed)
     models = {"ensemble": build_ensemble(CONFIG)}
-    for entry in CONFIG["students"]:
-        spec = resolve_student(CONFIG, entry)
+    for spec in CONFIG.students:
         models[spec.name] = build_student(CONFIG, spec)
     return models
 

@@ -17,7 +17,7 @@ def predict(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
     if len(x) == 0:
         raise ValueError("cannot predict on an empty input")
     check_finite(x, "inputs to predict")
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.empty(0)).device  # a module without weights: the CPU
     with evaluating(model):
         outs = [model(chunk.to(device)).cpu() for chunk in torch.split(x, batch_size)]
     return torch.cat(outs)

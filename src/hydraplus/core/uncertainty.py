@@ -1,4 +1,4 @@
-"""Predictive / aleatoric / epistemic decomposition (SPEC sections 4 and 5)."""
+"""Predictive / aleatoric / epistemic decomposition (docs/method.md#uncertainty-decomposition)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Training-time image augmentation: random crop after padding, and horizontal flip.
 
-The paper trains without augmentation (SPEC section 6); this is an option for users who
+The paper trains without augmentation (docs/method.md#image-data); this is an option for users who
 want it, e.g. a larger transfer set for distillation. It works on whole normalised batches
 ``[B, C, H, W]``, each image with its own crop offset and flip, drawn from a generator the
 engine seeds with (seed, epoch, batch), so an augmented run is reproducible and resumable.

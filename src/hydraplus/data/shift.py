@@ -1,4 +1,5 @@
-"""Dataset shift (SPEC section 6): four transformations at five levels, empty pixels filled with 0.
+"""Dataset shift (docs/method.md#dataset-shift): four transformations at five levels,
+empty pixels filled with 0.
 
 Applied to uint8 or [0, 1] float images ``[..., C, H, W]`` before normalisation; the result
 has the input's dtype. Every transformation is deterministic (nearest-pixel sampling):

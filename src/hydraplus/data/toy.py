@@ -1,4 +1,4 @@
-"""The paper's two toy problems (SPEC section 6), drawn once from a seed."""
+"""The paper's two toy problems (docs/method.md#toy-problems), drawn once from a seed."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Lightning modules: train an ensemble, or distil it into a student.
 
-Shared by both (see docs/method.md#training): Adam without built-in decay (the L2 term is explicit),
+Shared by both (see docs/method.md#optimisation): Adam without built-in decay (the L2 term is explicit),
 cosine annealing over all epochs, NaN gradients zeroed, gradient norm clipped at 5.0
 (per member for ensembles), steps with a non-finite loss skipped and counted, and an
 optional seeded augmentation of each training batch (off in the paper's settings).

@@ -1,4 +1,4 @@
-"""Evaluate every model of an image run (SPEC sections 5-7): clean and shifted test metrics,
+"""Evaluate every model of an image run (docs/method.md#metrics): clean and shifted test metrics,
 out-of-distribution detection, cost, a reliability diagram, and the uncertainty histograms
 under the paper's 30% vertical shift with each model's total variation to the ensemble's.
 

@@ -1,4 +1,4 @@
-"""Architecture factories for members, student cores and heads (SPEC section 6)."""
+"""Members, student cores and heads by architecture (docs/method.md#architectures-and-hyperparameters)."""
 
 from hydraplus.models.lenet import lenet_core, lenet_head, lenet_member
 from hydraplus.models.mlp import mlp, mlp_core, mlp_head, mlp_member

@@ -1,4 +1,4 @@
-"""LeNet-style members, cores and heads for SVHN-sized images (SPEC section 6)."""
+"""LeNet-style members, cores and heads (docs/method.md#architectures-and-hyperparameters)."""
 
 from __future__ import annotations
 

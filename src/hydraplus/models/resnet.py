@@ -1,4 +1,4 @@
-"""ResNet members, cores and heads for CIFAR-sized images (see docs/method.md#the-papers-settings).
+"""ResNet members, cores and heads for CIFAR-sized images (docs/method.md#architectures-and-hyperparameters).
 
 Its basic block registers a stacked form, so members and heads of ResNet blocks run as grouped
 convolutions when batched.

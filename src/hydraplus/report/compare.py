@@ -236,7 +236,7 @@ def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
     runs = ", ".join(f"{label} ({n} seed{'s' * (n != 1)})" for label, n in pooled.runs.items())
     if pooled.kind == "toy":
         intro = (f"Runs: {runs}; toy {pooled.problem['name']} problem (settings: "
-                 "docs/method.md#the-papers-settings). Mean ± sample standard deviation over seeds; "
+                 "docs/method.md#paper-settings). Mean ± sample standard deviation over seeds; "
                  "the columns are those of the demo report.")
         rows = table(pooled.models, TOY_COLUMNS[pooled.task], seeds=True, label="model")
         return "\n\n".join(["# Comparison", intro, rows]) + "\n"

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from _dummies import image_config
 from hydraplus.cli import main
 from hydraplus.data.shift import SHIFTS
 
@@ -32,22 +33,15 @@ def _write_images(path: Path, n: int, seed: int, test: int = 0) -> Path:
 
 def tiny_config(ood: Path) -> dict[str, Any]:
     """LeNet widths 4/8, N = 2, one epoch, every student method."""
-    return {
-        "name": "tiny-images",
-        "data": {"name": "npz", "path": "replaced-by-data.npz", "val_fraction": 0.1, "test_fraction": 0.2,
-                 "ood": {"name": "npz", "path": str(ood), "limit": 40}},
-        "task": "classification",
-        "arch": {"name": "lenet",
-                 "member": {"num_classes": 10, "in_channels": 3, "widths": [4, 8], "hidden": 8},
-                 "core": {"in_channels": 3, "widths": [4, 8]},
-                 "head": {"in_features": 128, "hidden": 8, "num_classes": 10}},
-        "ensemble": {"members": 2, "epochs": 1, "lr": 0.002, "weight_decay": 1e-4, "batch_size": 64},
-        "student": {"epochs": 1, "lr": 0.002, "weight_decay": 1e-7, "batch_size": 64, "t_mean": 1.0,
-                    "t_ind": 8.0, "alpha": 0.95, "beta": 0.5, "kl_coeff": 1e-4,
-                    "lambda": {"2": {"value": 0.1}}},
-        "students": [{"method": "hydra+", "heads": 2}, {"method": "hydra", "heads": 2},
-                     {"method": "drop"}, {"method": "gauss"}, {"method": "endd"}],
-    }
+    return image_config(
+        widths=(4, 8),
+        students=[{"method": "hydra+", "heads": 2}, {"method": "hydra", "heads": 2},
+                  {"method": "drop"}, {"method": "gauss"}, {"method": "endd"}],
+        data={"path": "replaced-by-data.npz", "val_fraction": 0.1, "test_fraction": 0.2,
+              "ood": {"name": "npz", "path": str(ood), "limit": 40}},
+        ensemble={"batch_size": 64},
+        student={"batch_size": 64, "t_mean": 1.0, "t_ind": 8.0, "alpha": 0.95, "beta": 0.5,
+                 "kl_coeff": 1e-4})
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""safe_load loads weights-only files and refuses everything else with a clear CheckpointError."""
+"""safe_load loads weights-only files and refuses everything else with a clear CheckpointError
+(resuming a run from such files: tests/integration/test_corrupt_checkpoints.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from hydraplus.data.toy import make_spiral
-from hydraplus.experiments.presets import load_config, scale_epochs
-from hydraplus.experiments.runner import train_ensemble
 from hydraplus.io import CheckpointError, safe_load
 
 
@@ -89,27 +87,3 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"is not a file"):
         safe_load(tmp_path)
 
-
-def small_config() -> dict:
-    config = scale_epochs(load_config("toy-spiral"), 2)
-    config["ensemble"]["members"] = 2
-    return config
-
-
-@pytest.mark.parametrize("content", [b"garbage" * 10, saved_bytes()[:100]], ids=["garbage", "truncated"])
-def test_resume_from_corrupt_last_ckpt(content: bytes, tmp_path: Path) -> None:
-    (tmp_path / "last.ckpt").write_bytes(content)
-    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*last\.ckpt"):
-        train_ensemble(small_config(), make_spiral(0), tmp_path, 0, progress=False, resume=True)
-
-
-def test_resume_from_unsafe_last_ckpt(tmp_path: Path) -> None:
-    torch.save({"epoch": 0, "model": Custom()}, tmp_path / "last.ckpt")
-    with pytest.raises(CheckpointError, match="needs arbitrary unpickling"):
-        train_ensemble(small_config(), make_spiral(0), tmp_path, 0, progress=False, resume=True)
-
-
-def test_resume_from_a_non_training_file(tmp_path: Path) -> None:
-    torch.save({"w": torch.zeros(2)}, tmp_path / "last.ckpt")
-    with pytest.raises(CheckpointError, match=r"last\.ckpt is not a training checkpoint"):
-        train_ensemble(small_config(), make_spiral(0), tmp_path, 0, progress=False, resume=True)

@@ -6,15 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from hydraplus.experiments.presets import load_config, scale_epochs
+from _dummies import toy_config
 from hydraplus.experiments.runner import run_experiment
 
 
 def tiny_config() -> dict:
-    config = scale_epochs(load_config("toy-spiral"), 1)
-    config["ensemble"]["members"] = 2
-    config["students"] = [{"method": "hydra", "heads": 2}]
-    return config
+    return toy_config(epochs=1, members=2, students=[{"method": "hydra", "heads": 2}])
 
 
 def test_resume_with_another_seed_is_refused(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import torch
 
+from hydraplus.config import read_config
 from hydraplus.core.predict import predict
 from hydraplus.core.uncertainty import classification_uncertainty
 from hydraplus.data.toy import ToyProblem
-from hydraplus.experiments.presets import load_config
 from hydraplus.experiments.runner import TrainedModels, run_experiment
 
 FAR = 5.0  # grid points farther than this (Euclidean) from every training point are "off the data"
@@ -22,7 +22,7 @@ FAR = 5.0  # grid points farther than this (Euclidean) from every training point
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ToyProblem, TrainedModels]:
-    config: dict[str, Any] = load_config("toy-spiral")
+    config: dict[str, Any] = read_config("toy-spiral")
     assert config["ensemble"]["members"] == 20 and config["student"]["epochs"] == 200
     config["students"] = [{"method": "hydra+", "heads": 20}, {"method": "hydra", "heads": 20}]
     run_dir: Path = tmp_path_factory.mktemp("spiral")

@@ -1,0 +1,335 @@
+"""`hydraplus.distil`: distil any trained ensemble into a student, from Python, in one call.
+
+The teacher is a list of trained modules (any architectures with the same number of outputs),
+an `Ensemble`, a hydraplus run folder, or any callable returning ``[B, N, D]``. The data is
+``(x, y)`` tensors or arrays, a `Dataset`, a `DataLoader` or an ``.npz`` file. Without a
+``student``, Hydra's student is cut from the teacher's first member: the children before
+``split`` become the shared core (starting from the member's weights) and M freshly
+initialised copies of the children after it become the heads.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from hydraplus.config import ConfigError, StudentDefaults, StudentSpec, resolve_student
+from hydraplus.core.containers import Ensemble
+from hydraplus.core.predict import predict
+from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty
+from hydraplus.engine import cache
+from hydraplus.engine.data import seeded_loader
+from hydraplus.engine.modules import DistillModule
+from hydraplus.engine.trainer import fit
+from hydraplus.io import atomic_torch_save
+from hydraplus.methods import get_method
+from hydraplus.validation import check_dataset
+
+Split = str | int | None
+
+
+class Members(nn.Module):
+    """Trained modules of any architectures as one teacher: outputs stacked to ``[B, N, D]``."""
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        if len(members) < 1:
+            raise ValueError("the teacher needs at least one member, got an empty list")
+        for i, member in enumerate(members):
+            if not isinstance(member, nn.Module):
+                raise TypeError(f"teacher member {i} must be an nn.Module, got {type(member).__name__}")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: Tensor) -> Tensor:
+        outs = [member(x) for member in self.members]
+        sizes = [out.shape[1:] for out in outs]
+        if any(size != sizes[0] for size in sizes):
+            raise ValueError("teacher members must give outputs of one shape per example, got "
+                             + ", ".join(f"member {i}: {list(s)}" for i, s in enumerate(sizes)))
+        return torch.stack(outs, dim=1)
+
+
+class _Callable(nn.Module):
+    """A callable returning ``[B, N, D]`` as a module (not cached: it has no weights to key on)."""
+
+    def __init__(self, function: Callable[[Tensor], Tensor]):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.function(x)
+
+
+class _LogProbabilities(nn.Module):
+    """A teacher that gives probabilities, turned into log-probabilities (valid logits)."""
+
+    def __init__(self, teacher: nn.Module):
+        super().__init__()
+        self.teacher = teacher
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.teacher(x).clamp_min(torch.finfo(torch.float32).tiny).log()
+
+
+def as_teacher(teacher: Any) -> nn.Module:
+    """The teacher as a module giving ``[B, N, D]``."""
+    if isinstance(teacher, str | Path):
+        from hydraplus.experiments.runner import load_trained
+
+        return load_trained(Path(teacher))[2].ensemble
+    if isinstance(teacher, Ensemble):
+        return teacher
+    if isinstance(teacher, list | tuple):
+        return Members(teacher)
+    if isinstance(teacher, nn.Module) or callable(teacher):
+        return teacher if isinstance(teacher, nn.Module) else _Callable(teacher)
+    raise TypeError(f"teacher must be a list of nn.Modules, an Ensemble, a run folder or a callable "
+                    f"returning [B, N, D], got {type(teacher).__name__}")
+
+
+def as_tensors(data: Any, name: str) -> tuple[Tensor, Tensor]:
+    """``(inputs, targets)`` from tensors/arrays, a Dataset, a DataLoader or an ``.npz`` file.
+
+    ``.npz`` images (uint8, ``[N, H, W, C]``) become float ``[N, C, H, W]`` in [0, 1].
+    """
+    if isinstance(data, str | Path):
+        return _read_npz(Path(data), name)
+    if isinstance(data, DataLoader):
+        batches = list(data)
+        if not batches:
+            raise ValueError(f"{name}: the DataLoader gave no batches")
+        return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    if isinstance(data, Dataset):
+        items = [data[i] for i in range(len(data))]  # type: ignore[arg-type]
+        if not items:
+            raise ValueError(f"{name}: the Dataset is empty")
+        return (torch.stack([torch.as_tensor(item[0]) for item in items]),
+                torch.as_tensor(np.asarray([np.asarray(item[1]) for item in items])))
+    if isinstance(data, tuple | list) and len(data) == 2:
+        x, y = (torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else torch.as_tensor(v)
+                for v in data)
+        if x.dtype == torch.float64:
+            x = x.float()
+        if y.dtype == torch.float64:
+            y = y.float()
+        return x, y
+    raise TypeError(f"{name} must be (x, y) tensors or arrays, a Dataset, a DataLoader or an .npz path, "
+                    f"got {type(data).__name__}")
+
+
+def _read_npz(path: Path, name: str) -> tuple[Tensor, Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: data file not found: {path}")
+    with np.load(path) as arrays:
+        for keys in (("x_train", "y_train"), ("x", "y"), ("x_test", "y_test")):
+            if all(k in arrays for k in keys):
+                x, y = arrays[keys[0]], arrays[keys[1]]
+                break
+        else:
+            raise ValueError(f"{name}: {path} has none of the array pairs x_train/y_train, x/y, "
+                             f"x_test/y_test (it has {sorted(arrays)})")
+    tx = torch.from_numpy(np.ascontiguousarray(x))
+    if tx.dtype == torch.uint8 and tx.dim() == 4:
+        tx = tx.permute(0, 3, 1, 2).float() / 255.0
+    return tx.float(), torch.from_numpy(np.ascontiguousarray(y))
+
+
+# --- cutting a member into core and heads ----------------------------------------------------
+
+
+def _children(member: nn.Module) -> list[tuple[str, nn.Module]]:
+    children = list(member.named_children())
+    if not children:
+        raise ValueError(f"cannot split the teacher's first member ({type(member).__name__}): it has no "
+                         "child modules; pass student= (an nn.Module returning [B, M, D], or a "
+                         "(core, head_factory) pair)")
+    return children
+
+
+def _split_index(children: list[tuple[str, nn.Module]], split: Split) -> int:
+    """Where the heads start: a child's name or index, or before the last block with weights."""
+    names = [name for name, _ in children]
+    if split is None:
+        trainable = [i for i, (_, child) in enumerate(children) if any(True for _ in child.parameters())]
+        if len(trainable) < 2:
+            raise ValueError("cannot choose a split: the first member has fewer than two child blocks "
+                             "with weights; pass split= or student=")
+        return trainable[-1]
+    if isinstance(split, int) and not isinstance(split, bool):
+        index = split if split >= 0 else len(children) + split
+        if not 0 < index < len(children):
+            raise ValueError(f"split index {split} must leave at least one child in the core and one in "
+                             f"the heads (the member has {len(children)} children)")
+        return index
+    if split not in names:
+        raise ValueError(f"split {split!r} is not a child of the first member; its children are {names}")
+    index = names.index(str(split))
+    if index == 0:
+        raise ValueError(f"split {split!r} is the first child: the core would be empty")
+    return index
+
+
+def split_member(member: nn.Module, split: Split, example: Tensor) -> tuple[nn.Module, nn.Module]:
+    """``(core, head)``: copies of the member's children before and from ``split``.
+
+    Checked by running the children in order on ``example`` and comparing with the member's
+    own output, so a member whose forward does more than chain its children is refused.
+    """
+    children = _children(member)
+    index = _split_index(children, split)
+    core = nn.Sequential(*[copy.deepcopy(child) for _, child in children[:index]])
+    head = nn.Sequential(*[copy.deepcopy(child) for _, child in children[index:]])
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        was_training = member.training
+        member.eval()
+        try:
+            expected = member(example)
+            got = head.eval()(core.eval()(example))
+        except RuntimeError as err:
+            raise ValueError(f"the first member's children do not run in order ({str(err).splitlines()[0]}); "
+                             "pass student=") from err
+        finally:
+            member.train(was_training)
+    core.train(), head.train()
+    if got.shape != expected.shape or not torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
+        raise ValueError("the first member's forward is not its children run in order, so it cannot be "
+                         "split; pass student= (an nn.Module returning [B, M, D], or a "
+                         "(core, head_factory) pair)")
+    return core, head
+
+
+def fresh_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with every layer's parameters initialised anew."""
+    out = copy.deepcopy(module)
+    for layer in out.modules():
+        reset = getattr(layer, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    return out
+
+
+# --- the result --------------------------------------------------------------------------------
+
+
+@dataclass
+class Distilled:
+    """A trained student with its settings; `predict` gives the prediction and its uncertainty."""
+
+    model: nn.Module
+    spec: StudentSpec
+    task: str
+    teacher: nn.Module
+    train_seconds: float
+    folder: Path | None = None
+
+    def predict(self, x: Any, batch_size: int = 1024) -> dict[str, Tensor]:
+        """Mean prediction (``probs``, or ``mean`` and ``variance``) and the predictive, aleatoric and
+        epistemic uncertainty of every input."""
+        out = predict(self.model, torch.as_tensor(x, dtype=torch.float32), batch_size)
+        if self.task == "classification":
+            return {"probs": out.float().softmax(-1).mean(1), **classification_uncertainty(out)}
+        parts = regression_uncertainty(out)
+        return {"mean": out[..., 0].mean(1), "variance": parts["predictive"], **parts}
+
+
+def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | None = None,
+           epochs: int = 20, student: Any = None, split: Split = None, lam: float | None = None,
+           out: str | Path | None = None, device: str = "cpu", seed: int = 0, progress: bool = False,
+           **settings: Any) -> Distilled:
+    """Distil ``teacher`` into a student trained with ``method`` on ``train``; see the module doc.
+
+    ``settings`` are any student settings (``lr``, ``weight_decay``, ``batch_size``, ``alpha``,
+    ``beta``, ``t_mean``, ``t_ind``, ``kl_coeff``, ``samples``); ``lam`` is Hydra+'s diversity
+    weight. With ``out`` the student's checkpoint and weights are kept there.
+    """
+    x, y = as_tensors(train, "train")
+    task = "classification" if not (y.is_floating_point() or y.is_complex()) else "regression"
+    module = as_teacher(teacher).to(device)
+    with torch.no_grad():
+        probe = module.eval()(x[:2].to(device))
+    if probe.dim() != 3:
+        raise ValueError(f"the teacher must give [B, N, D] outputs, got shape {list(probe.shape)}")
+    members, outputs = probe.shape[1], probe.shape[2]
+    if task == "classification" and bool((probe >= 0).all()) and torch.allclose(
+            probe.sum(-1), torch.ones_like(probe[..., 0]), atol=1e-4):
+        module = _LogProbabilities(module)  # probabilities: their logs are valid logits
+    num_classes = outputs if task == "classification" else 2
+    check_dataset(x, y, task, num_classes, "train")
+    if task == "regression" and outputs != 2:
+        raise ValueError(f"a regression teacher must give [B, N, 2] (mean, log-variance), got D = {outputs}")
+    spec = _spec(task, members, method, heads, lam, epochs, settings)
+    L.seed_everything(seed, verbose=False)
+    student_model = _student(student, module, split, x[:2].to(device), spec)
+    folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="hydraplus-distil-"))
+    targets = cache.teacher_outputs(module, x, folder / "cache" if _cacheable(module) else None)
+    loader = seeded_loader((x, y, targets), spec.batch_size, seed,
+                           names=("train inputs", "train targets", "teacher outputs"))
+    engine = DistillModule(student_model, spec.method, task, spec)
+    start = time.perf_counter()
+    fit(engine, loader, folder=folder / spec.name, label=spec.name, epochs=spec.epochs, progress=progress,
+        accelerator="gpu" if str(device).startswith("cuda") else "cpu")
+    seconds = time.perf_counter() - start
+    student_model.cpu()
+    if out is not None:
+        atomic_torch_save(student_model.state_dict(), folder / spec.name / "model.pt")
+    return Distilled(student_model, spec, task, module.cpu(), seconds, folder if out is not None else None)
+
+
+def _cacheable(module: nn.Module) -> bool:
+    """Teachers with weights are cached (keyed by them); bare callables are run once in memory."""
+    return any(True for _ in module.state_dict())
+
+
+def _spec(task: str, members: int, method: str, heads: int | None, lam: float | None, epochs: int,
+          settings: dict[str, Any]) -> StudentSpec:
+    """The student's settings from the method's defaults and the caller's choices."""
+    shared_keys = {"lr", "weight_decay", "batch_size", "alpha", "beta", "t_mean", "t_ind", "kl_coeff"}
+    shared = StudentDefaults(epochs=epochs, lr=settings.pop("lr", 0.01),
+                             weight_decay=settings.pop("weight_decay", 1e-8),
+                             **{k: settings.pop(k) for k in list(settings) if k in shared_keys - {"lr"}})
+    entry: dict[str, Any] = {"method": method, **settings}
+    if heads is not None:
+        entry["heads"] = heads
+    if get_method(method).uses_lambda:
+        if lam is None:
+            raise ConfigError(f"{method} needs its diversity weight: pass lam=... (the paper's values are "
+                              "between 5e-4 and 9, depending on the data and M)")
+        entry["lambda"] = lam
+    try:
+        return resolve_student(task, members, shared, entry)
+    except ConfigError as err:
+        raise ConfigError(str(err).replace("students[0] ", "distil ")) from err
+
+
+def _student(student: Any, teacher: nn.Module, split: Split, example: Tensor, spec: StudentSpec) -> nn.Module:
+    """The given student, one built from a (core, head_factory) pair, or one cut from the teacher."""
+    method = get_method(spec.method)
+    if isinstance(student, nn.Module):
+        method.check_student(student)
+        return student
+    if isinstance(student, tuple) and len(student) == 2:
+        core, head_factory = student
+        return method.build(core, head_factory, spec)
+    if student is not None:
+        raise TypeError("student must be an nn.Module returning [B, M, D] or a (core, head_factory) pair, "
+                        f"got {type(student).__name__}")
+    members = teacher.teacher if isinstance(teacher, _LogProbabilities) else teacher
+    if isinstance(members, Ensemble) and members.members.looped is not None:
+        members = Members(list(members.members.looped))
+    if not isinstance(members, Members):
+        raise ValueError("without student=, the student is cut from the teacher's first member, which "
+                         "needs the teacher as a list of modules; pass student= (an nn.Module returning "
+                         "[B, M, D], or a (core, head_factory) pair)")
+    core, head = split_member(members.members[0], split, example)
+    return method.build(core, lambda: fresh_copy(head), spec)

@@ -1,0 +1,161 @@
+"""`hydraplus.distil`: any user's trained modules, any data form, one call."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import hydraplus
+from hydraplus.config import ConfigError
+from hydraplus.core.containers import MultiHeadStudent
+from hydraplus.experiments.distil import Members, as_tensors, split_member
+
+
+class TinyCNN(nn.Module):
+    """A user's own architecture (hydraplus ships nothing like it): conv, pool, linear."""
+
+    def __init__(self, width: int = 6, classes: int = 3):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.GELU(), nn.AdaptiveAvgPool2d(2),
+                                      nn.Flatten())
+        self.hidden = nn.Sequential(nn.Linear(4 * width, 16), nn.GELU())
+        self.classifier = nn.Linear(16, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.hidden(self.features(x)))
+
+
+def images(n: int = 240, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """8 x 8 one-channel images whose class is the quadrant that holds a bright blob."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = 0.3 * torch.randn(n, 1, 8, 8, generator=g)
+    for i, label in enumerate(y.tolist()):
+        r, c = divmod(label, 2)
+        x[i, 0, 4 * r: 4 * r + 4, 4 * c: 4 * c + 4] += 1.0
+    return x, y
+
+
+def train_members(make: type[nn.Module] | list, x: Tensor, y: Tensor, steps: int = 60) -> list[nn.Module]:
+    members = make if isinstance(make, list) else [make() for _ in range(3)]
+    for i, member in enumerate(members):
+        torch.manual_seed(i)
+        opt = torch.optim.Adam(member.parameters(), lr=0.02)
+        for _ in range(steps):
+            idx = torch.randint(0, len(x), (64,))
+            loss = nn.functional.cross_entropy(member(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return [m.eval() for m in members]
+
+
+def accuracy(probs: Tensor, y: Tensor) -> float:
+    return (probs.argmax(-1) == y).float().mean().item()
+
+
+def test_a_users_cnn_ensemble_distils_in_one_call(tmp_path: Path) -> None:
+    x, y = images()
+    members = train_members(TinyCNN, x, y)
+    result = hydraplus.distil(members, (x, y), heads=3, epochs=15, lam=0.05, lr=0.01, batch_size=32,
+                              out=tmp_path)
+    assert isinstance(result.model, MultiHeadStudent) and result.model.num_heads == 3
+    assert result.spec.name == "hydra+-3" and result.task == "classification"
+    test_x, test_y = images(90, seed=1)
+    out = result.predict(test_x)
+    assert out["probs"].shape == (90, 3) and out["epistemic"].shape == (90,)
+    torch.testing.assert_close(out["predictive"], out["aleatoric"] + out["epistemic"])
+    teacher_probs = torch.stack([m(test_x) for m in members], 1).softmax(-1).mean(1)
+    assert accuracy(out["probs"], test_y) >= accuracy(teacher_probs.detach(), test_y) - 0.1
+    assert (tmp_path / "hydra+-3" / "model.pt").is_file()
+    assert list((tmp_path / "cache").glob("teacher-*.npy"))  # the teacher ran once, cached
+
+
+def test_the_automatic_split_reproduces_the_member() -> None:
+    x, _ = images(8)
+    member = TinyCNN().eval()
+    core, head = split_member(member, None, x)
+    assert len(core) == 2 and len(head) == 1  # before the last block with weights
+    student = MultiHeadStudent(core, [copy.deepcopy(head) for _ in range(3)]).eval()
+    with torch.no_grad():
+        expected = member(x)
+        for k in range(3):
+            torch.testing.assert_close(student(x)[:, k], expected)
+    core, head = split_member(member, "hidden", x)
+    assert len(core) == 1 and len(head) == 2
+
+
+def test_bad_splits_say_what_to_pass() -> None:
+    x, _ = images(4)
+    member = TinyCNN()
+    with pytest.raises(ValueError, match=r"split 'head' is not a child of the first member; its children "
+                                         r"are \['features', 'hidden', 'classifier'\]"):
+        split_member(member, "head", x)
+
+    class Skip(TinyCNN):
+        def forward(self, x: Tensor) -> Tensor:
+            features = self.features(x)
+            return self.classifier(self.hidden(features)) + features[:, :3]
+
+    with pytest.raises(ValueError, match="cannot be split; pass student="):
+        split_member(Skip(), None, x)
+
+
+def test_heterogeneous_members_on_tabular_data_with_a_given_core_and_head() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    members = train_members([nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2)),
+                             nn.Sequential(nn.Linear(5, 32), nn.Tanh(), nn.Linear(32, 2)),
+                             nn.Sequential(nn.Linear(5, 2))], x, y)
+    pair = (nn.Sequential(nn.Linear(5, 16), nn.ReLU()), lambda: nn.Linear(16, 2))
+    result = hydraplus.distil(members, (x.numpy(), y.numpy()), method="hydra", epochs=10, batch_size=32,
+                              lr=0.02, student=pair)
+    assert result.model.num_heads == 3
+    assert accuracy(result.predict(x)["probs"], y) > 0.85
+
+
+def test_a_regression_teacher_and_a_dataloader() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(160, 1, generator=g) * 4 - 2
+    y = torch.sin(x[:, 0]) + 0.1 * torch.randn(160, generator=g)
+    members = [nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 2)) for _ in range(4)]
+    result = hydraplus.distil(members, DataLoader(TensorDataset(x, y), batch_size=50), method="gauss",
+                              epochs=3, split=2)
+    out = result.predict(x)
+    assert result.task == "regression" and result.spec.samples == 4
+    assert out["mean"].shape == (160,) and bool((out["variance"] > 0).all())
+
+
+def test_a_teacher_that_gives_probabilities_is_turned_into_log_probabilities() -> None:
+    x, y = images(64)
+    members = [nn.Sequential(*TinyCNN().children(), nn.Softmax(-1)) for _ in range(2)]
+    result = hydraplus.distil(members, (x, y), method="hydra", epochs=1, split="1")
+    with torch.no_grad():
+        expected = torch.stack([m(x[:4]) for m in members], 1).log()
+        torch.testing.assert_close(result.teacher(x[:4]), expected)
+
+
+def test_errors_name_the_problem(tmp_path: Path) -> None:
+    x, y = images(16)
+    uneven = Members([TinyCNN(classes=3), TinyCNN(classes=4)])
+    with pytest.raises(ValueError, match=r"member 0: \[3\], member 1: \[4\]"):
+        uneven(x)
+    with pytest.raises(ConfigError, match="hydra\\+ needs its diversity weight: pass lam="):
+        hydraplus.distil([TinyCNN()], (x, y), epochs=1)
+    with pytest.raises(ValueError, match=r"train targets must be class labels in \[0, 2\] \(3 classes\), "
+                                         r"found \[3\]"):
+        hydraplus.distil([TinyCNN()], (x, y + 1), method="hydra", epochs=1)
+    with pytest.raises(ValueError, match="needs the teacher as a list of modules"):
+        hydraplus.distil(lambda inputs: torch.zeros(len(inputs), 2, 3), (x, y), method="hydra", epochs=1)
+    with pytest.raises(FileNotFoundError, match="data file not found"):
+        as_tensors(tmp_path / "missing.npz", "train")
+    np.savez(tmp_path / "images.npz", x_train=np.zeros((4, 8, 8, 1), np.uint8), y_train=np.zeros(4, np.int64))
+    got_x, got_y = as_tensors(tmp_path / "images.npz", "train")
+    assert got_x.shape == (4, 1, 8, 8) and got_x.dtype == torch.float32 and got_y.dtype == torch.int64
