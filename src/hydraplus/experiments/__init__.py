@@ -1,1 +1,1 @@
-"""Experiment configs (one JSON file per experiment), method presets and the runner."""
+"""Running experiments: the runner (train, distil, load), evaluation, export and `distil` for any teacher."""
