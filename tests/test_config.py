@@ -52,7 +52,7 @@ def test_the_paper_settings(spiral: dict, regression: dict) -> None:
     assert s.kl_coeff == pytest.approx(1 / 240)
     assert config.arch.member == {"sizes": [2, 100, 100, 100, 100, 3]}
     assert [spec.name for spec in config.students] == [
-        "hydra+-20", "hydra+-10", "hydra+-5", "hydra-20", "drop", "gauss", "endd"]
+        "hydra+-20", "hydra+-20-auto", "hydra+-10", "hydra+-5", "hydra-20", "drop", "gauss", "endd"]
     assert parse_config(regression).student.lam["5"] == {"value": 0.6, "start": 50, "end": 150}
 
 
@@ -235,3 +235,19 @@ def test_cli_reports_a_misspelt_key_in_one_line(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err.strip()
     assert err == (f"hydraplus: error: config {path}: unknown key 'ensemble.augmnet'; "
                    "did you mean 'augment'?")
+
+
+def test_an_automatic_lambda_starts_from_the_table(spiral: dict) -> None:
+    spec = student(spiral, {"method": "hydra+", "heads": 20, "lambda": "auto"})
+    assert spec.lam == LambdaSchedule(4.0, auto=True) and spec.name == "hydra+-20-auto"
+    assert student(spiral, {"method": "hydra+", "heads": 8, "lambda": "auto"}).lam.value == 7.0
+    explicit = student(spiral, {"method": "hydra+", "lambda": {"auto": True, "value": 0.5}})
+    assert explicit.lam == LambdaSchedule(0.5, auto=True)
+    del spiral["student"]["lambda"]
+    assert student(spiral, {"method": "hydra+", "lambda": "auto"}).lam.value == 1.0
+    with pytest.raises(ConfigError, match="applies to methods with the diversity term only, not drop"):
+        student(spiral, {"method": "drop", "lambda": "auto"})
+    with pytest.raises(ConfigError, match="an automatic lambda has no ramp"):
+        student(spiral, {"method": "hydra+", "lambda": {"auto": True, "value": 1.0, "start": 1, "end": 2}})
+    with pytest.raises(ConfigError, match="must be a number, 'auto' or"):
+        student(spiral, {"method": "hydra+", "lambda": "automatic"})

@@ -136,14 +136,20 @@ def _augmentation(value: Any, where: str) -> Augmentation | None:
         raise ConfigError(str(err)) from err
 
 
-def _schedule(value: Any, where: str) -> LambdaSchedule:
-    """A lambda: a number, or ``{"value": v, "start": a, "end": b}``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+AUTO = "auto"
+
+
+def _schedule(value: Any, where: str, start_at: float = 1.0) -> LambdaSchedule:
+    """A lambda: a number, ``{"value": v, "start": a, "end": b}``, or automatic: ``"auto"`` (starting
+    at ``start_at``) or ``{"auto": true, "value": v}``."""
+    if value == AUTO:
+        raw: dict[str, Any] = {"value": start_at, "auto": True}
+    elif isinstance(value, int | float) and not isinstance(value, bool):
         raw = {"value": value}
     elif isinstance(value, dict):
         raw = value
     else:
-        raise ConfigError(f"{where} must be a number or {{'value', 'start', 'end'}}, got {value!r}")
+        raise ConfigError(f"{where} must be a number, 'auto' or {{'value', 'start', 'end'}}, got {value!r}")
     kwargs = _fields(LambdaSchedule, raw, where)
     try:
         return LambdaSchedule(**kwargs)
@@ -405,7 +411,13 @@ def resolve_student(task: str, members: int, shared: StudentDefaults, entry: Any
     settings.update({k: v for k, v in entry.items() if k in OVERRIDABLE})
     settings["augment"] = _augmentation(settings["augment"], f"{where}.augment")
     lam = LambdaSchedule(0.0)
-    if "lambda" in entry:
+    if entry.get("lambda") == AUTO or (isinstance(entry.get("lambda"), dict) and entry["lambda"].get("auto")):
+        if not method.uses_lambda:
+            raise ConfigError(f"{where}: an automatic lambda applies to methods with the diversity term "
+                              f"only, not {method.name}")
+        start = _table_lambda(shared, heads, where, []).value if shared.lam else 1.0
+        lam = _schedule(entry["lambda"], f"{where}.lambda", start)
+    elif "lambda" in entry:
         lam = _schedule(entry["lambda"], f"{where}.lambda")
     elif method.uses_lambda:
         lam = _table_lambda(shared, heads, where, found)
@@ -435,7 +447,7 @@ def _table_lambda(shared: StudentDefaults, heads: int, where: str, found: list[s
 def _check_reach(spec: StudentSpec, found: list[str]) -> None:
     """Warn when a Hydra+ ramp does not reach its value within the student's epochs."""
     reach, value = spec.lambda_reach(), spec.lam.value
-    if value <= 0 or reach >= value:
+    if spec.lam.auto or value <= 0 or reach >= value:
         return
     if reach == 0:
         found.append(f"{spec.name}: lambda stays 0 in all {spec.epochs} epochs (ramp {spec.lam.start}"

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from hydraplus.config import StudentSpec
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.losses import check_task, gaussian_nll, l2_penalty
+from hydraplus.engine.auto_lambda import AutoLambda, log_ratio, mean_epistemic
 from hydraplus.engine.data import SeededAugment
 from hydraplus.methods import StudentMethod, get_method
 
@@ -171,6 +172,7 @@ class DistillModule(_TrainingModule):
         max_nan_steps: int = 20,
         teacher: nn.Module | None = None,
         augment: SeededAugment | None = None,
+        probe: tuple[Tensor, float] | None = None,
     ):
         super().__init__(spec.lr, spec.weight_decay, spec.epochs, clip_norm, max_nan_steps, augment)
         if augment is not None and teacher is None:
@@ -184,6 +186,45 @@ class DistillModule(_TrainingModule):
         # A plain attribute, not a submodule: the teacher is not trained, not in the
         # optimiser, not in checkpoints, and Lightning's train() does not reach it.
         object.__setattr__(self, "teacher", teacher)
+        self.auto_lambda: AutoLambda | None = None
+        self.probe: Tensor | None = None
+        if spec.lam.auto:
+            if probe is None:
+                raise ValueError("an automatic lambda needs a probe set: (inputs away from the data, "
+                                 "the teacher's mean epistemic uncertainty on them)")
+            self.probe, target = probe
+            self.auto_lambda = AutoLambda(spec.lam.value, target)
+        self._probe_measure: float | None = None
+
+    def current_lambda(self) -> float:
+        """This epoch's diversity weight: the schedule's, or the controller's."""
+        if self.auto_lambda is not None:
+            return self.auto_lambda.value
+        return self.spec.lam(self.current_epoch)
+
+    def on_train_epoch_start(self) -> None:
+        """Move an automatic lambda using the weights the previous epoch ended with (at this point,
+        so a run resumed from that epoch's checkpoint takes the same step)."""
+        if self.auto_lambda is None or self.probe is None or self.current_epoch == 0:
+            return
+        self._probe_measure = mean_epistemic(self.student, self.probe, self.task)
+        self.auto_lambda.update(self._probe_measure)
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        if self.auto_lambda is not None and self._probe_measure is not None:
+            self.log("train/probe_epistemic_log_ratio",
+                     log_ratio(self._probe_measure, self.auto_lambda.target), on_step=False, on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.auto_lambda is not None:
+            checkpoint["hydraplus"]["auto_lambda"] = self.auto_lambda.value
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if self.auto_lambda is not None and "auto_lambda" in checkpoint.get("hydraplus", {}):
+            self.auto_lambda.value = float(checkpoint["hydraplus"]["auto_lambda"])
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:
@@ -194,7 +235,7 @@ class DistillModule(_TrainingModule):
 
     def loss_terms(self, x: Tensor, y: Tensor, teacher: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The total loss and every term, for one batch."""
-        lam = self.spec.lam(self.current_epoch)
+        lam = self.current_lambda()
         terms = self.method.loss_terms(self.student, x, y, teacher, self.task, self.spec, lam)
         return self.method.total(terms, self.spec, lam), terms
 
@@ -209,5 +250,5 @@ class DistillModule(_TrainingModule):
         loss, terms = self.loss_terms(x, y, teacher)
         self._log_terms({"loss": loss, **terms}, x.shape[0])
         if "diversity" in terms:
-            self.log("train/lambda", self.spec.lam(self.current_epoch), on_step=False, on_epoch=True)
+            self.log("train/lambda", self.current_lambda(), on_step=False, on_epoch=True)
         return self._finite_or_skip(loss)

@@ -31,8 +31,10 @@ import hydraplus
 from hydraplus.config import ConfigWarning, ExperimentConfig, StudentSpec, parse_config
 from hydraplus.core.containers import Ensemble
 from hydraplus.data.augment import Augmentation
+from hydraplus.data.probe import off_data_probe
 from hydraplus.data.problem import Problem
 from hydraplus.engine import cache
+from hydraplus.engine.auto_lambda import mean_epistemic
 from hydraplus.engine.data import SeededAugment, seeded_loader
 from hydraplus.engine.modules import DistillModule, EnsembleModule
 from hydraplus.engine.trainer import fit
@@ -156,8 +158,14 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
     check_class_counts(problem.num_outputs, teacher=teacher_size,
                        student=output_size(student, problem.x_train, f"student {spec.name}"),
                        task=config.task)
+    probe = None
+    if spec.lam.auto:
+        if teacher is None:
+            raise ValueError(f"student {spec.name}: an automatic lambda needs the teacher model")
+        probe = auto_lambda_probe(teacher, off_data_probe(problem.x_train, seed=derived_seed(seed, "probe")),
+                                  config.task)
     module = DistillModule(student, spec.method, config.task, spec,
-                           teacher=teacher if augment is not None else None, augment=augment)
+                           teacher=teacher if augment is not None else None, augment=augment, probe=probe)
     loader = seeded_loader(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"),
                            names=names)
     start = time.perf_counter()
@@ -169,7 +177,18 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
     if teacher is not None:
         teacher.cpu()
     atomic_torch_save(student.state_dict(), folder / "model.pt")
+    if module.auto_lambda is not None:
+        atomic_write_text(folder / "auto_lambda.json", json.dumps({
+            "start": spec.lam.value, "final": module.auto_lambda.value,
+            "target_epistemic": module.auto_lambda.target,
+            "probe": "off-data points made from the training inputs (hydraplus.data.probe)",
+            "per_epoch": "log/metrics.csv: train/lambda"}, indent=2))
     return student, seconds, module.skipped_steps
+
+
+def auto_lambda_probe(teacher: nn.Module, probe: torch.Tensor, task: str) -> tuple[torch.Tensor, float]:
+    """The probe inputs with the teacher's mean epistemic uncertainty on them (the controller's target)."""
+    return probe, mean_epistemic(teacher, probe, task)
 
 
 def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, seed: int = 0, *,

@@ -25,6 +25,10 @@ class HydraPlus(StudentMethod):
     uses_lambda = True
     student_type = MultiHeadStudent
 
+    def student_name(self, spec: StudentSpec) -> str:
+        """``hydra+-20``, and ``hydra+-20-auto`` with an automatic lambda."""
+        return super().student_name(spec) + ("-auto" if spec.lam.auto else "")
+
     def build(self, core: nn.Module, head: HeadFactory, spec: StudentSpec,
               batched: bool | None = None) -> nn.Module:
         return MultiHeadStudent(core, [head() for _ in range(spec.heads)], batched)
