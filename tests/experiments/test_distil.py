@@ -147,8 +147,8 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
     uneven = Members([TinyCNN(classes=3), TinyCNN(classes=4)])
     with pytest.raises(ValueError, match=r"member 0: \[3\], member 1: \[4\]"):
         uneven(x)
-    with pytest.raises(ConfigError, match="hydra\\+ needs its diversity weight: pass lam="):
-        hydraplus.distil([TinyCNN()], (x, y), epochs=1)
+    with pytest.raises(ConfigError, match="distil \\(hydra\\+\\).lambda must be a number, 'auto'"):
+        hydraplus.distil([TinyCNN()], (x, y), epochs=1, lam="automatic")
     with pytest.raises(ValueError, match=r"train targets must be class labels in \[0, 2\] \(3 classes\), "
                                          r"found \[3\]"):
         hydraplus.distil([TinyCNN()], (x, y + 1), method="hydra", epochs=1)
@@ -159,3 +159,16 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
     np.savez(tmp_path / "images.npz", x_train=np.zeros((4, 8, 8, 1), np.uint8), y_train=np.zeros(4, np.int64))
     got_x, got_y = as_tensors(tmp_path / "images.npz", "train")
     assert got_x.shape == (4, 1, 8, 8) and got_x.dtype == torch.float32 and got_y.dtype == torch.int64
+
+
+def test_an_automatic_lambda_uses_the_given_ood_inputs_as_its_probe() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    members = train_members([nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2)) for _ in range(3)],
+                            x, y)
+    far = 6 + torch.randn(100, 2, generator=g)
+    result = hydraplus.distil(members, (x, y), epochs=4, batch_size=50, ood=(far, torch.zeros(100)))
+    assert result.spec.name == "hydra+-3-auto" and result.spec.lam.auto
+    default = hydraplus.distil(members, (x, y), epochs=2, batch_size=50)
+    assert default.spec.lam.auto  # lam="auto" unless a number is given

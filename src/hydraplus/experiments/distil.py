@@ -28,7 +28,9 @@ from hydraplus.config import ConfigError, StudentDefaults, StudentSpec, resolve_
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.predict import predict
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty
+from hydraplus.data.probe import off_data_probe
 from hydraplus.engine import cache
+from hydraplus.engine.auto_lambda import mean_epistemic
 from hydraplus.engine.data import seeded_loader
 from hydraplus.engine.modules import DistillModule
 from hydraplus.engine.trainer import fit
@@ -244,14 +246,18 @@ class Distilled:
 
 
 def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | None = None,
-           epochs: int = 20, student: Any = None, split: Split = None, lam: float | None = None,
-           out: str | Path | None = None, device: str = "cpu", seed: int = 0, progress: bool = False,
-           **settings: Any) -> Distilled:
+           epochs: int = 20, student: Any = None, split: Split = None, lam: float | str = "auto",
+           ood: Any = None, out: str | Path | None = None, device: str = "cpu", seed: int = 0,
+           resume: bool = False, progress: bool = False, **settings: Any) -> Distilled:
     """Distil ``teacher`` into a student trained with ``method`` on ``train``; see the module doc.
 
     ``settings`` are any student settings (``lr``, ``weight_decay``, ``batch_size``, ``alpha``,
-    ``beta``, ``t_mean``, ``t_ind``, ``kl_coeff``, ``samples``); ``lam`` is Hydra+'s diversity
-    weight. With ``out`` the student's checkpoint and weights are kept there.
+    ``beta``, ``t_mean``, ``t_ind``, ``kl_coeff``, ``samples``). ``lam`` is Hydra+'s diversity
+    weight: a number, or ``"auto"`` (default) to have it chosen while training so that the
+    student's mean epistemic uncertainty on a probe set matches the teacher's; the probe set is
+    ``ood``'s inputs when given, else inputs away from the training data made from them
+    (`hydraplus.data.probe`). With ``out`` the student's checkpoint and weights are kept there,
+    and ``resume`` continues an interrupted run in it.
     """
     x, y = as_tensors(train, "train")
     task = "classification" if not (y.is_floating_point() or y.is_complex()) else "regression"
@@ -275,10 +281,14 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     targets = cache.teacher_outputs(module, x, folder / "cache" if _cacheable(module) else None)
     loader = seeded_loader((x, y, targets), spec.batch_size, seed,
                            names=("train inputs", "train targets", "teacher outputs"))
-    engine = DistillModule(student_model, spec.method, task, spec)
+    probe = None
+    if spec.lam.auto:
+        inputs = off_data_probe(x, seed=seed) if ood is None else as_tensors(ood, "ood")[0]
+        probe = (inputs, mean_epistemic(module, inputs, task))
+    engine = DistillModule(student_model, spec.method, task, spec, probe=probe)
     start = time.perf_counter()
     fit(engine, loader, folder=folder / spec.name, label=spec.name, epochs=spec.epochs, progress=progress,
-        accelerator="gpu" if str(device).startswith("cuda") else "cpu")
+        accelerator="gpu" if str(device).startswith("cuda") else "cpu", resume=resume)
     seconds = time.perf_counter() - start
     student_model.cpu()
     if out is not None:
@@ -291,7 +301,7 @@ def _cacheable(module: nn.Module) -> bool:
     return any(True for _ in module.state_dict())
 
 
-def _spec(task: str, members: int, method: str, heads: int | None, lam: float | None, epochs: int,
+def _spec(task: str, members: int, method: str, heads: int | None, lam: float | str, epochs: int,
           settings: dict[str, Any]) -> StudentSpec:
     """The student's settings from the method's defaults and the caller's choices."""
     shared_keys = {"lr", "weight_decay", "batch_size", "alpha", "beta", "t_mean", "t_ind", "kl_coeff"}
@@ -302,9 +312,6 @@ def _spec(task: str, members: int, method: str, heads: int | None, lam: float | 
     if heads is not None:
         entry["heads"] = heads
     if get_method(method).uses_lambda:
-        if lam is None:
-            raise ConfigError(f"{method} needs its diversity weight: pass lam=... (the paper's values are "
-                              "between 5e-4 and 9, depending on the data and M)")
         entry["lambda"] = lam
     try:
         return resolve_student(task, members, shared, entry)
