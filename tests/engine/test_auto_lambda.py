@@ -18,7 +18,8 @@ def test_the_update_moves_lambda_toward_the_target_in_bounded_steps() -> None:
     control = AutoLambda(2.0, target=0.1)
     assert control.update(0.2) == pytest.approx(2.0 * 0.5**0.25)  # too much uncertainty: lower
     assert control.update(0.1) == pytest.approx(2.0 * 0.5**0.25)  # matched: unchanged
-    assert control.update(1e-9) == pytest.approx(2.0 * 0.5**0.25 * 1.25)  # step capped at 1.25
+    assert control.update(1e-9) == pytest.approx(2.0 * 0.5**0.25 * 1.1)  # rises by at most 1.1x
+    assert control.update(1e9) == pytest.approx(2.0 * 0.5**0.25 * 1.1 / 1.25)  # falls by at most 1.25x
     assert control.matched(0.109) and not control.matched(0.111)
     low = AutoLambda(1e-4, target=1.0)
     assert low.update(100.0) == 1e-4  # never below its floor

@@ -20,7 +20,7 @@ AUTO = [{"method": "hydra+", "heads": 5, "lambda": "auto"}]
 
 
 def test_the_chosen_lambda_matches_the_ensembles_off_data_uncertainty(tmp_path: Path) -> None:
-    problem, models = run_experiment(toy_config(epochs=60, members=5, students=AUTO), tmp_path, seed=0,
+    problem, models = run_experiment(toy_config(epochs=80, members=5, students=AUTO), tmp_path, seed=0,
                                      progress=False)
     saved = json.loads((tmp_path / "hydra+-5-auto" / "auto_lambda.json").read_text())
     assert saved["start"] == 9.0  # the config's lambda for M = 5

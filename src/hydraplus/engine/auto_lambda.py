@@ -23,6 +23,12 @@ from hydraplus.core.modes import evaluating
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty
 
 TOLERANCE = 0.10  # "matched": within 10% of the ensemble's mean epistemic uncertainty
+WARMUP_FRACTION = 0.1  # lambda stays at its start while the student first fits the teacher
+
+
+def warmup_epochs(epochs: int) -> int:
+    """The first epoch at which the controller moves lambda."""
+    return max(1, round(WARMUP_FRACTION * epochs))
 
 
 @dataclass
@@ -32,7 +38,8 @@ class AutoLambda:
     value: float
     target: float
     gain: float = 0.25
-    max_step: float = 1.25
+    max_up: float = 1.1
+    max_down: float = 1.25
     low: float = 1e-4
     high: float = 100.0
 
@@ -46,7 +53,7 @@ class AutoLambda:
     def update(self, measured: float) -> float:
         """The next lambda after measuring the student's mean epistemic uncertainty."""
         ratio = self.target / max(measured, 1e-12)
-        step = min(max(ratio**self.gain, 1 / self.max_step), self.max_step)
+        step = min(max(ratio**self.gain, 1 / self.max_down), self.max_up)
         self.value = min(max(self.value * step, self.low), self.high)
         return self.value
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from hydraplus.config import StudentSpec
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.losses import check_task, gaussian_nll, l2_penalty
-from hydraplus.engine.auto_lambda import AutoLambda, log_ratio, mean_epistemic
+from hydraplus.engine.auto_lambda import AutoLambda, log_ratio, mean_epistemic, warmup_epochs
 from hydraplus.engine.data import SeededAugment
 from hydraplus.methods import StudentMethod, get_method
 
@@ -205,7 +205,7 @@ class DistillModule(_TrainingModule):
     def on_train_epoch_start(self) -> None:
         """Move an automatic lambda using the weights the previous epoch ended with (at this point,
         so a run resumed from that epoch's checkpoint takes the same step)."""
-        if self.auto_lambda is None or self.probe is None or self.current_epoch == 0:
+        if self.auto_lambda is None or self.probe is None or self.current_epoch < warmup_epochs(self.epochs):
             return
         self._probe_measure = mean_epistemic(self.student, self.probe, self.task)
         self.auto_lambda.update(self._probe_measure)
