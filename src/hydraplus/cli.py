@@ -92,14 +92,50 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     compare.add_argument("--quiet", action="store_true", help="print only the result's path")
 
-    export = sub.add_parser("export", help="export trained models as torch.export programs (.pt2)")
+    export = sub.add_parser("export", help="export trained models as torch.export programs (.pt2) or ONNX")
     export.add_argument("run_dir", type=Path,
                         help="a seed folder (with config.json) or a train output folder (with seed-*/)")
     export.add_argument("--models", nargs="+", default=None, metavar="NAME",
                         help="which models (default: all, e.g. ensemble hydra+-20 drop)")
     export.add_argument("--out", type=Path, default=None, help="output folder (default: RUN_DIR/export)")
+    export.add_argument("--format", choices=("pt2", "onnx"), default="pt2",
+                        help="pt2: torch.export programs; onnx: ONNX graphs that also output the uncertainty "
+                             "(needs pip install 'hydraplus[onnx]')")
     export.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     export.add_argument("--quiet", action="store_true", help="print only the result's path")
+
+    distil = sub.add_parser("distil", help="distil your own trained ensemble (.pt2 or TorchScript files, or "
+                            "a run folder) into a student, and evaluate both")
+    distil.add_argument("--teacher", type=Path, nargs="+", required=True, metavar="PATH",
+                        help="the members' files (.pt2 or TorchScript; each gives [B, D], or one gives "
+                        "[B, N, D]) or a hydraplus run folder")
+    distil.add_argument("--data", type=Path, required=True,
+                        help="training data: an .npz (x_train/y_train) or an image folder (one sub-folder "
+                        "per class)")
+    distil.add_argument("--out", type=Path, required=True,
+                        help="output folder (student checkpoint, metrics.json, report.md)")
+    distil.add_argument("--method", default="hydra+", help="the student's method (default: hydra+)")
+    distil.add_argument("--heads", type=int, default=None, metavar="M",
+                        help="the student's heads (default: one per member)")
+    distil.add_argument("--epochs", type=int, default=20, metavar="E", help="training epochs (default: 20)")
+    distil.add_argument("--val", type=Path, default=None, metavar="FILE",
+                        help="test data of the evaluation, .npz or image folder (default: x_test/y_test "
+                        "of --data)")
+    distil.add_argument("--ood", type=Path, default=None, metavar="FILE",
+                        help="out-of-distribution inputs (.npz or image folder) for OOD detection")
+    distil.add_argument("--split", default=None, metavar="NAME",
+                        help="the first member's child where the heads start (default: before its last "
+                        "block with weights)")
+    distil.add_argument("--lam", default=None, metavar="VALUE|auto",
+                        help="Hydra+'s diversity weight lambda, or auto")
+    distil.add_argument("--input-mean", type=float, nargs="+", default=None, metavar="M",
+                        help="normalise the inputs as (x - mean) / std per channel (default: from the JSON "
+                        "card beside a .pt2 or a run's config, else inputs stay in [0, 1])")
+    distil.add_argument("--input-std", type=float, nargs="+", default=None, metavar="S",
+                        help="the per-channel std of --input-mean")
+    distil.add_argument("--seed", type=int, default=0)
+    _latency(distil)
+    _common(distil)
 
     configs = sub.add_parser("configs", help="list the built-in experiment configs, or print one")
     configs.add_argument("name", nargs="?", default=None,
@@ -282,10 +318,82 @@ def _cmd_export(args: argparse.Namespace) -> Path:
     out = args.out or run_dir / "export"
     for run in _run_folders(run_dir):
         target = out if run == run_dir else out / run.name
-        for path in export_run(run, target, args.models):
+        for path in export_run(run, target, args.models, format=args.format):
             if not args.quiet:
                 print(f"  {path}")
     return out
+
+
+def _lam(value: str | None) -> float | str | None:
+    """--lam as distil takes it: a number, "auto", or None (not given)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"--lam must be a number or auto, got {value!r}") from None
+
+
+def _input_normalization(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The inputs' normalisation: --input-mean/--input-std, else the teacher's card, else None."""
+    from hydraplus.experiments.distil_inputs import input_normalization
+
+    if (args.input_mean is None) != (args.input_std is None):
+        raise ValueError("--input-mean and --input-std go together")
+    if args.input_mean is None:
+        return input_normalization(args.teacher)
+    if len(args.input_mean) != len(args.input_std):
+        raise ValueError(f"--input-mean and --input-std need one value per channel each, got "
+                         f"{len(args.input_mean)} and {len(args.input_std)}")
+    return {"mean": args.input_mean, "std": args.input_std, "source": "--input-mean/--input-std"}
+
+
+def _cmd_distil(args: argparse.Namespace) -> Path:
+    from hydraplus.experiments.distil import as_teacher, as_tensors, distil
+    from hydraplus.experiments.distil_inputs import fixed_batch_first, normalize, npz_test_split, ood_inputs
+
+    _check_batches(args.latency_batches)
+    device = _torch_device(args.device)
+    lam = _lam(args.lam)
+    norm = _input_normalization(args)
+    x, y = as_tensors(args.data, "train")
+    if args.val is not None:
+        test = as_tensors(args.val, "test")
+    elif args.data.suffix == ".npz" and (found := npz_test_split(args.data)) is not None:
+        test = found
+    else:
+        raise ValueError(f"no test data for the evaluation: {args.data} has no x_test/y_test; "
+                         "pass --val FILE")
+    x_ood = None if args.ood is None else ood_inputs(args.ood)
+    teacher = as_teacher(args.teacher[0] if len(args.teacher) == 1 else args.teacher)
+    fixed = fixed_batch_first(teacher)
+    if fixed is not None:
+        raise ValueError(f"cannot cut the student from {fixed.path}: it was exported for batches of exactly "
+                         f"{fixed.batch} inputs; export it with a dynamic batch size (dynamic_shapes="
+                         "({0: torch.export.Dim('batch')},)), as `hydraplus export` does")
+    if norm is not None:
+        x = normalize(x, norm["mean"], norm["std"], "train")
+        test = (normalize(test[0], norm["mean"], norm["std"], "test"), test[1])
+        x_ood = None if x_ood is None else normalize(x_ood, norm["mean"], norm["std"], "ood")
+    out = prepare_out_dir(args.out, args.resume, args.overwrite)
+    args.out = out
+    result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
+                    split=args.split, lam=lam, out=out, device=device, seed=args.seed,
+                    progress=not args.quiet)
+    record = {
+        "teacher": [str(p) for p in args.teacher], "data": str(args.data),
+        "test data": str(args.val) if args.val is not None else f"{args.data} (x_test/y_test)",
+        "ood data": None if args.ood is None else str(args.ood),
+        "inputs": ("float in [0, 1]" if norm is None
+                   else f"(x - mean) / std per channel of the [0, 1] inputs, from {norm['source']}"),
+        "normalization": norm, "student": str(out / result.spec.name / "model.pt"),
+    }
+    result.evaluate(test, ood=x_ood, out=out, latency_batches=args.latency_batches, device=device,
+                    record=record)
+    if not args.quiet:
+        print(f"  student: {out / result.spec.name / 'model.pt'}")
+        print(f"  metrics: {out / 'metrics.json'}")
+    return out / "report.md"
 
 
 def _cmd_configs(args: argparse.Namespace) -> None:
@@ -302,7 +410,7 @@ def _cmd_configs(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "compare": _cmd_compare, "export": _cmd_export, "configs": _cmd_configs}
+            "compare": _cmd_compare, "export": _cmd_export, "distil": _cmd_distil, "configs": _cmd_configs}
 
 
 def _interrupted(args: argparse.Namespace, argv: Sequence[str] | None) -> str:
@@ -333,6 +441,9 @@ _PYTHON_SHOWWARNING = warnings.showwarning
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from hydraplus.runtime import keep_allocator_memory
+
+    keep_allocator_memory()
     warnings.showwarning = _show_warning
     try:
         result = COMMANDS[args.command](args)

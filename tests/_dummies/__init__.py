@@ -83,3 +83,43 @@ ARCHS: dict[str, tuple[Factory, Factory, Factory, str, tuple[int, ...]]] = {
                lambda: resnet_head(in_channels=6, width=5, num_classes=3, stride=2, blocks=2),
                "classification", (3, 8, 8)),
 }
+
+
+class TinyCNN(nn.Module):
+    """A user's own architecture (hydraplus ships nothing like it): conv, pool, linear."""
+
+    def __init__(self, width: int = 6, classes: int = 3, channels: int = 1):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.GELU(),
+                                      nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.hidden = nn.Sequential(nn.Linear(4 * width, 16), nn.GELU())
+        self.classifier = nn.Linear(16, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.hidden(self.features(x)))
+
+
+def blob_images(n: int = 240, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """8 x 8 one-channel images whose class (of 3) is the quadrant that holds a bright blob."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = 0.3 * torch.randn(n, 1, 8, 8, generator=g)
+    for i, label in enumerate(y.tolist()):
+        r, c = divmod(label, 2)
+        x[i, 0, 4 * r: 4 * r + 4, 4 * c: 4 * c + 4] += 1.0
+    return x, y
+
+
+def train_members(members: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                  steps: int = 60) -> list[nn.Module]:
+    """Each member trained briefly with Adam on random batches of (x, y); returned in eval mode."""
+    for i, member in enumerate(members):
+        torch.manual_seed(i)
+        opt = torch.optim.Adam(member.parameters(), lr=0.02)
+        for _ in range(steps):
+            idx = torch.randint(0, len(x), (64,))
+            loss = nn.functional.cross_entropy(member(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return [m.eval() for m in members]

@@ -36,6 +36,7 @@ from hydraplus.engine.modules import DistillModule
 from hydraplus.engine.trainer import fit
 from hydraplus.io import atomic_torch_save
 from hydraplus.methods import get_method
+from hydraplus.runtime import keep_allocator_memory
 from hydraplus.validation import check_dataset
 
 Split = str | int | None
@@ -85,14 +86,24 @@ class _LogProbabilities(nn.Module):
 
 
 def as_teacher(teacher: Any) -> nn.Module:
-    """The teacher as a module giving ``[B, N, D]``."""
-    if isinstance(teacher, str | Path):
-        from hydraplus.experiments.runner import load_trained
+    """The teacher as a module giving ``[B, N, D]``.
 
-        return load_trained(Path(teacher))[2].ensemble
+    A path is a hydraplus run folder, or a ``torch.export`` program (``.pt2``) or TorchScript
+    file; a list of such files gives the members (each file ``[B, D]``, or ``[B, N, D]``).
+    """
+    from hydraplus.experiments.distil_inputs import TeacherFiles
+
+    if isinstance(teacher, str | Path):
+        if Path(teacher).is_dir():
+            from hydraplus.experiments.runner import load_trained
+
+            return load_trained(Path(teacher))[2].ensemble
+        return TeacherFiles([Path(teacher)])
     if isinstance(teacher, Ensemble):
         return teacher
     if isinstance(teacher, list | tuple):
+        if teacher and all(isinstance(t, str | Path) for t in teacher):
+            return TeacherFiles([Path(t) for t in teacher])
         return Members(teacher)
     if isinstance(teacher, nn.Module) or callable(teacher):
         return teacher if isinstance(teacher, nn.Module) else _Callable(teacher)
@@ -101,23 +112,29 @@ def as_teacher(teacher: Any) -> nn.Module:
 
 
 def as_tensors(data: Any, name: str) -> tuple[Tensor, Tensor]:
-    """``(inputs, targets)`` from tensors/arrays, a Dataset, a DataLoader or an ``.npz`` file.
+    """``(inputs, targets)`` from tensors/arrays, a Dataset, a DataLoader, an ``.npz`` file or an
+    image folder (torchvision's ``ImageFolder`` layout: one sub-folder of images per class).
 
-    ``.npz`` images (uint8, ``[N, H, W, C]``) become float ``[N, C, H, W]`` in [0, 1].
+    ``.npz`` images (uint8, ``[N, H, W, C]``) and image folders become float ``[N, C, H, W]``
+    in [0, 1]. Empty data, or a number of targets other than of inputs, is an error.
     """
+    from hydraplus.experiments.distil_inputs import checked_pair, read_image_folder
+
     if isinstance(data, str | Path):
-        return _read_npz(Path(data), name)
+        path = Path(data)
+        x, y = read_image_folder(path, name) if path.is_dir() else _read_npz(path, name)
+        return checked_pair(x, y, name)
     if isinstance(data, DataLoader):
         batches = list(data)
         if not batches:
             raise ValueError(f"{name}: the DataLoader gave no batches")
-        return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+        return checked_pair(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]), name)
     if isinstance(data, Dataset):
         items = [data[i] for i in range(len(data))]  # type: ignore[arg-type]
         if not items:
             raise ValueError(f"{name}: the Dataset is empty")
-        return (torch.stack([torch.as_tensor(item[0]) for item in items]),
-                torch.as_tensor(np.asarray([np.asarray(item[1]) for item in items])))
+        return checked_pair(torch.stack([torch.as_tensor(item[0]) for item in items]),
+                            torch.as_tensor(np.asarray([np.asarray(item[1]) for item in items])), name)
     if isinstance(data, tuple | list) and len(data) == 2:
         x, y = (torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else torch.as_tensor(v)
                 for v in data)
@@ -125,9 +142,9 @@ def as_tensors(data: Any, name: str) -> tuple[Tensor, Tensor]:
             x = x.float()
         if y.dtype == torch.float64:
             y = y.float()
-        return x, y
-    raise TypeError(f"{name} must be (x, y) tensors or arrays, a Dataset, a DataLoader or an .npz path, "
-                    f"got {type(data).__name__}")
+        return checked_pair(x, y, name)
+    raise TypeError(f"{name} must be (x, y) tensors or arrays, a Dataset, a DataLoader, an .npz path or an "
+                    f"image folder, got {type(data).__name__}")
 
 
 def _read_npz(path: Path, name: str) -> tuple[Tensor, Tensor]:
@@ -244,6 +261,32 @@ class Distilled:
         parts = regression_uncertainty(out)
         return {"mean": out[..., 0].mean(1), "variance": parts["predictive"], **parts}
 
+    def evaluate(self, test: Any, *, ood: Any = None, out: str | Path | None = None,
+                 latency_batches: Sequence[int] = (1, 256), device: str = "cpu",
+                 record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The teacher beside the student on ``test``: test metrics, OOD detection with ``ood``, the
+        TV between their uncertainty histograms, and cost; written as ``metrics.json`` and
+        ``report.md`` to ``out`` (default: this result's folder, if any). See `distil_eval`."""
+        from hydraplus.experiments.distil_eval import evaluate_distilled
+
+        return evaluate_distilled(self, test, ood=ood, out=out, latency_batches=latency_batches,
+                                  device=device, record=record)
+
+    def export(self, path: str | Path, format: str = "pt2", example: Any = None) -> Path:
+        """Write the student to ``path`` for serving without hydraplus, checked against it, with a JSON
+        card beside it: ``"pt2"`` its method's export view as a torch.export program, ``"onnx"`` one ONNX
+        graph that also outputs the mean prediction and the uncertainty (see `export_with_card`).
+        ``example`` is one batch of inputs: it fixes their shape (the batch size stays dynamic)."""
+        from hydraplus.experiments.export import export_with_card
+        from hydraplus.experiments.onnx_export import traceable
+        from hydraplus.experiments.runner import versions
+
+        if example is None:
+            raise ValueError("export needs example=: one batch of inputs (it fixes the input shape)")
+        x = traceable(torch.as_tensor(example, dtype=torch.float32).cpu())
+        card = {"model": self.spec.name, "method": self.spec.method, "versions": versions()}
+        return export_with_card(self.model.cpu(), self.spec.method, self.task, x, Path(path), format, card)
+
 
 def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | None = None,
            epochs: int = 20, student: Any = None, split: Split = None, lam: float | str = "auto",
@@ -259,6 +302,7 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     (`hydraplus.data.probe`). With ``out`` the student's checkpoint and weights are kept there,
     and ``resume`` continues an interrupted run in it.
     """
+    keep_allocator_memory()
     x, y = as_tensors(train, "train")
     task = "classification" if not (y.is_floating_point() or y.is_complex()) else "regression"
     module = as_teacher(teacher).to(device)

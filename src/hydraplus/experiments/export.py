@@ -6,6 +6,9 @@ normalisation the model was trained with) and what the output means. Every expor
 program is re-loaded and checked against the model before the command reports success.
 EnDD is exported as its Dirichlet concentrations (torch.export cannot trace Dirichlet
 sampling, and the concentrations define the whole predictive distribution).
+With ``format="onnx"`` each model becomes ``NAME.onnx`` (one ONNX graph that also computes the
+mean prediction and the predictive, aleatoric and epistemic uncertainty; see
+`hydraplus.experiments.onnx_export`) with its card ``NAME.onnx.json``.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from hydraplus.config import ExperimentConfig, StudentSpec
+from hydraplus.config import ExperimentConfig
 from hydraplus.experiments.runner import load_problem, load_trained, versions
 from hydraplus.io import atomic_write_bytes, atomic_write_text
 from hydraplus.methods import get_method
 
 MAX_BATCH = 65536
 TOLERANCE = 1e-5
+FORMATS = ("pt2", "onnx")
 
 
 def input_shape(meta: dict[str, Any], config: ExperimentConfig) -> list[int]:
@@ -35,11 +39,10 @@ def input_shape(meta: dict[str, Any], config: ExperimentConfig) -> list[int]:
     return list(problem.x_train.shape[1:])
 
 
-def _deployable(name: str, model: nn.Module, specs: dict[str, StudentSpec], task: str
-                ) -> tuple[nn.Module, str]:
-    """The module to export and what its output means (a student's method decides)."""
-    if name in specs:
-        return get_method(specs[name].method).export_view(model, task)
+def _deployable(model: nn.Module, method: str | None, task: str) -> tuple[nn.Module, str]:
+    """The module to export and what its output means (a student's method decides; None: a teacher)."""
+    if method is not None:
+        return get_method(method).export_view(model, task)
     if task == "classification":
         return model, ("[batch, N, classes] logits of the N members; predictive probabilities = "
                        "softmax over classes, averaged over N")
@@ -71,8 +74,49 @@ def export_model(model: nn.Module, example: torch.Tensor, path: Path) -> torch.e
     return program
 
 
-def export_run(run_dir: Path, out_dir: Path, names: list[str] | None = None) -> list[Path]:
-    """Export the models ``names`` (default: all) of one trained run into ``out_dir``."""
+def card_path(path: Path, format: str = "pt2") -> Path:
+    """Where an export's JSON card goes: ``NAME.json`` beside ``NAME.pt2``, ``NAME.onnx.json`` beside
+    ``NAME.onnx`` (so both formats of a model can share a folder)."""
+    return path.with_name(path.name + ".json") if format == "onnx" else path.with_suffix(".json")
+
+
+def export_with_card(model: nn.Module, method: str | None, task: str, example: torch.Tensor, path: Path,
+                     format: str = "pt2", card: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (a student of ``method``, or a teacher for None) to ``path`` in ``format``, checked
+    against the model, and its JSON card: ``card``'s fields plus the task, the format, the input and
+    output shapes, how to load it and, for ONNX, the measured max abs difference from PyTorch."""
+    path = Path(path)
+    if format == "onnx":
+        from hydraplus.experiments.onnx_export import describe, export_onnx
+
+        difference = export_onnx(model, example, path, task)
+        fields = {**describe(model, example, task), "max_abs_difference": difference,
+                  "load": f"onnxruntime.InferenceSession('{path.name}').run(None, {{'input': x}})"}
+    elif format == "pt2":
+        module, output = _deployable(model, method, task)
+        export_model(module, example, path)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            shape = module(example).shape
+        fields = {"output": output, "outputs": {"output": ["batch", *shape[1:]]},
+                  "load": f"torch.export.load('{path.name}').module()"}
+    else:
+        raise ValueError(f"unknown export format {format!r}; choose one of {FORMATS}")
+    card = {**(card or {}), "task": task, "format": format, "input_shape": ["batch", *example.shape[1:]],
+            **fields}
+    atomic_write_text(card_path(path, format), json.dumps(card, indent=2))
+    return path
+
+
+def export_run(run_dir: Path, out_dir: Path, names: list[str] | None = None, format: str = "pt2"
+               ) -> list[Path]:
+    """Export the models ``names`` (default: all) of one trained run into ``out_dir`` as ``format``
+    (``"pt2"`` or ``"onnx"``)."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; choose one of {FORMATS}")
+    if format == "onnx":
+        from hydraplus.experiments.onnx_export import require_onnx
+
+        require_onnx()  # before any work
     meta, config, trained = load_trained(run_dir)
     models = trained.all()
     unknown = sorted(set(names or []) - set(models))
@@ -84,17 +128,12 @@ def export_run(run_dir: Path, out_dir: Path, names: list[str] | None = None) -> 
     task = config.task
     written = []
     for name in names or list(models):
-        path = Path(out_dir) / f"{name}.pt2"
-        module, output = _deployable(name, models[name], trained.specs, task)
-        export_model(module, example, path)
-        card = {
-            "model": name, "task": task, "input_shape": ["batch", *shape],
-            "input": ("images normalised as (x / 255 - mean) / std per channel"
-                      if meta["kind"] == "image" else "raw features, as in training"),
-            "normalization": meta.get("normalization"), "output": output,
-            "run": str(Path(run_dir)), "seed": meta["seed"], "versions": versions(),
-            "load": f"torch.export.load('{path.name}').module()",
-        }
-        atomic_write_text(path.with_suffix(".json"), json.dumps(card, indent=2))
-        written.append(path)
+        method = trained.specs[name].method if name in trained.specs else None
+        card = {"model": name,
+                "input": ("images normalised as (x / 255 - mean) / std per channel"
+                          if meta["kind"] == "image" else "raw features, as in training"),
+                "normalization": meta.get("normalization"), "run": str(Path(run_dir)), "seed": meta["seed"],
+                "versions": versions()}
+        written.append(export_with_card(models[name], method, task, example,
+                                        Path(out_dir) / f"{name}.{format}", format, card))
     return written
