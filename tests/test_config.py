@@ -251,3 +251,14 @@ def test_an_automatic_lambda_starts_from_the_table(spiral: dict) -> None:
         student(spiral, {"method": "hydra+", "lambda": {"auto": True, "value": 1.0, "start": 1, "end": 2}})
     with pytest.raises(ConfigError, match="must be a number, 'auto' or"):
         student(spiral, {"method": "hydra+", "lambda": "automatic"})
+
+
+def test_precision_is_checked(spiral: dict) -> None:
+    assert parse_config(spiral).precision == "32"
+    assert parse_config({**spiral, "precision": "bf16-mixed"}).precision == "bf16-mixed"
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        parse_config({**spiral, "precision": "bf17"})
+    from hydraplus.core.precision import check_precision
+
+    with pytest.raises(ValueError, match="'16-mixed' needs a CUDA device; on the CPU use 'bf16-mixed'"):
+        check_precision("16-mixed", "cpu")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hydraplus.core.losses import TASKS, LossWeights
+from hydraplus.core.precision import PRECISIONS
 from hydraplus.core.schedules import LambdaSchedule
 from hydraplus.data.augment import Augmentation
 from hydraplus.data.sources import allowed_keys, run_kind
@@ -318,6 +319,7 @@ class ExperimentConfig:
     students: tuple[StudentSpec, ...]
     raw: dict[str, Any]
     warnings: tuple[str, ...] = ()
+    precision: str = "32"
 
     @property
     def kind(self) -> str:
@@ -326,13 +328,17 @@ class ExperimentConfig:
 
 
 TOP_KEYS = ("name", "task", "data", "arch", "ensemble", "student", "students")
+OPTIONAL_TOP_KEYS = ("precision",)
 
 
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     """Check every key, type and range of a JSON config and resolve its students."""
     if not isinstance(raw, dict):
         raise ConfigError(f"a config must be a JSON object, got {type(raw).__name__}")
-    check_keys(raw, TOP_KEYS, "")
+    check_keys(raw, TOP_KEYS + OPTIONAL_TOP_KEYS, "")
+    precision = raw.get("precision", "32")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     for key in TOP_KEYS:
         if key not in raw:
             raise ConfigError(f"config is missing the key {key!r}")
@@ -362,7 +368,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"students: {duplicates} appear more than once (each student needs its own "
                           "folder; give them different methods or heads)")
     return ExperimentConfig(raw["name"], raw["task"], data, arch, ensemble, shared, specs,
-                            copy.deepcopy(raw), tuple(found))
+                            copy.deepcopy(raw), tuple(found), precision)
 
 
 def _check_arch(arch: ArchSettings) -> None:
@@ -486,11 +492,13 @@ def read_config(name_or_path: str | Path) -> dict[str, Any]:
     return json.loads(builtin_text(str(name_or_path)))
 
 
-def load_config(name_or_path: str | Path, *, epochs: int | None = None,
-                members: int | None = None) -> ExperimentConfig:
-    """Read a config (see `read_config`), optionally rescale its epochs (`scale_epochs`) or
-    change its number of members, and parse it; errors name the config."""
+def load_config(name_or_path: str | Path, *, epochs: int | None = None, members: int | None = None,
+                precision: str | None = None) -> ExperimentConfig:
+    """Read a config (see `read_config`), optionally rescale its epochs (`scale_epochs`), change its
+    number of members or its precision, and parse it; errors name the config."""
     raw = read_config(name_or_path)
+    if precision is not None:
+        raw["precision"] = precision
     try:
         if epochs is not None:
             raw = scale_epochs(raw, epochs)

@@ -136,6 +136,17 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
     assert not list(run_dir.rglob("*.tmp")), "temporary checkpoint files were left behind"
 
 
+def test_resume_after_sigkill_in_bf16_matches_an_uninterrupted_bf16_run(tmp_path: Path) -> None:
+    config = {**small_config(), "precision": "bf16-mixed"}
+    problem, models = run_experiment(config, tmp_path / "reference", seed=SEED, progress=False)
+    reference = outcome(tmp_path / "reference", problem, models)
+    run_dir = tmp_path / "run"
+    kill_midway(config, run_dir, "hydra+-3", tmp_path)
+    problem, models = run_experiment(config, run_dir, seed=SEED, progress=False, resume=True)
+    assert_same(reference, outcome(run_dir, problem, models))
+    assert all(p.dtype == torch.float32 for model in models.all().values() for p in model.parameters())
+
+
 def test_checkpoint_every_sets_the_interval(tmp_path: Path) -> None:
     """With checkpoint_every=4 and 6 epochs, last.ckpt is written after epochs 4 and 6 (the last)."""
     config = scale_epochs(small_config(), 6)

@@ -120,3 +120,20 @@ def test_a_registered_method_runs_from_a_config(tmp_path: Path) -> None:
     _, models = run_experiment(config, tmp_path, seed=0, progress=False)
     assert isinstance(models.students["test-correctness-only-2"], MultiHeadStudent)
     assert (tmp_path / "test-correctness-only-2" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize("name", ["hydra+", "gauss", "endd"])
+def test_under_bf16_autocast_every_term_is_float32(name: str) -> None:
+    from hydraplus.core.precision import autocast
+
+    method = get_method(name)
+    spec = StudentSpec(name, heads=M if method.multi_head else 1, samples=1 if method.multi_head else N,
+                       lam=LambdaSchedule(0.5))
+    student = method.build(core(), head, spec)
+    x, y, teacher = torch.randn(B, 2), torch.randint(0, C, (B,)), torch.randn(B, N, C)
+    with autocast("bf16-mixed", "cpu"):
+        terms = method.loss_terms(student, x, y, teacher, "classification", spec, 0.5)
+        total = method.total(terms, spec, 0.5)
+    assert all(value.dtype == torch.float32 for value in terms.values()) and total.dtype == torch.float32
+    if name == "hydra+":  # the weights are float32, so the diversity term is exactly the float32 one
+        assert terms["diversity"].item() == diversity_loss(student.head_weight_rows()).item()

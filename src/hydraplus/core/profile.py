@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hydraplus.core.containers import MultiHeadStudent
 from hydraplus.core.modes import evaluating
+from hydraplus.core.precision import autocast
 
 
 def count_params(model: nn.Module) -> int:
@@ -62,13 +63,15 @@ def measure_latency(model: nn.Module, example: Tensor, batch_size: int = 1, warm
 
 @torch.no_grad()
 def profile_model(model: nn.Module, example_input: Tensor, batch_sizes: Sequence[int] = (1, 256),
-                  warmup: int = 3, repeats: int = 10) -> dict[str, float]:
-    """Params, FLOPs per input and ``latency_b{B}_s`` per batch size; for a `MultiHeadStudent`
-    also ``core_params``/``core_flops`` and one head's ``head_params``/``head_flops`` (all heads / M)."""
+                  warmup: int = 3, repeats: int = 10, precision: str = "32") -> dict[str, float]:
+    """Params, FLOPs per input and ``latency_b{B}_s`` per batch size (timed in ``precision``); for a
+    `MultiHeadStudent` also ``core_params``/``core_flops`` and one head's ``head_params``/``head_flops``
+    (all heads / M)."""
     x = example_input[:1].to(_device(model))
     out: dict[str, float] = {"params": count_params(model), "flops": count_flops(model, x)}
     for batch_size in batch_sizes:
-        out[f"latency_b{batch_size}_s"] = measure_latency(model, x, batch_size, warmup, repeats)
+        with autocast(precision, x.device.type):
+            out[f"latency_b{batch_size}_s"] = measure_latency(model, x, batch_size, warmup, repeats)
     if isinstance(model, MultiHeadStudent):
         with evaluating(model):
             features = model.core(x)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from hydraplus.config import StudentSpec
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.losses import check_task, gaussian_nll, l2_penalty
+from hydraplus.core.precision import full_precision
 from hydraplus.engine.auto_lambda import AutoLambda, log_ratio, mean_epistemic, warmup_epochs
 from hydraplus.engine.data import SeededAugment
 from hydraplus.methods import StudentMethod, get_method
@@ -139,9 +140,11 @@ class EnsembleModule(_TrainingModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
         x, y = batch
         x = self._augmented(x, batch_idx)
-        per_member = self.member_losses(self.ensemble(x, per_member=True), y)
+        out = self.ensemble(x, per_member=True)
+        with full_precision():
+            per_member = self.member_losses(out.float(), y)
+            decay = l2_penalty(self.ensemble.parameters())
         fit = per_member.sum()
-        decay = l2_penalty(self.ensemble.parameters())
         loss = fit + self.weight_decay * decay
         self._log_terms({"loss": per_member.mean(), "weight_decay": decay / self.ensemble.size},
                         x.shape[0])

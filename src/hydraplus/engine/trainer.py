@@ -14,6 +14,7 @@ import lightning as L
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
+from hydraplus.core.precision import check_precision
 from hydraplus.engine.checkpoint import AtomicCheckpoint
 from hydraplus.engine.progress import EpochProgress
 from hydraplus.io import CheckpointError, safe_load
@@ -57,7 +58,7 @@ def _keep_log_rows(logger: CSVLogger, last_epoch: int) -> None:
 
 
 def _trainer(folder: Path, label: str, epochs: int, progress: bool, accelerator: str,
-             checkpoint_every: int) -> tuple[L.Trainer, CSVLogger]:
+             checkpoint_every: int, precision: str) -> tuple[L.Trainer, CSVLogger]:
     callbacks: list = [AtomicCheckpoint(folder, checkpoint_every)]
     if progress:
         callbacks.append(EpochProgress(label))
@@ -66,6 +67,7 @@ def _trainer(folder: Path, label: str, epochs: int, progress: bool, accelerator:
         max_epochs=epochs,
         accelerator=accelerator,
         devices=1,
+        precision=precision,
         logger=logger,
         callbacks=callbacks,
         enable_progress_bar=False,
@@ -90,8 +92,10 @@ def fit(
     accelerator: str = "cpu",
     checkpoint_every: int = 1,
     resume: bool = False,
+    precision: str = "32",
 ) -> L.Trainer:
-    """Train ``module`` for ``epochs``; resume from ``folder/last.ckpt`` when asked and present.
+    """Train ``module`` for ``epochs`` in ``precision`` (`hydraplus.core.precision`); resume from
+    ``folder/last.ckpt`` when asked and present.
 
     Ctrl-C stops after Lightning's clean shutdown and is raised again as KeyboardInterrupt
     (the last finished checkpoint stays), so callers can say how to resume.
@@ -100,7 +104,8 @@ def fit(
     last = folder / "last.ckpt"
     ckpt_path = None
     with _quiet_lightning():
-        trainer, logger = _trainer(folder, label, epochs, progress, accelerator, checkpoint_every)
+        check_precision(precision, "cuda" if accelerator in ("gpu", "cuda") else "cpu")
+        trainer, logger = _trainer(folder, label, epochs, progress, accelerator, checkpoint_every, precision)
         if resume and last.is_file():
             state = safe_load(last)  # clear error for a corrupt or unsafe file before Lightning sees it
             if not isinstance(state, dict) or "epoch" not in state:

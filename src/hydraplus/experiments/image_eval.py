@@ -71,8 +71,9 @@ def _shift_histograms(uncertainty: dict[str, dict[str, Tensor]], upper: float) -
 
 def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shifts: bool = True,
                     latency: bool = True, latency_batch_sizes: Sequence[int] = LATENCY_BATCH_SIZES,
-                    train_seconds: dict[str, float] | None = None, seed: int = 0) -> dict[str, Any]:
-    """Evaluate ``models`` (one must be the ``ensemble``) on the problem's test set.
+                    train_seconds: dict[str, float] | None = None, seed: int = 0,
+                    precision: str = "32") -> dict[str, Any]:
+    """Evaluate ``models`` (one must be the ``ensemble``) on the problem's test set, in ``precision``.
 
     ``shifts`` adds the four shifts at five levels and the vertical-shift histograms; OOD
     detection needs ``problem.x_probe``. Sampling students draw from a generator seeded with
@@ -90,12 +91,12 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
         torch.manual_seed(seed)
         for name, model in models.items():
             row = results[name]
-            logits = predict(model, problem.x_test)
+            logits = predict(model, problem.x_test, precision=precision)
             row["clean"] = classification_metrics(logits, problem.y_test, num_classes)
             row["reliability"] = reliability(logits, problem.y_test)
             if problem.x_probe is not None:
-                row["ood"] = ood_detection(logits, predict(model, problem.x_probe))
-            row["profile"] = profile_model(model, problem.x_test[:1], batch_sizes)
+                row["ood"] = ood_detection(logits, predict(model, problem.x_probe, precision=precision))
+            row["profile"] = profile_model(model, problem.x_test[:1], batch_sizes, precision=precision)
             if train_seconds and name in train_seconds:
                 row["train_seconds"] = train_seconds[name]
         if shifts:
@@ -104,7 +105,7 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
                 for level in range(1, len(magnitudes) + 1):
                     x = problem.normalize(shift_images(problem.x_test_raw, kind, level))
                     for name, model in models.items():
-                        logits = predict(model, x)
+                        logits = predict(model, x, precision=precision)
                         metrics = classification_metrics(logits, problem.y_test, num_classes)
                         results[name].setdefault("shifts", {}).setdefault(kind, []).append(metrics)
                         if (kind, level) == HISTOGRAM_SHIFT:

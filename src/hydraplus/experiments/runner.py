@@ -121,7 +121,7 @@ def train_ensemble(config: ExperimentConfig, problem: Problem, folder: Path, see
     start = time.perf_counter()
     fit(module, loader, folder=folder, label=f"{problem.name}/ensemble-{ensemble.size}",
         epochs=settings.epochs, progress=progress, accelerator=accelerator, resume=resume,
-        checkpoint_every=checkpoint_every)
+        checkpoint_every=checkpoint_every, precision=config.precision)
     seconds = time.perf_counter() - start
     ensemble.cpu()
     atomic_torch_save(ensemble.state_dict(), folder / "model.pt")
@@ -171,7 +171,7 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
     start = time.perf_counter()
     fit(module, loader, folder=folder, label=f"{problem.name}/{spec.name}", epochs=spec.epochs,
         progress=progress, accelerator=accelerator, resume=resume,
-        checkpoint_every=checkpoint_every)
+        checkpoint_every=checkpoint_every, precision=config.precision)
     seconds = time.perf_counter() - start
     student.cpu()
     if teacher is not None:

@@ -51,7 +51,8 @@ def _probe_uncertainty(problem: ToyProblem, out: Tensor) -> dict[str, Tensor]:
 
 
 def evaluate_toy(problem: ToyProblem, models: dict[str, nn.Module],
-                 train_seconds: dict[str, float] | None = None, seed: int = 0) -> ToyEvaluation:
+                 train_seconds: dict[str, float] | None = None, seed: int = 0,
+                 precision: str = "32") -> ToyEvaluation:
     """Evaluate ``models`` (one must be the ensemble) on the toy problem.
 
     Sampling students draw from the seeded generator, so an evaluation is repeatable and
@@ -61,11 +62,11 @@ def evaluate_toy(problem: ToyProblem, models: dict[str, nn.Module],
         raise ValueError("evaluate_toy needs the 'ensemble' among the models")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return _evaluate(problem, models, train_seconds)
+        return _evaluate(problem, models, train_seconds, precision)
 
 
 def _evaluate(problem: ToyProblem, models: dict[str, nn.Module],
-              train_seconds: dict[str, float] | None) -> ToyEvaluation:
+              train_seconds: dict[str, float] | None, precision: str) -> ToyEvaluation:
     result = ToyEvaluation(off_data=off_data_mask(problem))
     example = problem.x_test[:1]
     for name, model in models.items():
@@ -73,9 +74,9 @@ def _evaluate(problem: ToyProblem, models: dict[str, nn.Module],
             test = ClassificationMetrics(problem.num_outputs)
         else:
             test = RegressionMetrics()
-        test.update(predict(model, problem.x_test), problem.y_test)
+        test.update(predict(model, problem.x_test, precision=precision), problem.y_test)
         row: dict[str, Any] = test.compute()
-        probe_out = predict(model, problem.x_probe)
+        probe_out = predict(model, problem.x_probe, precision=precision)
         unc = _probe_uncertainty(problem, probe_out)
         result.probe[name] = unc
         row["offdata_epistemic"] = unc["epistemic"][result.off_data].mean().item()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from torch import Tensor, nn
 
 from hydraplus.core.losses import combine, distillation_terms, l2_penalty
+from hydraplus.core.precision import full_precision
 
 if TYPE_CHECKING:
     from hydraplus.config import StudentDefaults, StudentSpec
@@ -54,9 +55,12 @@ class StudentMethod(ABC):
 
     def loss_terms(self, student: nn.Module, x: Tensor, y: Tensor, teacher: Tensor, task: str,
                    spec: StudentSpec, lam: float) -> dict[str, Tensor]:
-        """Every unweighted loss term of one batch (``weight_decay`` included)."""
-        terms = distillation_terms(task, teacher, student(x), y, spec.weights)
-        terms["weight_decay"] = l2_penalty(self.decay_params(student))
+        """Every unweighted loss term of one batch (``weight_decay`` included), in float32 whatever
+        precision the forward pass ran in."""
+        out = student(x)
+        with full_precision():
+            terms = distillation_terms(task, teacher.float(), out.float(), y, spec.weights)
+            terms["weight_decay"] = l2_penalty(self.decay_params(student))
         return terms
 
     def total(self, terms: dict[str, Tensor], spec: StudentSpec, lam: float) -> Tensor:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from hydraplus.config import StudentDefaults, StudentSpec
 from hydraplus.core.losses import dirichlet_nll, l2_penalty
+from hydraplus.core.precision import full_precision
 from hydraplus.core.stochastic import DirichletStudent
 from hydraplus.methods.base import HeadFactory, StudentMethod, register
 
@@ -43,8 +44,10 @@ class EnDD(StudentMethod):
     def loss_terms(self, student: nn.Module, x: Tensor, y: Tensor, teacher: Tensor, task: str,
                    spec: StudentSpec, lam: float) -> dict[str, Tensor]:
         assert isinstance(student, DirichletStudent)
-        return {"endd": dirichlet_nll(student.head_logits(x), teacher, student.temperature),
-                "weight_decay": l2_penalty(self.decay_params(student))}
+        logits = student.head_logits(x)
+        with full_precision():
+            return {"endd": dirichlet_nll(logits.float(), teacher.float(), student.temperature),
+                    "weight_decay": l2_penalty(self.decay_params(student))}
 
     def total(self, terms: dict[str, Tensor], spec: StudentSpec, lam: float) -> Tensor:
         return terms["endd"] + spec.weight_decay * terms["weight_decay"]

@@ -11,6 +11,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from hydraplus.config import StudentDefaults, StudentSpec
+from hydraplus.core.precision import full_precision
 from hydraplus.core.stochastic import GaussianStudent
 from hydraplus.methods.base import HeadFactory, StudentMethod, register
 
@@ -30,7 +31,8 @@ class Gauss(StudentMethod):
                    spec: StudentSpec, lam: float) -> dict[str, Tensor]:
         terms = super().loss_terms(student, x, y, teacher, task, spec, lam)
         assert isinstance(student, GaussianStudent)
-        terms["kl"] = student.kl()
+        with full_precision():
+            terms["kl"] = student.kl()
         return terms
 
     def decay_params(self, student: nn.Module) -> list[Tensor]:

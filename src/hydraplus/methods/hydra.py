@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from hydraplus.config import StudentDefaults, StudentSpec
 from hydraplus.core.containers import MultiHeadStudent
 from hydraplus.core.losses import diversity_loss
+from hydraplus.core.precision import full_precision
 from hydraplus.methods.base import HeadFactory, StudentMethod, register
 
 
@@ -37,7 +39,9 @@ class HydraPlus(StudentMethod):
                    spec: StudentSpec, lam: float) -> dict[str, Tensor]:
         terms = super().loss_terms(student, x, y, teacher, task, spec, lam)
         assert isinstance(student, MultiHeadStudent)
-        terms["diversity"] = diversity_loss(student.head_weight_rows()) if lam > 0 else x.new_zeros(())
+        with full_precision():
+            terms["diversity"] = (diversity_loss([rows.float() for rows in student.head_weight_rows()])
+                                  if lam > 0 else x.new_zeros((), dtype=torch.float32))
         return terms
 
 
