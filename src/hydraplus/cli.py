@@ -350,7 +350,7 @@ def _input_normalization(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def _cmd_distil(args: argparse.Namespace) -> Path:
     from hydraplus.experiments.distil import as_teacher, as_tensors, distil
-    from hydraplus.experiments.distil_inputs import fixed_batch_first, normalize, npz_test_split, ood_inputs
+    from hydraplus.experiments.distil_inputs import normalize, npz_test_split, ood_inputs, uncuttable
 
     _check_batches(args.latency_batches)
     device = _torch_device(args.device)
@@ -366,11 +366,9 @@ def _cmd_distil(args: argparse.Namespace) -> Path:
                          "pass --val FILE")
     x_ood = None if args.ood is None else ood_inputs(args.ood)
     teacher = as_teacher(args.teacher[0] if len(args.teacher) == 1 else args.teacher)
-    fixed = fixed_batch_first(teacher)
-    if fixed is not None:
-        raise ValueError(f"cannot cut the student from {fixed.path}: it was exported for batches of exactly "
-                         f"{fixed.batch} inputs; export it with a dynamic batch size (dynamic_shapes="
-                         "({0: torch.export.Dim('batch')},)), as `hydraplus export` does")
+    problem = uncuttable(teacher)
+    if problem is not None:
+        raise ValueError(problem)
     if norm is not None:
         x = normalize(x, norm["mean"], norm["std"], "train")
         test = (normalize(test[0], norm["mean"], norm["std"], "test"), test[1])
@@ -378,8 +376,8 @@ def _cmd_distil(args: argparse.Namespace) -> Path:
     out = prepare_out_dir(args.out, args.resume, args.overwrite)
     args.out = out
     result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
-                    split=args.split, lam=lam, out=out, device=device, seed=args.seed,
-                    progress=not args.quiet)
+                    split=args.split, lam=lam, ood=x_ood,
+                    out=out, device=device, seed=args.seed, resume=args.resume, progress=not args.quiet)
     record = {
         "teacher": [str(p) for p in args.teacher], "data": str(args.data),
         "test data": str(args.val) if args.val is not None else f"{args.data} (x_test/y_test)",

@@ -320,6 +320,7 @@ class ExperimentConfig:
     raw: dict[str, Any]
     warnings: tuple[str, ...] = ()
     precision: str = "32"
+    channels_last: bool = True
 
     @property
     def kind(self) -> str:
@@ -328,7 +329,7 @@ class ExperimentConfig:
 
 
 TOP_KEYS = ("name", "task", "data", "arch", "ensemble", "student", "students")
-OPTIONAL_TOP_KEYS = ("precision",)
+OPTIONAL_TOP_KEYS = ("precision", "channels_last")
 
 
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
@@ -339,6 +340,9 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     precision = raw.get("precision", "32")
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    channels_last = raw.get("channels_last", True)
+    if not isinstance(channels_last, bool):
+        raise ConfigError(f"channels_last must be true or false, got {channels_last!r}")
     for key in TOP_KEYS:
         if key not in raw:
             raise ConfigError(f"config is missing the key {key!r}")
@@ -368,7 +372,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"students: {duplicates} appear more than once (each student needs its own "
                           "folder; give them different methods or heads)")
     return ExperimentConfig(raw["name"], raw["task"], data, arch, ensemble, shared, specs,
-                            copy.deepcopy(raw), tuple(found), precision)
+                            copy.deepcopy(raw), tuple(found), precision, channels_last)
 
 
 def _check_arch(arch: ArchSettings) -> None:

@@ -147,7 +147,7 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
     uneven = Members([TinyCNN(classes=3), TinyCNN(classes=4)])
     with pytest.raises(ValueError, match=r"member 0: \[3\], member 1: \[4\]"):
         uneven(x)
-    with pytest.raises(ConfigError, match="distil \\(hydra\\+\\).lambda must be a number, 'auto'"):
+    with pytest.raises(ConfigError, match=r"distil \(hydra\+\).lambda must be a number, 'auto'"):
         hydraplus.distil([TinyCNN()], (x, y), epochs=1, lam="automatic")
     with pytest.raises(ValueError, match=r"train targets must be class labels in \[0, 2\] \(3 classes\), "
                                          r"found \[3\]"):

@@ -12,7 +12,8 @@ import pytest
 from hydraplus.cli import main
 from hydraplus.report.figures import DPI, SPIRAL_PANEL_INCHES
 
-SPIRAL_MODELS = ["ensemble", "hydra+-20", "hydra+-10", "hydra+-5", "hydra-20", "drop", "gauss", "endd"]
+SPIRAL_MODELS = ["ensemble", "hydra+-20", "hydra+-20-auto", "hydra+-10", "hydra+-5", "hydra-20",
+                 "drop", "gauss", "endd"]
 REGRESSION_MODELS = SPIRAL_MODELS[:-1]
 
 

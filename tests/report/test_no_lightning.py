@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ("compare", "evaluation", "figures", "image_figures", "markdown", "tables")
+MODULES = ("compare", "distil", "evaluation", "figures", "image_figures", "markdown", "tables")
 CHECK = (f"import sys, {', '.join(f'hydraplus.report.{m}' for m in MODULES)}\n"
          "assert not any(m.split('.')[0] in ('lightning', 'pytorch_lightning') for m in sys.modules), "
          "sorted(m for m in sys.modules if 'lightning' in m)[:5]")

@@ -7,7 +7,7 @@ runs in a single batched matmul or grouped convolution instead of a Python loop.
 Layout: a *shared* input has the plain shape ``[B, *features]`` (every copy sees it,
 nothing is materialised G times); a *grouped* input or output has shape
 ``[B, G, *features]``. Every parameter of a stacked module has G as its leading
-factor, so ``p.view(G, -1)`` is always the per-copy slice (used for per-member
+factor, so ``p.reshape(G, -1)`` is always the per-copy slice (used for per-member
 gradient clipping).
 """
 
@@ -96,8 +96,11 @@ class BatchedConv2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if is_grouped(x, 3):
             b, g, c, h, w = x.shape
+            merged = x.reshape(b, g * c, h, w)
+            if self.weight.is_contiguous(memory_format=torch.channels_last):
+                merged = merged.contiguous(memory_format=torch.channels_last)
             y = F.conv2d(
-                x.reshape(b, g * c, h, w), self.weight, self.bias,
+                merged, self.weight, self.bias,
                 self.stride, self.padding, self.dilation, self.groups,
             )
         else:
@@ -106,7 +109,7 @@ class BatchedConv2d(nn.Module):
 
     def weight_rows(self) -> Tensor:
         """Per-copy rows (one per output filter, flattened, bias appended)."""
-        rows = self.weight.view(self.groups, self.out_channels, -1)
+        rows = self.weight.reshape(self.groups, self.out_channels, -1)  # any memory format
         if self.bias is None:
             return rows
         return torch.cat([rows, self.bias.view(self.groups, self.out_channels, 1)], dim=-1)

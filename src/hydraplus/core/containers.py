@@ -101,7 +101,8 @@ class _Group(nn.Module):
         if self.stacked is not None:
             for p in self.stacked.parameters():
                 if p.grad is not None:
-                    p.grad.view(self.size, -1).mul_(factors.to(p.grad).unsqueeze(1))
+                    per_row = factors.to(p.grad).repeat_interleave(p.shape[0] // self.size)
+                    p.grad.mul_(per_row.view(-1, *[1] * (p.dim() - 1)))  # any memory format
             return
         assert self.looped is not None
         for factor, m in zip(factors.tolist(), self.looped, strict=True):

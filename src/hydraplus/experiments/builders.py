@@ -6,16 +6,25 @@ from torch import nn
 
 from hydraplus.config import ExperimentConfig, StudentSpec
 from hydraplus.core.containers import Ensemble
+from hydraplus.core.memory_format import has_conv, use_channels_last
 from hydraplus.methods import get_method
 from hydraplus.models.registry import build
 
 
 def build_ensemble(config: ExperimentConfig, batched: bool | None = None) -> Ensemble:
     """N freshly initialised members of the config's architecture."""
-    return Ensemble.from_factory(lambda: build(config.arch, "member"), config.ensemble.members, batched)
+    ensemble = Ensemble.from_factory(lambda: build(config.arch, "member"), config.ensemble.members, batched)
+    return _laid_out(config, ensemble)
 
 
 def build_student(config: ExperimentConfig, spec: StudentSpec, batched: bool | None = None) -> nn.Module:
     """The student of ``spec``: its method's model around a fresh core and fresh heads."""
-    return get_method(spec.method).build(build(config.arch, "core"), lambda: build(config.arch, "head"),
-                                         spec, batched)
+    student = get_method(spec.method).build(build(config.arch, "core"), lambda: build(config.arch, "head"),
+                                            spec, batched)
+    return _laid_out(config, student)
+
+
+def _laid_out(config: ExperimentConfig, model: nn.Module) -> nn.Module:
+    """Convolutional models in channels-last layout unless the config turns it off (measured
+    1.3-1.4x faster per distillation step on a 2-core CPU; the same numbers up to rounding)."""
+    return use_channels_last(model) if config.channels_last and has_conv(model) else model

@@ -327,7 +327,10 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
                            names=("train inputs", "train targets", "teacher outputs"))
     probe = None
     if spec.lam.auto:
-        inputs = off_data_probe(x, seed=seed) if ood is None else as_tensors(ood, "ood")[0]
+        if ood is None:
+            inputs = off_data_probe(x, seed=seed)
+        else:
+            inputs = ood.float() if isinstance(ood, Tensor) else as_tensors(ood, "ood")[0]
         probe = (inputs, mean_epistemic(module, inputs, task))
     engine = DistillModule(student_model, spec.method, task, spec, probe=probe)
     start = time.perf_counter()

@@ -1,0 +1,122 @@
+"""Evaluate a distillation: the teacher beside its student on test data (`Distilled.evaluate`).
+
+Per model the test metrics (classification: error, ECE with 10 bins, NLL, Brier and the mean
+predictive/aleatoric/epistemic entropy; regression: RMSE, MAE, Gaussian NLL and the mean
+stds), out-of-distribution detection when OOD inputs are given, parameters, FLOPs and
+latency; for the student also the total variation between its and the teacher's histograms
+of each uncertainty on the test set. The result is plain JSON data::
+
+    {"task": ..., "test_size": ..., "ood_size": ..., "settings": {...}, "record": {...},
+     "models": {"teacher": {"name", "members", "test", "ood", "profile"},
+                "student": {"name", "spec", "test", "ood", "profile", "tv", "train_seconds"}}}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from hydraplus.core.metrics import RegressionMetrics
+from hydraplus.core.ood import detection_scores, ood_detection
+from hydraplus.core.predict import predict
+from hydraplus.core.profile import profile_model
+from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty, total_variation
+from hydraplus.experiments.distil import as_tensors
+from hydraplus.experiments.distil_inputs import ood_inputs
+from hydraplus.experiments.image_eval import RELIABILITY_BINS, UNCERTAINTIES, classification_metrics
+from hydraplus.report.distil import write_distil_report
+from hydraplus.validation import check_dataset
+
+if TYPE_CHECKING:
+    from hydraplus.experiments.distil import Distilled
+
+TV_BINS = 50
+SEED = 0  # sampling students draw from a generator seeded with it
+
+
+def _uncertainty(task: str, outputs: Tensor) -> dict[str, Tensor]:
+    if task == "classification":
+        return classification_uncertainty(outputs)
+    return regression_uncertainty(outputs)
+
+
+def _test_metrics(task: str, outputs: Tensor, y: Tensor) -> dict[str, float]:
+    if task == "classification":
+        return classification_metrics(outputs, y, outputs.shape[-1])
+    metrics = RegressionMetrics()
+    metrics.update(outputs, y)
+    return metrics.compute()
+
+
+def _ood(task: str, outputs: Tensor, ood_outputs: Tensor) -> dict[str, float]:
+    """AUROC and AUPR of the predictive and epistemic uncertainty (entropies, or variances)."""
+    if task == "classification":
+        return ood_detection(outputs, ood_outputs)
+    inside, outside = regression_uncertainty(outputs), regression_uncertainty(ood_outputs)
+    return {f"{measure}_{key}": value for measure in ("predictive", "epistemic")
+            for key, value in detection_scores(inside[measure], outside[measure]).items()}
+
+
+def evaluate_distilled(result: Distilled, test: Any, *, ood: Any = None, out: str | Path | None = None,
+                       latency_batches: Sequence[int] = (1, 256), device: str = "cpu",
+                       record: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The teacher beside the student on ``test`` (any data `as_tensors` reads); see the module doc.
+
+    ``ood``: out-of-distribution inputs (a tensor, an ``.npz`` or any data `as_tensors` reads).
+    Both models run on ``device`` and are put back on the CPU. ``record`` (e.g. how the inputs
+    were normalised) is kept as is. With ``out`` (default: the result's folder) ``metrics.json``
+    and ``report.md`` are written there.
+    """
+    batch_sizes = [int(b) for b in latency_batches]
+    if any(b < 1 for b in batch_sizes):
+        raise ValueError(f"latency batch sizes must be positive, got {batch_sizes}")
+    x, y = as_tensors(test, "test")
+    x_ood = None if ood is None else ood_inputs(ood)
+    task = result.task
+    models = {"teacher": result.teacher, "student": result.model}
+    outputs: dict[str, Tensor] = {}
+    rows: dict[str, dict[str, Any]] = {"teacher": {}, "student": {}}
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(SEED)
+            for name, model in models.items():
+                model.to(device)
+                outputs[name] = predict(model, x)
+                if name == "teacher":
+                    classes = outputs[name].shape[-1] if task == "classification" else 2
+                    check_dataset(x, y, task, classes, "test")
+                row = rows[name]
+                row["test"] = _test_metrics(task, outputs[name], y)
+                if x_ood is not None:
+                    row["ood"] = _ood(task, outputs[name], predict(model, x_ood))
+                row["profile"] = profile_model(model, x[:1], batch_sizes)
+    finally:
+        for model in models.values():
+            model.cpu()
+    uncertainty = {name: _uncertainty(task, values) for name, values in outputs.items()}
+    upper = {k: math.log(outputs["teacher"].shape[-1]) if task == "classification"
+             else max(uncertainty["teacher"][k].max().item(), uncertainty["student"][k].max().item())
+             for k in UNCERTAINTIES}
+    rows["student"]["tv"] = {k: total_variation(uncertainty["student"][k], uncertainty["teacher"][k],
+                                                upper[k], TV_BINS) if upper[k] > 0 else 0.0
+                             for k in UNCERTAINTIES}
+    rows["student"]["train_seconds"] = result.train_seconds
+    metrics: dict[str, Any] = {
+        "task": task,
+        "num_classes": outputs["teacher"].shape[-1] if task == "classification" else None,
+        "test_size": len(x), "ood_size": None if x_ood is None else len(x_ood),
+        "settings": {"ece_bins": RELIABILITY_BINS, "tv_bins": TV_BINS, "tv_upper": upper,
+                     "latency_batch_sizes": batch_sizes, "device": str(device), "seed": SEED},
+        "record": dict(record or {}),
+        "models": {"teacher": {"name": "teacher", "members": outputs["teacher"].shape[1], **rows["teacher"]},
+                   "student": {"name": result.spec.name, "spec": result.spec.to_dict(), **rows["student"]}},
+    }
+    folder = out if out is not None else result.folder
+    if folder is not None:
+        write_distil_report(Path(folder), metrics)
+    return metrics

@@ -1,0 +1,85 @@
+"""The report of a distillation (`Distilled.evaluate`): Markdown tables of the teacher beside
+its student, written with the metrics as ``report.md`` and ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hydraplus.io import atomic_write_text
+from hydraplus.report.tables import Column, at, table
+
+KINDS = (("predictive", "pred."), ("aleatoric", "alea."), ("epistemic", "epi."))
+
+
+def test_columns(task: str) -> list[Column]:
+    """Accuracy and calibration (classification) or fit (regression) on the test set."""
+    if task == "classification":
+        return [Column("error %", at("test", "error"), 100.0, ".2f"),
+                Column("ECE %", at("test", "ece"), 100.0, ".2f"),
+                Column("NLL", at("test", "nll"), fmt=".4f"),
+                Column("Brier", at("test", "brier"), fmt=".4f")]
+    return [Column("RMSE", at("test", "rmse"), fmt=".4f"),
+            Column("MAE", at("test", "mae"), fmt=".4f"),
+            Column("Gaussian NLL", at("test", "nll"), fmt=".4f")]
+
+
+def uncertainty_columns(task: str) -> list[Column]:
+    """Mean uncertainties, their histograms' TV to the teacher's, and OOD detection."""
+    unit = "entropy" if task == "classification" else "std"
+    columns = [Column(f"{short} {unit}", at("test", f"{kind}_{unit}"), fmt=".4f") for kind, short in KINDS]
+    columns += [Column(f"TV {short}", at("tv", kind)) for kind, short in KINDS]
+    for measure, short in (("predictive", "pred."), ("epistemic", "epi.")):
+        columns += [Column(f"OOD AUROC ({short})", at("ood", f"{measure}_auroc")),
+                    Column(f"OOD AUPR ({short})", at("ood", f"{measure}_aupr"))]
+    return columns
+
+
+def cost_columns(latency_batch_sizes: list[int]) -> list[Column]:
+    """Parameters, FLOPs per input, latency per batch size and training time."""
+    return [Column("params", at("profile", "params"), fmt=",.0f", spread=False),
+            Column("FLOPs/input", at("profile", "flops"), fmt=",.0f", spread=False),
+            *(Column(f"latency b{b} ms", at("profile", f"latency_b{b}_s"), 1e3, ".2f")
+              for b in latency_batch_sizes),
+            Column("train s", at("train_seconds"), fmt=".1f")]
+
+
+def distil_markdown(metrics: dict[str, Any]) -> str:
+    """``report.md``: what was distilled, then the test, uncertainty and cost tables."""
+    task, settings = metrics["task"], metrics["settings"]
+    teacher, student = metrics["models"]["teacher"], metrics["models"]["student"]
+    spec = student["spec"]
+    rows = {f"teacher ({teacher['members']} members)": [teacher], f"student {student['name']}": [student]}
+    ood = f"; out-of-distribution detection on {metrics['ood_size']} inputs" if metrics["ood_size"] else ""
+    unit = "entropies (nats)" if task == "classification" else "standard deviations"
+    lines = [
+        "# Distillation report", "",
+        f"Student {student['name']} ({spec['method']}, {spec['heads']} head{'s' * (spec['heads'] != 1)}, "
+        f"{spec['epochs']} epoch{'s' * (spec['epochs'] != 1)}) "
+        f"distilled from a teacher of {teacher['members']} members; {task} on {metrics['test_size']} "
+        f"test examples{ood}.", "",
+        "## Test set", "", table(rows, test_columns(task), label="model"), "",
+        "## Uncertainty", "",
+        f"Mean {unit} on the test set; TV is the total variation between the student's and the "
+        f"teacher's histograms of each uncertainty on the test set ({settings['tv_bins']} bins; "
+        "0 = the same, 1 = disjoint).", "",
+        table(rows, uncertainty_columns(task), label="model"), "",
+        "## Cost", "",
+        f"On {settings['device']}; latency is the median of an eval-mode forward pass.", "",
+        table(rows, cost_columns(settings["latency_batch_sizes"]), label="model"), "",
+    ]
+    if metrics.get("record"):
+        lines += ["## Inputs and settings", ""]
+        lines += [f"- {key}: {value if isinstance(value, str) else json.dumps(value)}"
+                  for key, value in metrics["record"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_distil_report(folder: Path, metrics: dict[str, Any]) -> Path:
+    """Write ``metrics.json`` and ``report.md`` into ``folder`` (atomically); return the report's path."""
+    folder = Path(folder)
+    atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write_text(folder / "report.md", distil_markdown(metrics))
+    return folder / "report.md"

@@ -1,0 +1,114 @@
+"""``hydraplus distil``: a user's own CNN ensemble, saved as .pt2 programs, distilled and evaluated."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from _dummies import TinyCNN, blob_images, train_members
+from hydraplus.cli import main
+
+
+def uint8_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Blob images as a user's .npz holds them: uint8 ``[N, H, W, C]`` and int64 labels."""
+    x, y = blob_images(n, seed)
+    pixels = ((x + 1.0) / 3.0 * 255).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    return pixels.numpy(), y.numpy()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data.npz (train and test splits), ood.npz, three trained members as a.pt2, b.pt2, c.pt2
+    (dynamic batch size), the first also as static.pt2 (exported for batches of 2) and a.ts."""
+    folder = tmp_path_factory.mktemp("distil-cli")
+    x_train, y_train = uint8_images(180, 0)
+    x_test, y_test = uint8_images(60, 1)
+    np.savez(folder / "data.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    np.savez(folder / "ood.npz", x_test=np.random.default_rng(0).integers(0, 256, (30, 8, 8, 1), np.uint8))
+    x = torch.from_numpy(x_train).permute(0, 3, 1, 2).float() / 255
+    torch.manual_seed(0)
+    members = train_members([TinyCNN() for _ in range(3)], x, torch.from_numpy(y_train), steps=40)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    for name, member in zip("abc", members, strict=True):
+        program = torch.export.export(member, (x[:2],), dynamic_shapes=({0: batch},))
+        torch.export.save(program, folder / f"{name}.pt2")
+    torch.export.save(torch.export.export(members[0], (x[:2],)), folder / "static.pt2")
+    with pytest.warns(FutureWarning):  # torch.jit.script is deprecated, still supported
+        torch.jit.script(members[0]).save(str(folder / "a.ts"))
+    (folder / "bad.pt2").write_bytes(b"truncated")
+    return folder
+
+
+def test_distil_writes_the_student_and_a_report(files: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    teachers = [str(files / f"{name}.pt2") for name in "abc"]
+    code = main(["distil", "--teacher", *teachers, "--data", str(files / "data.npz"), "--method", "hydra",
+                 "--epochs", "2", "--ood", str(files / "ood.npz"), "--latency-batches", "1",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    assert capsys.readouterr().out.strip() == str(out / "report.md")
+    assert (out / "hydra-3" / "model.pt").is_file() and (out / "hydra-3" / "last.ckpt").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    teacher, student = metrics["models"]["teacher"], metrics["models"]["student"]
+    assert teacher["members"] == 3 and student["name"] == "hydra-3" and metrics["test_size"] == 60
+    assert teacher["test"]["error"] < 0.2 and set(student["ood"]) >= {"epistemic_auroc"}
+    assert metrics["record"]["teacher"] == teachers and metrics["record"]["normalization"] is None
+    report = (out / "report.md").read_text()
+    assert "| teacher (3 members) |" in report and "| student hydra-3 |" in report
+
+    assert main(["distil", "--teacher", *teachers, "--data", str(files / "data.npz"), "--out", str(out),
+                 "--method", "hydra"]) == 1
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+
+
+def test_hydra_plus_and_a_card_beside_a_program_that_normalises_the_inputs(files: Path,
+                                                                           tmp_path: Path) -> None:
+    card = {"model": "a", "normalization": {"mean": [0.5], "std": [0.25], "image_shape": [1, 8, 8]}}
+    folder = tmp_path / "teacher"
+    folder.mkdir()
+    (folder / "a.pt2").write_bytes((files / "a.pt2").read_bytes())
+    (folder / "a.json").write_text(json.dumps(card))
+    out = tmp_path / "out"
+    assert main(["distil", "--teacher", str(folder / "a.pt2"), str(files / "b.pt2"), "--data",
+                 str(files / "data.npz"), "--lam", "0.05", "--epochs", "1", "--latency-batches", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["models"]["student"]["spec"]["lam"]["value"] == 0.05
+    record = metrics["record"]
+    assert record["normalization"] == {"mean": [0.5], "std": [0.25], "source": str(folder / "a.json")}
+    assert "(x - mean) / std" in record["inputs"]
+
+
+@pytest.mark.parametrize(("teacher", "extra", "message"), [
+    (["bad.pt2"], [], r"cannot load teacher .*bad\.pt2: not a torch\.export program"),
+    (["static.pt2", "b.pt2"], [], r"cannot cut the student from .*static\.pt2: it was exported for batches "
+                                  r"of exactly 2 inputs"),
+    (["a.ts"], [], r"cannot cut the student from .*a\.ts: a TorchScript module does not copy"),
+    (["a.pt2"], ["--input-mean", "0.5"], "--input-mean and --input-std go together"),
+    (["a.pt2"], ["--lam", "lots"], "--lam must be a number or auto, got 'lots'"),
+])
+def test_errors_are_one_line(files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                             teacher: list[str], extra: list[str], message: str) -> None:
+    code = main(["distil", "--teacher", *(str(files / t) for t in teacher), "--data", str(files / "data.npz"),
+                 "--out", str(tmp_path / "out"), "--method", "hydra", *extra])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("hydraplus: error: ")
+    assert re.search(message, err), err
+    assert not (tmp_path / "out").exists()  # nothing is written before the inputs check out
+
+
+def test_data_without_a_test_split_needs_val(files: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    x, y = uint8_images(20, 2)
+    np.savez(tmp_path / "train.npz", x_train=x, y_train=y)
+    code = main(["distil", "--teacher", str(files / "a.pt2"), "--data", str(tmp_path / "train.npz"),
+                 "--out", str(tmp_path / "out"), "--method", "hydra"])
+    assert code == 1
+    assert "has no x_test/y_test; pass --val FILE" in capsys.readouterr().err
