@@ -20,9 +20,19 @@ EXIT_ERROR = 1
 LATENCY_BATCHES = [1, 256]
 
 
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")  # as hydraplus.core.precision (not imported: fast --help)
+
+
+def _precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="numerical precision: 32, bf16-mixed (CPU or CUDA) or 16-mixed (CUDA); losses "
+                        "and metrics stay float32 (default: the config's, else 32)")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "gpu", "auto"),
                         help="where to train (default: cpu)")
+    _precision(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--quiet", action="store_true", help="print only the result's path")
     group = parser.add_mutually_exclusive_group()
@@ -80,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="output folder (default: the run folder; with --data RUN_DIR/eval-<name>)")
     evaluate.add_argument("--device", default="cpu", choices=("cpu", "cuda", "gpu", "auto"),
                           help="where to evaluate (default: cpu)")
+    _precision(evaluate)
     _latency(evaluate)
     evaluate.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     evaluate.add_argument("--quiet", action="store_true", help="print only the result's path")
@@ -200,7 +211,7 @@ def _cmd_demo(args: argparse.Namespace) -> Path:
     out = prepare_out_dir(out, args.resume, args.overwrite)
     args.out = out
     return run_demo(out, quick=args.quick, seed=args.seed, progress=not args.quiet,
-                    accelerator=_accelerator(args.device), resume=args.resume)
+                    accelerator=_accelerator(args.device), resume=args.resume, precision=args.precision)
 
 
 def _cmd_train(args: argparse.Namespace) -> Path:
@@ -209,7 +220,7 @@ def _cmd_train(args: argparse.Namespace) -> Path:
 
     _check_batches(args.latency_batches)
     device = _torch_device(args.device)
-    config = load_config(args.config, epochs=args.epochs, members=args.members)
+    config = load_config(args.config, epochs=args.epochs, members=args.members, precision=args.precision)
     out = prepare_out_dir(args.out, args.resume, args.overwrite)
     args.out = out
     for seed in args.seeds:
@@ -219,26 +230,26 @@ def _cmd_train(args: argparse.Namespace) -> Path:
             resume=args.resume, data_path=None if args.data is None else args.data.resolve(),
             checkpoint_every=args.checkpoint_every)
         _evaluate(run_dir, config.kind, problem, models.all(), seed, device, args.latency_batches,
-                  train_seconds=models.train_seconds)
+                  train_seconds=models.train_seconds, precision=config.precision)
     return out
 
 
 def _evaluate(run_dir: Path, kind: str, problem: Any, models: dict[str, Any], seed: int, device: str,
               latency_batches: Sequence[int], *, shifts: bool = True,
-              train_seconds: dict[str, float] | None = None) -> Path:
+              train_seconds: dict[str, float] | None = None, precision: str = "32") -> Path:
     """Evaluate every model of a run the way its kind asks and write evaluation.json/.md."""
     from hydraplus.report.evaluation import toy_evaluation, write_evaluation
 
     if kind == "toy":
         from hydraplus.experiments.toy_eval import evaluate_toy
 
-        toy = evaluate_toy(problem, models, train_seconds, seed=seed)
+        toy = evaluate_toy(problem, models, train_seconds, seed=seed, precision=precision)
         return write_evaluation(run_dir, toy_evaluation(toy.metrics, problem.task, problem.name))
     from hydraplus.experiments.image_eval import evaluate_images
 
     models = {name: model.to(device) for name, model in models.items()}
     evaluation = evaluate_images(problem, models, shifts=shifts, latency_batch_sizes=latency_batches,
-                                 train_seconds=train_seconds, seed=seed)
+                                 train_seconds=train_seconds, seed=seed, precision=precision)
     return write_evaluation(run_dir, {"kind": "image", "task": "classification", **evaluation})
 
 
@@ -293,7 +304,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> Path:
         else:
             problem = _image_problem(meta, config, args.data, args.ood)
         _evaluate(target, meta["kind"], problem, models.all(), meta["seed"], device, args.latency_batches,
-                  shifts=not args.no_shifts)
+                  shifts=not args.no_shifts, precision=args.precision or config.precision)
     return out / "evaluation.md" if runs == [run_dir] else out
 
 
@@ -377,7 +388,8 @@ def _cmd_distil(args: argparse.Namespace) -> Path:
     args.out = out
     result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
                     split=args.split, lam=lam, ood=x_ood,
-                    out=out, device=device, seed=args.seed, resume=args.resume, progress=not args.quiet)
+                    out=out, device=device, seed=args.seed, resume=args.resume, progress=not args.quiet,
+                    precision=args.precision or "32")
     record = {
         "teacher": [str(p) for p in args.teacher], "data": str(args.data),
         "test data": str(args.val) if args.val is not None else f"{args.data} (x_test/y_test)",

@@ -19,11 +19,13 @@ QUICK_MEMBERS, QUICK_EPOCHS = 5, 100
 CHECKPOINT_EVERY = 20  # toy epochs take milliseconds: a checkpoint each epoch would dominate
 
 
-def demo_configs(quick: bool) -> dict[str, ExperimentConfig]:
+def demo_configs(quick: bool, precision: str | None = None) -> dict[str, ExperimentConfig]:
     """The paper's toy configs; ``quick`` uses 5 members and 100 epochs (same models, rows)."""
     configs = {}
     for name in PROBLEMS:
         raw = read_config(name)
+        if precision is not None:
+            raw["precision"] = precision
         if quick:
             raw = with_members(scale_epochs(raw, QUICK_EPOCHS), QUICK_MEMBERS)
         configs[name] = parse_config(raw)
@@ -31,18 +33,19 @@ def demo_configs(quick: bool) -> dict[str, ExperimentConfig]:
 
 
 def run_demo(out: Path, *, quick: bool = False, seed: int = 0, progress: bool = True,
-             accelerator: str = "cpu", resume: bool = False) -> Path:
+             accelerator: str = "cpu", resume: bool = False, precision: str | None = None) -> Path:
     """Train and evaluate everything, write report.md, metrics.json and figures into ``out``."""
     out = Path(out)
     start = time.perf_counter()
-    configs = demo_configs(quick)
+    configs = demo_configs(quick, precision)
     results: dict[str, Any] = {}
     sections: list[str] = []
     for name, config in configs.items():
         problem, models = run_experiment(config, out / name, seed, progress=progress,
                                          accelerator=accelerator, resume=resume,
                                          checkpoint_every=CHECKPOINT_EVERY)
-        evaluation = evaluate_toy(problem, models.all(), models.train_seconds, seed=seed)
+        evaluation = evaluate_toy(problem, models.all(), models.train_seconds, seed=seed,
+                                  precision=config.precision)
         results[name] = evaluation.metrics
         if problem.task == "classification":
             figure, summary = spiral_figure, spiral_summary

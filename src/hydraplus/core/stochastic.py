@@ -125,7 +125,8 @@ class DirichletStudent(nn.Module):
         return self.head(self.core(x))
 
     def concentrations(self, x: Tensor) -> Tensor:
-        return concentrations_from_logits(self.head_logits(x), self.temperature)
+        """``exp(logits / T)`` in float32 (Dirichlet sampling has no 16-bit kernels)."""
+        return concentrations_from_logits(self.head_logits(x).float(), self.temperature)
 
     def forward(self, x: Tensor) -> Tensor:
         alpha = self.concentrations(x)

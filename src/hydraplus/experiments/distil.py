@@ -251,11 +251,12 @@ class Distilled:
     teacher: nn.Module
     train_seconds: float
     folder: Path | None = None
+    precision: str = "32"
 
     def predict(self, x: Any, batch_size: int = 1024) -> dict[str, Tensor]:
         """Mean prediction (``probs``, or ``mean`` and ``variance``) and the predictive, aleatoric and
         epistemic uncertainty of every input."""
-        out = predict(self.model, torch.as_tensor(x, dtype=torch.float32), batch_size)
+        out = predict(self.model, torch.as_tensor(x, dtype=torch.float32), batch_size, self.precision)
         if self.task == "classification":
             return {"probs": out.float().softmax(-1).mean(1), **classification_uncertainty(out)}
         parts = regression_uncertainty(out)
@@ -291,7 +292,8 @@ class Distilled:
 def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | None = None,
            epochs: int = 20, student: Any = None, split: Split = None, lam: float | str = "auto",
            ood: Any = None, out: str | Path | None = None, device: str = "cpu", seed: int = 0,
-           resume: bool = False, progress: bool = False, **settings: Any) -> Distilled:
+           resume: bool = False, progress: bool = False, precision: str = "32",
+           **settings: Any) -> Distilled:
     """Distil ``teacher`` into a student trained with ``method`` on ``train``; see the module doc.
 
     ``settings`` are any student settings (``lr``, ``weight_decay``, ``batch_size``, ``alpha``,
@@ -300,7 +302,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     student's mean epistemic uncertainty on a probe set matches the teacher's; the probe set is
     ``ood``'s inputs when given, else inputs away from the training data made from them
     (`hydraplus.data.probe`). With ``out`` the student's checkpoint and weights are kept there,
-    and ``resume`` continues an interrupted run in it.
+    and ``resume`` continues an interrupted run in it. ``precision`` is ``"32"``, ``"bf16-mixed"``
+    or ``"16-mixed"`` (CUDA), for training and for `Distilled.predict` / `Distilled.evaluate`.
     """
     keep_allocator_memory()
     x, y = as_tensors(train, "train")
@@ -335,12 +338,13 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     engine = DistillModule(student_model, spec.method, task, spec, probe=probe)
     start = time.perf_counter()
     fit(engine, loader, folder=folder / spec.name, label=spec.name, epochs=spec.epochs, progress=progress,
-        accelerator="gpu" if str(device).startswith("cuda") else "cpu", resume=resume)
+        accelerator="gpu" if str(device).startswith("cuda") else "cpu", resume=resume, precision=precision)
     seconds = time.perf_counter() - start
     student_model.cpu()
     if out is not None:
         atomic_torch_save(student_model.state_dict(), folder / spec.name / "model.pt")
-    return Distilled(student_model, spec, task, module.cpu(), seconds, folder if out is not None else None)
+    return Distilled(student_model, spec, task, module.cpu(), seconds, folder if out is not None else None,
+                     precision)
 
 
 def _cacheable(module: nn.Module) -> bool:

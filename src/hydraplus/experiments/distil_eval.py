@@ -86,15 +86,15 @@ def evaluate_distilled(result: Distilled, test: Any, *, ood: Any = None, out: st
             torch.manual_seed(SEED)
             for name, model in models.items():
                 model.to(device)
-                outputs[name] = predict(model, x)
+                outputs[name] = predict(model, x, precision=result.precision)
                 if name == "teacher":
                     classes = outputs[name].shape[-1] if task == "classification" else 2
                     check_dataset(x, y, task, classes, "test")
                 row = rows[name]
                 row["test"] = _test_metrics(task, outputs[name], y)
                 if x_ood is not None:
-                    row["ood"] = _ood(task, outputs[name], predict(model, x_ood))
-                row["profile"] = profile_model(model, x[:1], batch_sizes)
+                    row["ood"] = _ood(task, outputs[name], predict(model, x_ood, precision=result.precision))
+                row["profile"] = profile_model(model, x[:1], batch_sizes, precision=result.precision)
     finally:
         for model in models.values():
             model.cpu()
