@@ -1,0 +1,207 @@
+"""Numerical paths of the distillation step and of inference, with and without the allocator setting.
+
+The SVHN-LeNet setting (N = M = 20, batch 256, random 32x32x3 inputs, cached teacher outputs,
+the full Hydra+ loss through the method object, Adam, clipping) in four paths: float32 NCHW
+(the engine's path before this benchmark's changes), bf16 autocast, channels-last, and both; plus
+the naive path (the 20 members run every step one after another, heads looped: what the
+authors' code does). Inference: the Hydra+-20 student against the 20-member ensemble at batch
+1 and 256 in each path. The paths of one allocator setting take turns repeat by repeat in one
+process; each allocator setting is its own process (glibc's setting is process-wide), run one
+after the other.
+
+    OMP_NUM_THREADS=2 python benchmarks/paths.py --out docs/benchmarks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+PATHS = {"fp32_nchw": ("32", False), "bf16": ("bf16-mixed", False), "channels_last": ("32", True),
+         "bf16_channels_last": ("bf16-mixed", True)}
+MEMBERS = HEADS = 20
+BATCH = 256
+TARGETS = {"distillation_vs_today": 5.0, "distillation_vs_naive": 10.0, "b1_fraction_of_flop_ratio": 0.7}
+
+
+def median_times(fns: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, float]:
+    """Median seconds per call; the callables take turns so drift hits them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def measure(warmup: int, repeats: int, infer_repeats: int) -> dict[str, Any]:
+    """Every path's distillation step and inference latencies, in this process."""
+    from hydraplus.config import StudentSpec
+    from hydraplus.core.containers import Ensemble, MultiHeadStudent
+    from hydraplus.core.memory_format import use_channels_last
+    from hydraplus.core.precision import autocast
+    from hydraplus.core.profile import count_flops
+    from hydraplus.core.schedules import LambdaSchedule
+    from hydraplus.methods import get_method
+    from hydraplus.models import lenet_core, lenet_head, lenet_member
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(BATCH, 3, 32, 32, generator=g)
+    y = torch.randint(0, 10, (BATCH,), generator=g)
+    torch.manual_seed(1)
+    members = [lenet_member() for _ in range(MEMBERS)]
+    with torch.no_grad():
+        cached = Ensemble(members, batched=False)(x)
+    spec = StudentSpec("hydra+", heads=HEADS, alpha=0.95, beta=0.9, t_ind=5.0, lam=LambdaSchedule(5e-4),
+                       lr=1e-3, weight_decay=1e-7)
+    method = get_method("hydra+")
+
+    def student(channels_last: bool) -> nn.Module:
+        torch.manual_seed(3)
+        model = MultiHeadStudent.from_factories(lenet_core, lenet_head, HEADS)
+        return use_channels_last(model) if channels_last else model
+
+    def step(model: nn.Module, precision: str,
+             teacher: Callable[[Tensor], Tensor] | None) -> Callable[[], None]:
+        params = list(model.parameters())
+        opt = torch.optim.Adam(params, lr=spec.lr)
+
+        def run() -> None:
+            with autocast(precision, "cpu"):
+                t = cached if teacher is None else teacher(x)
+                terms = method.loss_terms(model, x, y, t, "classification", spec, spec.lam.value)
+                loss = method.total(terms, spec, spec.lam.value)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+
+        return run
+
+    naive_teacher = Ensemble(members, batched=False).eval()
+
+    def run_teacher(inputs: Tensor) -> Tensor:
+        with torch.no_grad():
+            return naive_teacher(inputs)
+
+    naive_student = MultiHeadStudent.from_factories(lenet_core, lenet_head, HEADS, batched=False)
+    steps = {name: step(student(cl), precision, None) for name, (precision, cl) in PATHS.items()}
+    steps["naive"] = step(naive_student, "32", run_teacher)
+    seconds = median_times(steps, warmup, repeats)
+    out: dict[str, Any] = {"distillation_images_per_s": {k: BATCH / v for k, v in seconds.items()}}
+
+    example = torch.randn(1, 3, 32, 32)
+    ensemble = Ensemble(members).eval()
+    flops = {"student": count_flops(student(False).eval(), example),
+             "ensemble": count_flops(ensemble, example)}
+    out["flop_ratio"] = flops["ensemble"] / flops["student"]
+    for batch in (1, BATCH):
+        inputs = torch.randn(batch, 3, 32, 32)
+        calls: dict[str, Callable[[], None]] = {}
+        for name, (precision, cl) in PATHS.items():
+            teacher = use_channels_last(Ensemble(members).eval()) if cl else ensemble
+            for kind, model in (("student", student(cl).eval()), ("ensemble", teacher)):
+                def call(model: nn.Module = model, precision: str = precision, inputs: Tensor = inputs) -> None:
+                    with torch.inference_mode(), autocast(precision, "cpu"):
+                        model(inputs)
+                calls[f"{name}/{kind}"] = call
+        ms = {k: 1e3 * v for k, v in median_times(calls, 2, infer_repeats if batch == 1 else repeats).items()}
+        out[f"inference_b{batch}_ms"] = ms
+    return out
+
+
+def child(args: argparse.Namespace) -> None:
+    from hydraplus.runtime import keep_allocator_memory
+
+    applied = keep_allocator_memory()
+    torch.set_num_threads(args.threads)
+    result = measure(args.warmup, args.repeats, args.infer_repeats)
+    result["allocator_kept"] = applied
+    result["cpu_system_s"] = os.times().system
+    print(json.dumps(result))
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["# Numerical paths (distillation step and inference)", "",
+             f"Command: `{result['command']}`", "",
+             "Distillation step, SVHN-LeNet setting (N = M = 20, batch 256, cached teacher, full Hydra+ "
+             "loss, Adam, clipping): images/s and speed-up over today's path (float32 NCHW, default "
+             "allocator).", "",
+             "| path | default allocator | allocator keeps memory |", "|---|---:|---:|"]
+    base = result["default"]["distillation_images_per_s"]["fp32_nchw"]
+    for name in [*PATHS, "naive"]:
+        rates = [r["distillation_images_per_s"][name] for r in (result["default"], result["keep"])]
+        cells = [f"{rate:.0f} ({rate / base:.2f}x)" for rate in rates]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Inference latency in ms (student / ensemble; speed-up as a share of the "
+              f"{result['keep']['flop_ratio']:.2f}x FLOP ratio), allocator keeps memory:", "",
+              "| path | batch 1 | batch 256 |", "|---|---:|---:|"]
+    r = result["keep"]
+    for name in PATHS:
+        cells = []
+        for batch in (1, BATCH):
+            ms = r[f"inference_b{batch}_ms"]
+            s, e = ms[f"{name}/student"], ms[f"{name}/ensemble"]
+            cells.append(f"{s:.2f} / {e:.2f} ({100 * e / s / r['flop_ratio']:.0f}%)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Ratios: " + ", ".join(f"`{k}` {v:.2f}" for k, v in result["ratios"].items()), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--infer-repeats", type=int, default=50)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    result: dict[str, Any] = {"command": " ".join(["python", *sys.argv])}
+    for allocator in ("default", "keep"):
+        env = {**os.environ, "HYDRAPLUS_ALLOCATOR": "default" if allocator == "default" else "keep"}
+        out = subprocess.run([sys.executable, __file__, "--child", "--threads", str(args.threads),
+                              "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+                              "--infer-repeats", str(args.infer_repeats)],
+                             env=env, capture_output=True, text=True, check=True).stdout
+        result[allocator] = json.loads(out.strip().splitlines()[-1])
+        print(allocator, json.dumps(result[allocator]["distillation_images_per_s"]), flush=True)
+    today = result["default"]["distillation_images_per_s"]["fp32_nchw"]
+    keep = result["keep"]
+    ms1 = keep["inference_b1_ms"]
+    result["ratios"] = {
+        **{f"{name}_speedup": keep["distillation_images_per_s"][name] / today for name in PATHS},
+        **{f"{name}_speedup_default_allocator": result["default"]["distillation_images_per_s"][name] / today
+           for name in PATHS},
+        "best_vs_naive": max(keep["distillation_images_per_s"][n] for n in PATHS)
+        / result["default"]["distillation_images_per_s"]["naive"],
+        "b1_fraction_of_flop_ratio_best": max(ms1[f"{n}/ensemble"] / ms1[f"{n}/student"] for n in PATHS)
+        / keep["flop_ratio"],
+    }
+    result["targets"] = TARGETS
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "paths.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "paths.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
