@@ -116,7 +116,8 @@ def measure(warmup: int, repeats: int, infer_repeats: int) -> dict[str, Any]:
         for name, (precision, cl) in PATHS.items():
             teacher = use_channels_last(Ensemble(members).eval()) if cl else ensemble
             for kind, model in (("student", student(cl).eval()), ("ensemble", teacher)):
-                def call(model: nn.Module = model, precision: str = precision, inputs: Tensor = inputs) -> None:
+                def call(model: nn.Module = model, precision: str = precision,
+                         inputs: Tensor = inputs) -> None:
                     with torch.inference_mode(), autocast(precision, "cpu"):
                         model(inputs)
                 calls[f"{name}/{kind}"] = call
