@@ -224,6 +224,33 @@ def bench_distillation(device: torch.device, s: Settings, teacher_file: Path, ca
     return out
 
 
+def bench_external_teacher(s: Settings) -> dict[str, Any]:
+    """`hydraplus.distil` from the teacher as 20 plain modules (as a user brings them) against the
+    same members in hydraplus' `Ensemble`: epochs of distillation from the cached outputs."""
+    import hydraplus
+
+    x, y = svhn_like(s.distil_examples)
+    torch.manual_seed(1)
+    members = [lenet_member().eval() for _ in range(MEMBERS)]
+    teachers = {"external": members, "ensemble": Ensemble(members).eval()}
+    out: dict[str, Any] = {"setting": "hydraplus.distil, SVHN-LeNet student, cached teacher outputs"}
+    with tempfile.TemporaryDirectory() as tmp:
+        def run(kind: str) -> Callable[[], None]:
+            def call() -> None:
+                hydraplus.distil(teachers[kind], (x, y), student=(lenet_core(), lenet_head), heads=HEADS,
+                                 epochs=2, lam=SVHN_LAMBDA, lr=SVHN_LR, batch_size=BATCH,
+                                 out=Path(tmp) / kind)
+            return call
+
+        seconds = median_seconds({kind: run(kind) for kind in teachers}, torch.device("cpu"), 1,
+                                 max(1, s.distil_repeats // 5))
+    for kind, value in seconds.items():
+        out[kind] = {"seconds": value, "samples_per_s": 2 * s.distil_examples / value}
+        print(f"  distil from {kind} teacher: {out[kind]['samples_per_s']:.1f} samples/s", flush=True)
+    out["external_over_ensemble"] = out["external"]["samples_per_s"] / out["ensemble"]["samples_per_s"]
+    return out
+
+
 # --- 2. inference -------------------------------------------------------------------------
 
 
@@ -442,6 +469,13 @@ def markdown(result: dict[str, Any]) -> str:
          f"{sp['speedup']:.2f}x", f">= {TARGETS['ensemble_training_speedup']:.0f}x",
          verdict(sp["speedup"], TARGETS["ensemble_training_speedup"])),
     ]
+    if "external_teacher" in result:
+        ext = result["external_teacher"]
+        rows.insert(2, ("Distillation from a user's teacher (20 plain modules) vs the same members in "
+                        "hydraplus' Ensemble, " + ext["setting"],
+                        f"{ext['external']['samples_per_s']:.1f} samples/s (external)",
+                        f"{ext['ensemble']['samples_per_s']:.1f} samples/s (Ensemble)",
+                        f"{ext['external_over_ensemble']:.2f}x", "~1x", "-"))
     flops = inf["flops_per_image"]
     lines = [
         "# Speed benchmark",
@@ -494,6 +528,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         teacher_file, cache_s = build_cache(device, settings.distil_examples, Path(tmp))
         result["distillation"] = bench_distillation(device, settings, teacher_file, cache_s)
+        if device.type == "cpu":
+            result["external_teacher"] = bench_external_teacher(settings)
         result["inference"] = bench_inference(device, settings)
         result["ensemble_training"] = bench_spiral(device, settings)
         result["peak_memory_mib"] = measure_memory(device, args.threads, settings, teacher_file)
