@@ -18,7 +18,10 @@ The configurations compared in one row take turns repeat by repeat, so a machine
 speeds up or slows down during the run affects both sides of each ratio alike.
 Writes ``speed.json`` and ``speed.md`` into ``--out``.
 
-    python benchmarks/speed.py --device cpu --threads 2 --out docs/benchmarks
+    HYDRAPLUS_ALLOCATOR=default python benchmarks/speed.py --device cpu --threads 2 --out docs/benchmarks
+
+(glibc's default allocator, so rows stay comparable with earlier runs; `benchmarks/paths.py`
+compares the allocator setting and the numerical paths.)
 """
 
 from __future__ import annotations
