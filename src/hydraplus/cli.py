@@ -82,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path,
                           help="a seed folder (with config.json) or a train output folder (with seed-*/)")
     evaluate.add_argument("--data", type=Path, default=None,
-                          help="image runs: test on this .npz (x_test/y_test, else all of x_train/y_train)")
+                          help="image and distil runs: test on this data (.npz: x_test/y_test, else "
+                               "x_train/y_train; distil runs also take an image folder and need it)")
     evaluate.add_argument("--ood", type=Path, default=None,
-                          help="image runs: out-of-distribution images from this .npz")
+                          help="image and distil runs: out-of-distribution inputs from this file")
     evaluate.add_argument("--no-shifts", action="store_true", help="image runs: skip the dataset shifts")
     evaluate.add_argument("--out", type=Path, default=None,
                           help="output folder (default: the run folder; with --data RUN_DIR/eval-<name>)")
@@ -137,8 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     distil.add_argument("--split", default=None, metavar="NAME",
                         help="the first member's child where the heads start (default: before its last "
                         "block with weights)")
-    distil.add_argument("--lam", default=None, metavar="VALUE|auto",
-                        help="Hydra+'s diversity weight lambda, or auto")
+    distil.add_argument("--lam", default="auto", metavar="VALUE|auto",
+                        help="Hydra+'s diversity weight lambda, or auto: chosen while training so the "
+                        "student's off-data epistemic uncertainty matches the teacher's (default: auto)")
     distil.add_argument("--input-mean", type=float, nargs="+", default=None, metavar="M",
                         help="normalise the inputs as (x - mean) / std per channel (default: from the JSON "
                         "card beside a .pt2 or a run's config, else inputs stay in [0, 1])")
@@ -284,6 +286,7 @@ def _image_problem(meta: dict[str, Any], config: Any, data: Path | None, ood: Pa
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> Path:
+    from hydraplus.experiments.distil_run import evaluate_run, is_distil_run
     from hydraplus.experiments.runner import load_problem, load_trained
 
     _check_batches(args.latency_batches)
@@ -295,6 +298,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> Path:
     device = _torch_device(args.device)
     for run in runs:
         target = out if run == run_dir else out / run.name
+        if is_distil_run(run):  # no config to rebuild from: its saved programs, on --data
+            evaluate_run(run, args.data, args.ood, target, latency_batches=args.latency_batches,
+                         device=device, precision=args.precision)
+            continue
         meta, config, models = load_trained(run)
         if meta["kind"] == "toy":
             if args.data is not None or args.ood is not None:
@@ -315,12 +322,13 @@ def _cmd_compare(args: argparse.Namespace) -> Path:
 
     pooled = load_pooled(args.run_dirs)
     out = args.out or args.run_dirs[0]
-    figures = [] if pooled.kind == "toy" else write_figures(pooled, out)
+    figures = write_figures(pooled, out) if pooled.kind == "image" else []
     atomic_write_text(out / "compare.md", compare_markdown(pooled, figures))
     return out / "compare.md"
 
 
 def _cmd_export(args: argparse.Namespace) -> Path:
+    from hydraplus.experiments import distil_run
     from hydraplus.experiments.export import export_run
 
     run_dir = Path(args.run_dir)
@@ -329,15 +337,16 @@ def _cmd_export(args: argparse.Namespace) -> Path:
     out = args.out or run_dir / "export"
     for run in _run_folders(run_dir):
         target = out if run == run_dir else out / run.name
-        for path in export_run(run, target, args.models, format=args.format):
+        export = distil_run.export_run if distil_run.is_distil_run(run) else export_run
+        for path in export(run, target, args.models, format=args.format):
             if not args.quiet:
                 print(f"  {path}")
     return out
 
 
-def _lam(value: str | None) -> float | str | None:
-    """--lam as distil takes it: a number, "auto", or None (not given)."""
-    if value is None or value == "auto":
+def _lam(value: str) -> float | str:
+    """--lam as distil takes it: a number or "auto"."""
+    if value == "auto":
         return value
     try:
         return float(value)
@@ -362,6 +371,7 @@ def _input_normalization(args: argparse.Namespace) -> dict[str, Any] | None:
 def _cmd_distil(args: argparse.Namespace) -> Path:
     from hydraplus.experiments.distil import as_teacher, as_tensors, distil
     from hydraplus.experiments.distil_inputs import normalize, npz_test_split, ood_inputs, uncuttable
+    from hydraplus.report.evaluation import distil_evaluation, write_evaluation
 
     _check_batches(args.latency_batches)
     device = _torch_device(args.device)
@@ -386,20 +396,23 @@ def _cmd_distil(args: argparse.Namespace) -> Path:
         x_ood = None if x_ood is None else normalize(x_ood, norm["mean"], norm["std"], "ood")
     out = prepare_out_dir(args.out, args.resume, args.overwrite)
     args.out = out
-    result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
-                    split=args.split, lam=lam, ood=x_ood,
-                    out=out, device=device, seed=args.seed, resume=args.resume, progress=not args.quiet,
-                    precision=args.precision or "32")
-    record = {
+    record: dict[str, Any] = {
         "teacher": [str(p) for p in args.teacher], "data": str(args.data),
         "test data": str(args.val) if args.val is not None else f"{args.data} (x_test/y_test)",
         "ood data": None if args.ood is None else str(args.ood),
         "inputs": ("float in [0, 1]" if norm is None
                    else f"(x - mean) / std per channel of the [0, 1] inputs, from {norm['source']}"),
-        "normalization": norm, "student": str(out / result.spec.name / "model.pt"),
+        "normalization": norm,
     }
-    result.evaluate(test, ood=x_ood, out=out, latency_batches=args.latency_batches, device=device,
-                    record=record)
+    result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
+                    split=args.split, lam=lam, ood=x_ood,
+                    out=out, device=device, seed=args.seed, resume=args.resume, progress=not args.quiet,
+                    precision=args.precision or "32", record=record)
+    record["student"] = str(out / result.spec.name / "model.pt")
+    metrics = result.evaluate(test, ood=x_ood, out=out, latency_batches=args.latency_batches, device=device,
+                              record=record)
+    write_evaluation(out, distil_evaluation(metrics, (args.val or args.data).name,
+                                            None if args.ood is None else args.ood.name))
     if not args.quiet:
         print(f"  student: {out / result.spec.name / 'model.pt'}")
         print(f"  metrics: {out / 'metrics.json'}")
@@ -426,7 +439,7 @@ COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "evaluate": _cmd_evaluate,
 def _interrupted(args: argparse.Namespace, argv: Sequence[str] | None) -> str:
     """One line: where the finished epochs are, and the command that continues the run."""
     out = getattr(args, "out", None)
-    if args.command not in ("train", "demo") or out is None:
+    if args.command not in ("train", "demo", "distil") or out is None:
         return "hydraplus: interrupted"
     words = [w for w in (sys.argv[1:] if argv is None else argv) if w != "--overwrite"]
     if "--out" not in words:

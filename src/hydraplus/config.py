@@ -302,6 +302,14 @@ class StudentSpec:
         out["name"] = self.name
         return out
 
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> StudentSpec:
+        """The spec that `to_dict` gave ``saved`` (its derived ``name`` is ignored)."""
+        values = {f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved}
+        values["lam"] = LambdaSchedule(**saved["lam"])
+        values["augment"] = None if saved.get("augment") is None else Augmentation(**saved["augment"])
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:

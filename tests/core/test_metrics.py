@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torchmetrics.functional.classification import multiclass_calibration_error
 
 from hydraplus.core.metrics import ClassificationMetrics, RegressionMetrics
 
@@ -54,6 +55,26 @@ def test_classification_metrics_by_hand() -> None:
     ent = -np.mean((PROBS * np.log(PROBS)).sum(1))
     assert got["predictive_entropy"] == pytest.approx(ent, rel=1e-5)
     assert got["aleatoric_entropy"] == pytest.approx(ent, rel=1e-5)
+
+
+def test_ece_bin_counts() -> None:
+    # Confidences 0.62 (correct) and 0.68 (wrong) share the bin [0.6, 0.7) of 10 but fall either side
+    # of 10/15 with 15 bins.
+    probs = np.array([[0.62, 0.38], [0.68, 0.32]])
+    target = torch.tensor([0, 1])
+    metrics = ClassificationMetrics(num_classes=2)
+    metrics.update(as_logits(probs), target)
+    got = metrics.compute()
+    assert got["ece"] == pytest.approx(abs(0.5 - 0.65), abs=1e-5)
+    assert got["ece_15"] == pytest.approx(0.5 * abs(1 - 0.62) + 0.5 * abs(0 - 0.68), abs=1e-5)
+    p = torch.tensor(probs, dtype=torch.float32)
+    for key, bins in (("ece", 10), ("ece_15", 15)):
+        expected = multiclass_calibration_error(p, target, num_classes=2, n_bins=bins, norm="l1")
+        assert got[key] == pytest.approx(expected.item(), abs=1e-6)
+    # n_bins sets the bins of "ece" only.
+    metrics = ClassificationMetrics(num_classes=2, n_bins=15)
+    metrics.update(as_logits(probs), target)
+    assert metrics.compute()["ece"] == pytest.approx(got["ece_15"], abs=1e-6)
 
 
 def test_classification_metrics_use_the_average_of_the_members() -> None:

@@ -1,11 +1,14 @@
-"""Dataset shift: exact pixel translations, rotations, brightness, zero fill and input checks."""
+"""Dataset shift: exact pixel translations, rotations, brightness, zero fill and input checks;
+Gaussian noise and blur corruptions."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import torch
 
-from hydraplus.data.shift import SHIFTS, apply_shift, shift_images
+from hydraplus.data.shift import CORRUPTIONS, SHIFTS, apply_shift, corrupt_images, shift_images
 
 
 def _image(h: int = 32, w: int = 32, n: int = 2) -> torch.Tensor:
@@ -104,3 +107,89 @@ def test_shifts_are_deterministic_and_leave_the_input_alone() -> None:
 def test_shift_errors(images: torch.Tensor, kind: str, level: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         shift_images(images, kind, level)
+
+
+def test_corruption_table_matches_cifar_10_c() -> None:
+    assert CORRUPTIONS == {
+        "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),
+        "gaussian_blur": (0.4, 0.6, 0.7, 0.8, 1.0),
+    }
+
+
+def _photo(shape: tuple[int, ...] = (2, 3, 32, 32)) -> torch.Tensor:
+    """Random float image in [0.2, 0.8], so that noise is rarely clipped."""
+    return torch.rand(shape) * 0.6 + 0.2
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
+def test_corruptions_keep_shape_dtype_and_range(kind: str, dtype: torch.dtype) -> None:
+    x = _photo((2, 5, 32, 32))  # any number of channels
+    x = (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x.to(dtype)
+    for level in range(1, 6):
+        out = corrupt_images(x, kind, level)
+        assert out.shape == x.shape and out.dtype == dtype
+        assert out.min() >= 0 and out.max() <= (255 if dtype == torch.uint8 else 1)
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+def test_corruptions_get_stronger_with_the_level(kind: str) -> None:
+    for x in (_photo(), (_photo((3, 1, 28, 28)) * 255).round().to(torch.uint8)):
+        change = [(corrupt_images(x, kind, level).double() - x.double()).abs().mean().item()
+                  for level in range(1, 6)]
+        assert all(a < b for a, b in itertools.pairwise(change)), change
+
+
+def test_noise_is_deterministic_for_a_seed() -> None:
+    x = _photo()
+    before = x.clone()
+    out = corrupt_images(x, "gaussian_noise", 3, seed=7)
+    assert torch.equal(out, corrupt_images(x, "gaussian_noise", 3, seed=7))
+    assert not torch.equal(out, corrupt_images(x, "gaussian_noise", 3, seed=8))
+    assert torch.equal(x, before)
+    # Independent of the global RNG.
+    torch.manual_seed(123)
+    assert torch.equal(out, corrupt_images(x, "gaussian_noise", 3, seed=7))
+
+
+def test_noise_has_the_level_std() -> None:
+    x = torch.full((4, 3, 64, 64), 0.5)
+    for level, std in enumerate(CORRUPTIONS["gaussian_noise"], start=1):
+        assert (corrupt_images(x, "gaussian_noise", level) - x).std().item() == pytest.approx(std, rel=0.02)
+    # uint8: the same noise on the 0..255 scale, rounded.
+    xu = torch.full((1, 1, 28, 28), 128, dtype=torch.uint8)
+    expected = (corrupt_images(xu.float() / 255, "gaussian_noise", 2) * 255).round().to(torch.uint8)
+    assert (corrupt_images(xu, "gaussian_noise", 2).int() - expected.int()).abs().max() <= 1
+
+
+def test_blur_matches_a_reference_gaussian_filter() -> None:
+    ndimage = pytest.importorskip("scipy.ndimage")
+    x = torch.rand(1, 1, 28, 28, dtype=torch.float64)  # grayscale 28 x 28
+    for level, sigma in enumerate(CORRUPTIONS["gaussian_blur"], start=1):
+        # torch's reflect padding (d c b | a b c d) is scipy's "mirror"; truncate = 4 sigma in both.
+        expected = ndimage.gaussian_filter(x[0, 0].numpy(), sigma, mode="mirror", truncate=4.0)
+        got = corrupt_images(x, "gaussian_blur", level)[0, 0]
+        torch.testing.assert_close(got, torch.from_numpy(expected))
+
+
+def test_blur_keeps_a_constant_image_and_is_deterministic() -> None:
+    x = torch.full((2, 1, 28, 28), 77, dtype=torch.uint8)
+    assert torch.equal(corrupt_images(x, "gaussian_blur", 5), x)
+    y = _photo()
+    assert torch.equal(corrupt_images(y, "gaussian_blur", 4), corrupt_images(y, "gaussian_blur", 4))
+
+
+@pytest.mark.parametrize(
+    ("images", "kind", "level", "match"),
+    [
+        (_image(), "rotation", 1, "unknown corruption 'rotation'"),
+        (_image(), "gaussian_blur", 0, r"corruption level must be an integer in 1\.\.5"),
+        (_image(), "gaussian_noise", 6, r"corruption level must be an integer in 1\.\.5"),
+        (torch.zeros(28, 28), "gaussian_noise", 1, r"\[\.\.\., C, H, W\]"),
+        (_image().int(), "gaussian_noise", 1, "uint8 or floating point"),
+        (_image().float(), "gaussian_blur", 1, r"in \[0, 1\]"),
+    ],
+)
+def test_corruption_errors(images: torch.Tensor, kind: str, level: int, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        corrupt_images(images, kind, level)

@@ -16,7 +16,7 @@ from hydraplus.data.shift import SHIFTS
 
 MODELS = {"ensemble", "hydra+-2", "hydra-2", "drop", "gauss", "endd"}
 SEEDS = (1, 2)
-OOD_KEYS = {f"{m}_{s}" for m in ("predictive", "epistemic") for s in ("auroc", "aupr")}
+OOD_KEYS = {f"{m}_{s}" for m in ("msp", "predictive", "epistemic") for s in ("auroc", "aupr", "fpr95")}
 
 
 def _write_images(path: Path, n: int, seed: int, test: int = 0) -> Path:

@@ -63,7 +63,11 @@ class GaussianNLL(_SumMetric):
 
 
 class ClassificationMetrics:
-    """Error, ECE (10 equal-width bins), NLL, Brier and mean uncertainties of K-sample predictions."""
+    """Error, ECE, NLL, Brier and mean uncertainties of K-sample predictions.
+
+    Two ECEs, both with equal-width bins of the top-1 confidence: ``ece`` with ``n_bins`` bins (10
+    by default, as in the reliability diagrams) and ``ece_15`` with 15, the other count in common use.
+    """
 
     def __init__(self, num_classes: int, n_bins: int = 10):
         if num_classes < 2:
@@ -71,6 +75,7 @@ class ClassificationMetrics:
         self.num_classes = num_classes
         self.accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.ece = MulticlassCalibrationError(num_classes, n_bins=n_bins, norm="l1")
+        self.ece_15 = MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")
         self.nll, self.brier = NegativeLogLikelihood(), BrierScore()
         self.entropies = {k: MeanMetric() for k in ("predictive", "aleatoric", "epistemic")}
 
@@ -88,6 +93,7 @@ class ClassificationMetrics:
         probs = F.softmax(logits, -1).mean(1)
         self.accuracy.update(probs, target)
         self.ece.update(probs, target)
+        self.ece_15.update(probs, target)
         self.nll.update(probs, target)
         self.brier.update(probs, target)
         for name, values in classification_uncertainty(logits).items():
@@ -97,6 +103,7 @@ class ClassificationMetrics:
         out = {
             "error": 1.0 - self.accuracy.compute().item(),
             "ece": self.ece.compute().item(),
+            "ece_15": self.ece_15.compute().item(),
             "nll": self.nll.compute().item(),
             "brier": self.brier.compute().item(),
         }

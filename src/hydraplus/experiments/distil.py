@@ -249,7 +249,7 @@ class Distilled:
     model: nn.Module
     spec: StudentSpec
     task: str
-    teacher: nn.Module
+    teacher: nn.Module | None  # None: loaded from a run folder whose teacher could not be exported
     train_seconds: float
     folder: Path | None = None
     precision: str = "32"
@@ -267,8 +267,9 @@ class Distilled:
                  latency_batches: Sequence[int] = (1, 256), device: str = "cpu",
                  record: dict[str, Any] | None = None) -> dict[str, Any]:
         """The teacher beside the student on ``test``: test metrics, OOD detection with ``ood``, the
-        TV between their uncertainty histograms, and cost; written as ``metrics.json`` and
-        ``report.md`` to ``out`` (default: this result's folder, if any). See `distil_eval`."""
+        TV between their uncertainty histograms, and cost (the student alone without a teacher);
+        written as ``metrics.json`` and ``report.md`` to ``out`` (default: this result's folder, if
+        any). See `distil_eval`."""
         from hydraplus.experiments.distil_eval import evaluate_distilled
 
         return evaluate_distilled(self, test, ood=ood, out=out, latency_batches=latency_batches,
@@ -294,7 +295,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
            epochs: int = 20, student: Any = None, split: Split = None, lam: float | str = "auto",
            ood: Any = None, out: str | Path | None = None, device: str = "cpu", seed: int = 0,
            resume: bool = False, progress: bool = False, precision: str = "32",
-           channels_last: bool = True, **settings: Any) -> Distilled:
+           channels_last: bool = True, record: dict[str, Any] | None = None,
+           **settings: Any) -> Distilled:
     """Distil ``teacher`` into a student trained with ``method`` on ``train``; see the module doc.
 
     ``settings`` are any student settings (``lr``, ``weight_decay``, ``batch_size``, ``alpha``,
@@ -302,7 +304,9 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     weight: a number, or ``"auto"`` (default) to have it chosen while training so that the
     student's mean epistemic uncertainty on a probe set matches the teacher's; the probe set is
     ``ood``'s inputs when given, else inputs away from the training data made from them
-    (`hydraplus.data.probe`). With ``out`` the student's checkpoint and weights are kept there,
+    (`hydraplus.data.probe`). With ``out`` the folder is a run that `load_distilled` and ``hydraplus
+    evaluate``, ``compare`` and ``export`` read (`hydraplus.experiments.distil_run`: ``config.json``,
+    with ``record``'s keys too, checkpoints, and the student and teacher as torch.export programs),
     and ``resume`` continues an interrupted run in it. ``precision`` is ``"32"``, ``"bf16-mixed"``
     or ``"16-mixed"`` (CUDA), for training and for `Distilled.predict` / `Distilled.evaluate`;
     ``channels_last`` lays a convolutional student out NHWC (faster, the same numbers up to rounding).
@@ -329,6 +333,11 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     if channels_last and has_conv(student_model):
         use_channels_last(student_model)
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="hydraplus-distil-"))
+    if out is not None:
+        from hydraplus.experiments.distil_run import start_run
+
+        start_run(folder, spec, task, list(x.shape[1:]), seed=seed, precision=precision, record=record,
+                  resume=resume)
     targets = cache.teacher_outputs(module, x, folder / "cache" if _cacheable(module) else None)
     loader = seeded_loader((x, y, targets), spec.batch_size, seed,
                            names=("train inputs", "train targets", "teacher outputs"))
@@ -345,10 +354,15 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         accelerator="gpu" if str(device).startswith("cuda") else "cpu", resume=resume, precision=precision)
     seconds = time.perf_counter() - start
     student_model.cpu()
+    result = Distilled(student_model, spec, task, module.cpu(), seconds, folder if out is not None else None,
+                       precision)
     if out is not None:
+        from hydraplus.experiments.distil_run import finish_run
+        from hydraplus.experiments.onnx_export import traceable
+
         atomic_torch_save(student_model.state_dict(), folder / spec.name / "model.pt")
-    return Distilled(student_model, spec, task, module.cpu(), seconds, folder if out is not None else None,
-                     precision)
+        finish_run(result, traceable(x[:2]))
+    return result
 
 
 def _cacheable(module: nn.Module) -> bool:

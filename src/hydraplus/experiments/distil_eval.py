@@ -4,7 +4,8 @@ Per model the test metrics (classification: error, ECE with 10 bins, NLL, Brier 
 predictive/aleatoric/epistemic entropy; regression: RMSE, MAE, Gaussian NLL and the mean
 stds), out-of-distribution detection when OOD inputs are given, parameters, FLOPs and
 latency; for the student also the total variation between its and the teacher's histograms
-of each uncertainty on the test set. The result is plain JSON data::
+of each uncertainty on the test set. A result without a teacher (loaded from a run folder whose
+teacher could not be exported) has the student's row only. The result is plain JSON data::
 
     {"task": ..., "test_size": ..., "ood_size": ..., "settings": {...}, "record": {...},
      "models": {"teacher": {"name", "members", "test", "ood", "profile"},
@@ -78,16 +79,17 @@ def evaluate_distilled(result: Distilled, test: Any, *, ood: Any = None, out: st
     x, y = as_tensors(test, "test")
     x_ood = None if ood is None else ood_inputs(ood)
     task = result.task
-    models = {"teacher": result.teacher, "student": result.model}
+    models = {name: model for name, model in (("teacher", result.teacher), ("student", result.model))
+              if model is not None}
     outputs: dict[str, Tensor] = {}
-    rows: dict[str, dict[str, Any]] = {"teacher": {}, "student": {}}
+    rows: dict[str, dict[str, Any]] = {name: {} for name in models}
     try:
         with torch.random.fork_rng():
             torch.manual_seed(SEED)
             for name, model in models.items():
                 model.to(device)
                 outputs[name] = predict(model, x, precision=result.precision)
-                if name == "teacher":
+                if len(outputs) == 1:  # the first model's outputs give the classes
                     classes = outputs[name].shape[-1] if task == "classification" else 2
                     check_dataset(x, y, task, classes, "test")
                 row = rows[name]
@@ -98,23 +100,26 @@ def evaluate_distilled(result: Distilled, test: Any, *, ood: Any = None, out: st
     finally:
         for model in models.values():
             model.cpu()
-    uncertainty = {name: _uncertainty(task, values) for name, values in outputs.items()}
-    upper = {k: math.log(outputs["teacher"].shape[-1]) if task == "classification"
-             else max(uncertainty["teacher"][k].max().item(), uncertainty["student"][k].max().item())
-             for k in UNCERTAINTIES}
-    rows["student"]["tv"] = {k: total_variation(uncertainty["student"][k], uncertainty["teacher"][k],
-                                                upper[k], TV_BINS) if upper[k] > 0 else 0.0
-                             for k in UNCERTAINTIES}
-    rows["student"]["train_seconds"] = result.train_seconds
+    upper = None
+    if "teacher" in outputs:
+        uncertainty = {name: _uncertainty(task, values) for name, values in outputs.items()}
+        upper = {k: math.log(outputs["teacher"].shape[-1]) if task == "classification"
+                 else max(uncertainty["teacher"][k].max().item(), uncertainty["student"][k].max().item())
+                 for k in UNCERTAINTIES}
+        rows["student"]["tv"] = {k: total_variation(uncertainty["student"][k], uncertainty["teacher"][k],
+                                                    upper[k], TV_BINS) if upper[k] > 0 else 0.0
+                                 for k in UNCERTAINTIES}
+        rows["teacher"] = {"name": "teacher", "members": outputs["teacher"].shape[1], **rows["teacher"]}
+    rows["student"] = {"name": result.spec.name, "spec": result.spec.to_dict(), **rows["student"],
+                       "train_seconds": result.train_seconds}
     metrics: dict[str, Any] = {
         "task": task,
-        "num_classes": outputs["teacher"].shape[-1] if task == "classification" else None,
+        "num_classes": outputs["student"].shape[-1] if task == "classification" else None,
         "test_size": len(x), "ood_size": None if x_ood is None else len(x_ood),
         "settings": {"ece_bins": RELIABILITY_BINS, "tv_bins": TV_BINS, "tv_upper": upper,
                      "latency_batch_sizes": batch_sizes, "device": str(device), "seed": SEED},
         "record": dict(record or {}),
-        "models": {"teacher": {"name": "teacher", "members": outputs["teacher"].shape[1], **rows["teacher"]},
-                   "student": {"name": result.spec.name, "spec": result.spec.to_dict(), **rows["student"]}},
+        "models": rows,
     }
     folder = out if out is not None else result.folder
     if folder is not None:

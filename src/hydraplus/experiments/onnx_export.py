@@ -72,6 +72,11 @@ def dirichlet_uncertainty(alpha: Tensor) -> dict[str, Tensor]:
             "epistemic": (predictive - aleatoric).clamp_min(0.0)}
 
 
+def uniform_dropout(x: Tensor, p: float) -> Tensor:
+    """Dropout with probability ``p`` kept on at test time, its mask drawn from uniform noise."""
+    return x * (torch.rand_like(x) >= p).to(x.dtype) / (1.0 - p)
+
+
 class UniformDropout(nn.Module):
     """A `DropoutStudent` whose dropout masks come from uniform noise (ONNX ``RandomUniformLike``).
 
@@ -86,8 +91,7 @@ class UniformDropout(nn.Module):
         s = self.student
         z = s.trunk(s.core(x))
         z = z.unsqueeze(1).expand(z.shape[0], s.samples, *z.shape[1:])
-        keep = (torch.rand_like(z) >= s.p).to(z.dtype)
-        return s.last(z * keep / (1.0 - s.p))
+        return s.last(uniform_dropout(z, s.p))
 
 
 class OnnxView(nn.Module):

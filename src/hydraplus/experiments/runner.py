@@ -268,6 +268,9 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], ExperimentConfig]:
     if not meta_path.is_file():
         raise FileNotFoundError(f"not a hydraplus run folder (no config.json): {run_dir}")
     meta = json.loads(meta_path.read_text())
+    if meta.get("kind") == "distil":
+        raise ValueError(f"{run_dir} is a distil run (the folder hydraplus.distil writes), not a train run; "
+                         "load it with hydraplus.load_distilled")
     config = parse_config(meta["config"])
     meta.setdefault("kind", config.kind)  # runs from before the kind was saved
     return meta, config

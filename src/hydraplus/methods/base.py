@@ -78,6 +78,11 @@ class StudentMethod(ABC):
                              "predictive probabilities = softmax over classes, averaged over K")
         return student, "[batch, K, 2]: mean and log-variance of the K heads or samples"
 
+    def from_export_view(self, view: nn.Module, spec: StudentSpec) -> nn.Module:
+        """A student for prediction from its `export_view` loaded back (e.g. a torch.export program):
+        the view itself, unless the method exports a part of the student."""
+        return view
+
 
 _REGISTRY: dict[str, StudentMethod] = {}
 

@@ -29,6 +29,20 @@ class DirichletConcentrations(nn.Module):
         return self.student.concentrations(x)
 
 
+class ExportedDirichlet(DirichletStudent):
+    """An EnDD student from its exported concentrations (`DirichletConcentrations` loaded back): it
+    draws K probability vectors from the Dirichlet like the trained student."""
+
+    def __init__(self, concentrations: nn.Module, samples: int):
+        super().__init__(concentrations, nn.Identity(), samples)
+
+    def head_logits(self, x: Tensor) -> Tensor:
+        return self.concentrations(x).log()  # temperature 1: exp(log alpha) = alpha
+
+    def concentrations(self, x: Tensor) -> Tensor:
+        return self.core(x).float()
+
+
 class EnDD(StudentMethod):
     name = "endd"
     tasks = ("classification",)
@@ -57,6 +71,9 @@ class EnDD(StudentMethod):
         return DirichletConcentrations(student), (
             "[batch, classes] Dirichlet concentrations alpha; predictive probabilities = "
             "alpha / sum(alpha)")
+
+    def from_export_view(self, view: nn.Module, spec: StudentSpec) -> nn.Module:
+        return ExportedDirichlet(view, spec.samples)
 
 
 register(EnDD())

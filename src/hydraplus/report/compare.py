@@ -1,7 +1,8 @@
 """Reading, pooling and Markdown of evaluations: one run's ``evaluation.md`` and, over seeds and
-runs, ``compare.md`` of image or toy runs (mean ± sample std over seeds; ± is left out with one seed).
+runs, ``compare.md`` of image, toy or distil runs (mean ± sample std over seeds; ± is left out with
+one seed).
 
-Every ``evaluation.json`` is ``{"kind": "toy" | "image", "task": "classification" | "regression",
+Every ``evaluation.json`` is ``{"kind": "toy" | "image" | "distil", "task": "classification" | "regression",
 "models": {name: row}, "problem": {...}, "settings": {...}}``; see `hydraplus.report.evaluation`.
 """
 
@@ -14,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydraplus.report.distil import distil_tables
 from hydraplus.report.markdown import TOY_COLUMNS, toy_table
 from hydraplus.report.tables import Column, Getter, Row, at, cell, get, mean_std, table
 
-KINDS = ("toy", "image")
+KINDS = ("toy", "image", "distil")
 TASKS = ("classification", "regression")
 SHIFT_METRICS: tuple[tuple[str, str, float, int], ...] = (  # key, title, scale, decimals
     ("error", "error %", 100.0, 2),
@@ -107,7 +109,8 @@ def pool(runs: dict[str, list[dict[str, Any]]]) -> Pooled:
                 pooled.kind, pooled.task = evaluation["kind"], evaluation["task"]
                 pooled.problem, pooled.settings = problem, evaluation["settings"]
             elif evaluation["kind"] != pooled.kind:
-                raise ValueError(f"run {label} mixes toy and image evaluations: they cannot be compared")
+                raise ValueError(f"run {label} mixes {pooled.kind} and {evaluation['kind']} evaluations: "
+                                 "they cannot be compared")
             elif evaluation["task"] != pooled.task:
                 raise ValueError(f"run {label} is {evaluation['task']}, others {pooled.task}: "
                                  "they cannot be compared")
@@ -211,18 +214,33 @@ def results_markdown(pooled: Pooled, title: str, intro: str,
 
 def _test_set(pooled: Pooled) -> str:
     problem = pooled.problem
-    text = f"test set {problem['name']} ({problem['test_size']:,} images)"
+    unit = "examples" if pooled.kind == "distil" else "images"
+    text = f"test set {problem['name']} ({problem['test_size']:,} {unit})"
     if problem.get("probe_name"):
-        text += f", OOD set {problem['probe_name']} ({problem['probe_size']:,} images)"
+        text += f", OOD set {problem['probe_name']} ({problem['probe_size']:,} {unit})"
     return text
+
+
+def _distil_markdown(pooled: Pooled, title: str, intro: str, seeds: bool) -> str:
+    """The teacher beside the students of distil runs: test, uncertainty and cost tables."""
+    units = ("Error and ECE in %, entropies in nats" if pooled.task == "classification"
+             else "Uncertainties as standard deviations")
+    intro += (f" {units}; TV is the total variation between the student's and the teacher's histograms of "
+              "each uncertainty on the test set (0 = the same, 1 = disjoint).")
+    tables = distil_tables(pooled.models, pooled.task, pooled.settings.get("latency_batch_sizes", []),
+                           seeds=seeds)
+    return "\n\n".join([f"# {title}", intro, *tables]) + "\n"
 
 
 def evaluation_markdown(evaluation: dict[str, Any]) -> str:
     """``evaluation.md`` of one run: the demo's table (toy runs), or per model its clean metrics,
-    uncertainty and cost, then error/ECE per shift level (image runs)."""
+    uncertainty and cost, then error/ECE per shift level (image runs), or the teacher beside its
+    student (distil runs)."""
     if evaluation["kind"] == "toy":
         return toy_table(evaluation["models"], evaluation["task"]) + "\n"
     pooled = pool({"run": [evaluation]})
+    if pooled.kind == "distil":
+        return _distil_markdown(pooled, "Evaluation", f"One seed; {_test_set(pooled)}.", seeds=False)
     intro = (f"One seed; {_test_set(pooled)}. Error and ECE in %, entropies in nats; OOD detection "
              "scores inputs by predictive entropy or epistemic uncertainty (OOD = positive class); TV "
              "is the total variation between a model's uncertainty histogram under the shift and the "
@@ -232,7 +250,8 @@ def evaluation_markdown(evaluation: dict[str, Any]) -> str:
 
 def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
     """``compare.md``: the tables of `results_markdown` over seeds, then the figures (image runs),
-    or one table of the demo report's columns over seeds (toy runs)."""
+    or one table of the demo report's columns over seeds (toy runs), or the teachers beside their
+    students over seeds (distil runs)."""
     runs = ", ".join(f"{label} ({n} seed{'s' * (n != 1)})" for label, n in pooled.runs.items())
     if pooled.kind == "toy":
         intro = (f"Runs: {runs}; toy {pooled.problem['name']} problem (settings: "
@@ -240,6 +259,9 @@ def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
                  "the columns are those of the demo report.")
         rows = table(pooled.models, TOY_COLUMNS[pooled.task], seeds=True, label="model")
         return "\n\n".join(["# Comparison", intro, rows]) + "\n"
+    if pooled.kind == "distil":
+        intro = f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds."
+        return _distil_markdown(pooled, "Comparison", intro, seeds=True)
     intro = (f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds. "
              "Error and ECE in %, entropies in nats; TV is the total variation between a model's "
              "uncertainty histogram under the shift and the ensemble's (0 = identical, 1 = disjoint).")

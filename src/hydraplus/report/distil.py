@@ -4,11 +4,12 @@ its student, written with the metrics as ``report.md`` and ``metrics.json``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydraplus.io import atomic_write_text
-from hydraplus.report.tables import Column, at, table
+from hydraplus.report.tables import Column, Row, at, table
 
 KINDS = (("predictive", "pred."), ("aleatoric", "alea."), ("epistemic", "epi."))
 
@@ -45,20 +46,32 @@ def cost_columns(latency_batch_sizes: list[int]) -> list[Column]:
             Column("train s", at("train_seconds"), fmt=".1f")]
 
 
+def distil_tables(models: Mapping[str, Sequence[Row]], task: str, latency_batch_sizes: list[int], *,
+                  seeds: bool = False) -> list[str]:
+    """The test, uncertainty and cost tables of distil runs' evaluations (``hydraplus evaluate`` and
+    ``compare``): one line per model, over its rows (``seeds``: with their number)."""
+    return ["## Test set", table(models, test_columns(task), seeds=seeds, label="model"),
+            "## Uncertainty", table(models, uncertainty_columns(task), label="model"),
+            "## Cost", table(models, cost_columns(latency_batch_sizes), label="model")]
+
+
 def distil_markdown(metrics: dict[str, Any]) -> str:
     """``report.md``: what was distilled, then the test, uncertainty and cost tables."""
     task, settings = metrics["task"], metrics["settings"]
-    teacher, student = metrics["models"]["teacher"], metrics["models"]["student"]
+    teacher, student = metrics["models"].get("teacher"), metrics["models"]["student"]
     spec = student["spec"]
-    rows = {f"teacher ({teacher['members']} members)": [teacher], f"student {student['name']}": [student]}
+    rows = {f"student {student['name']}": [student]}
+    if teacher is not None:
+        rows = {f"teacher ({teacher['members']} members)": [teacher], **rows}
     ood = f"; out-of-distribution detection on {metrics['ood_size']} inputs" if metrics["ood_size"] else ""
     unit = "entropies (nats)" if task == "classification" else "standard deviations"
+    origin = ("(its teacher is not evaluated here)" if teacher is None
+              else f"from a teacher of {teacher['members']} members")
     lines = [
         "# Distillation report", "",
         f"Student {student['name']} ({spec['method']}, {spec['heads']} head{'s' * (spec['heads'] != 1)}, "
         f"{spec['epochs']} epoch{'s' * (spec['epochs'] != 1)}) "
-        f"distilled from a teacher of {teacher['members']} members; {task} on {metrics['test_size']} "
-        f"test examples{ood}.", "",
+        f"distilled {origin}; {task} on {metrics['test_size']} test examples{ood}.", "",
         "## Test set", "", table(rows, test_columns(task), label="model"), "",
         "## Uncertainty", "",
         f"Mean {unit} on the test set; TV is the total variation between the student's and the "

@@ -1,9 +1,11 @@
-"""One run's ``evaluation.json`` and ``evaluation.md``, for toy and image runs alike.
+"""One run's ``evaluation.json`` and ``evaluation.md``, for toy, image and distil runs alike.
 
 The JSON names its run kind and task, so that `hydraplus compare` never has to guess them::
 
-    {"kind": "toy" | "image", "task": "classification" | "regression",
+    {"kind": "toy" | "image" | "distil", "task": "classification" | "regression",
      "models": {name: row}, "problem": {...}, "settings": {...}}
+
+A distil run's rows are those of `hydraplus.experiments.distil_eval` (``teacher`` and the student).
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ def toy_evaluation(rows: dict[str, Row], task: str, name: str) -> dict[str, Any]
     """The evaluation of a toy run from its metrics ``rows`` (one per model); ``name`` is the toy
     problem's (``"spiral"`` or ``"regression"``, `ToyProblem.name`)."""
     return {"kind": "toy", "task": task, "models": rows, "problem": {"name": name}, "settings": {}}
+
+
+def distil_evaluation(metrics: dict[str, Any], name: str, ood: str | None = None) -> dict[str, Any]:
+    """The evaluation of a distil run from `Distilled.evaluate`'s ``metrics`` on the test data ``name``
+    (and the OOD data ``ood``): rows ``teacher`` (if evaluated) and the student's name."""
+    models = {row["name"] if key == "student" else key: row for key, row in metrics["models"].items()}
+    teacher = metrics["models"].get("teacher")
+    problem = {"name": name, "test_size": metrics["test_size"], "num_classes": metrics["num_classes"],
+               "members": None if teacher is None else teacher["members"],
+               "probe_name": (ood or "OOD") if metrics["ood_size"] else None,
+               "probe_size": metrics["ood_size"]}
+    return {"kind": "distil", "task": metrics["task"], "models": models, "problem": problem,
+            "settings": metrics["settings"], "record": metrics["record"]}
 
 
 def write_evaluation(run_dir: Path, evaluation: dict[str, Any]) -> Path:
