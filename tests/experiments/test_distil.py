@@ -115,10 +115,15 @@ def test_heterogeneous_members_on_tabular_data_with_a_given_core_and_head() -> N
                              nn.Sequential(nn.Linear(5, 32), nn.Tanh(), nn.Linear(32, 2)),
                              nn.Sequential(nn.Linear(5, 2))], x, y)
     pair = (nn.Sequential(nn.Linear(5, 16), nn.ReLU()), lambda: nn.Linear(16, 2))
+    x_val = torch.randn(100, 5, generator=g)
+    y_val = (x_val[:, 0] + x_val[:, 1] > 0).long()
     result = hydraplus.distil(members, (x.numpy(), y.numpy()), method="hydra", epochs=10, batch_size=32,
-                              lr=0.02, student=pair)
+                              lr=0.02, student=pair, val=(x_val, y_val))
     assert result.model.num_heads == 3
     assert accuracy(result.predict(x)["probs"], y) > 0.85
+    assert result.metrics is not None and result.metrics["test_size"] == 100
+    student_error = result.metrics["models"]["student"]["test"]["error"]
+    assert student_error == pytest.approx((1 - accuracy(result.predict(x_val)["probs"], y_val)), abs=1e-6)
 
 
 def test_a_regression_teacher_and_a_dataloader() -> None:

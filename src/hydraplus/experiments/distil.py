@@ -253,6 +253,7 @@ class Distilled:
     train_seconds: float
     folder: Path | None = None
     precision: str = "32"
+    metrics: dict[str, Any] | None = None  # from `evaluate`, when `distil` was given ``val``
 
     def predict(self, x: Any, batch_size: int = 1024) -> dict[str, Tensor]:
         """Mean prediction (``probs``, or ``mean`` and ``variance``) and the predictive, aleatoric and
@@ -293,7 +294,7 @@ class Distilled:
 
 def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | None = None,
            epochs: int = 20, student: Any = None, split: Split = None, lam: float | str = "auto",
-           ood: Any = None, out: str | Path | None = None, device: str = "cpu", seed: int = 0,
+           val: Any = None, ood: Any = None, out: str | Path | None = None, device: str = "cpu", seed: int = 0,
            resume: bool = False, progress: bool = False, precision: str = "32",
            channels_last: bool = True, record: dict[str, Any] | None = None,
            **settings: Any) -> Distilled:
@@ -310,6 +311,9 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     and ``resume`` continues an interrupted run in it. ``precision`` is ``"32"``, ``"bf16-mixed"``
     or ``"16-mixed"`` (CUDA), for training and for `Distilled.predict` / `Distilled.evaluate`;
     ``channels_last`` lays a convolutional student out NHWC (faster, the same numbers up to rounding).
+    ``val`` is held-out data (any form ``train`` takes): after training the teacher and the student
+    are evaluated on it, with ``ood`` for OOD detection, into `Distilled.metrics` (and ``metrics.json``
+    and ``report.md`` in ``out``).
     """
     keep_allocator_memory()
     x, y = as_tensors(train, "train")
@@ -362,6 +366,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
 
         atomic_torch_save(student_model.state_dict(), folder / spec.name / "model.pt")
         finish_run(result, traceable(x[:2]))
+    if val is not None:
+        result.metrics = result.evaluate(val, ood=ood, device=device, record=record)
     return result
 
 
