@@ -28,7 +28,7 @@ from hydraplus.core.losses import TASKS, LossWeights
 from hydraplus.core.precision import PRECISIONS
 from hydraplus.core.schedules import LambdaSchedule
 from hydraplus.data.augment import Augmentation
-from hydraplus.data.sources import allowed_keys, run_kind
+from hydraplus.data.sources import allowed_keys, ood_allowed_keys, run_kind
 
 BUILTIN_CONFIGS = ("toy-spiral", "toy-regression", "paper-svhn", "paper-cifar10", "cpu-cifar10")
 
@@ -187,7 +187,11 @@ def _data(value: Any) -> DataSettings:
     if "ood" in value:
         if not isinstance(value["ood"], dict) or "name" not in value["ood"]:
             raise ConfigError(f"data.ood must be an object with a 'name', got {value['ood']!r}")
-        check_keys(value["ood"], allowed_keys(value["ood"]) - {"ood"}, "data.ood")
+        try:
+            ood_allowed = ood_allowed_keys(value["ood"])
+        except ValueError as err:
+            raise ConfigError(f"data.ood.name: {err}") from err
+        check_keys(value["ood"], ood_allowed, "data.ood")
     return DataSettings(value["name"], {k: v for k, v in value.items() if k != "name"})
 
 

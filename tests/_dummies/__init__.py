@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import struct
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -66,6 +70,21 @@ def image_problem(n: int = 90, seed: int = 0) -> ImageProblem:
     raw = RawImages(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
                     torch.randint(0, 10, (n,), generator=g))
     return make_image_problem("tiny", raw, seed=seed)
+
+
+def write_fashion_mnist(folder: Path, train: int = 60, test: int = 20, seed: int = 0,
+                        size: int = 28) -> Path:
+    """Random Fashion-MNIST-like gzip IDX files (``size`` x ``size`` grey images, labels 0..9 in
+    turn) with ``train`` training and ``test`` test images, as Debian installs them."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", train), ("t10k", test)):
+        for kind, array in (("images-idx3", rng.integers(0, 256, (n, size, size))),
+                            ("labels-idx1", np.arange(n) % 10)):
+            header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+            raw = header + array.astype(np.uint8).tobytes()
+            (folder / f"{prefix}-{kind}-ubyte.gz").write_bytes(gzip.compress(raw))
+    return folder
 
 
 # name: (member, core, head, task, input shape of one example); tiny widths, same layer types as

@@ -286,7 +286,7 @@ def test_unreadable_and_missing_npz(tmp_path: Path) -> None:
         ({"name": "npz", "path": "d.npz", "limit": 1}, "too few for a validation split"),
         ({"name": "npz", "path": "d.npz", "ood": {"name": "npz", "path": "gray.npz"}}, "OOD images"),
         ({"name": "npz", "path": "d.npz", "ood": {"name": "npz", "path": "d.npz", "test_limit": 2}},
-         "data.ood takes"),
+         r"data.ood: unknown settings \['test_limit'\]"),
     ],
 )
 def test_settings_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: dict, match: str) -> None:

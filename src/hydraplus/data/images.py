@@ -9,16 +9,23 @@ subsets them, and normalises with per-channel statistics of the training split.
      "ood": {"name": "svhn", "path": "data/svhn"}}
 
 ``name`` is one of `SOURCES`; ``path`` is the .npz file or the data set's folder (relative
-paths are taken from the working directory; the CLI's ``--data`` replaces ``path``).
+paths are taken from the working directory; the CLI's ``--data`` replaces ``path``). Fashion-MNIST
+may leave ``path`` out: it is then read from Debian's ``/usr/share/datasets/fashion-mnist``.
 Other keys: ``seed``, ``val_fraction``, ``test_fraction``, ``limit``, ``test_limit``,
-``download``/``verify`` (CIFAR-10, SVHN), ``size``/``channels`` (Fashion-MNIST) and ``ood``
-(another source whose test split becomes ``x_probe``, normalised like the main data).
+``download``/``verify`` (CIFAR-10, SVHN), ``size``/``channels`` (Fashion-MNIST), ``ood``
+(another source whose test split becomes ``x_probe``, normalised like the main data; it takes
+``name``, ``path``, ``limit``, ``seed``, its source's options, and ``grayscale``/``size`` to
+bring its images to the main data's shape) and ``holdout_classes`` (classes left out of
+training and testing whose test images become ``x_probe``: near-OOD detection)::
+
+    {"name": "fashion-mnist",
+     "ood": {"name": "npz", "path": "data/cifar10_train.npz", "limit": 2000, "grayscale": true, "size": 28}}
 """
 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -30,7 +37,16 @@ from torchvision.datasets import CIFAR10, SVHN
 from torchvision.transforms.v2 import functional as TF
 
 from hydraplus.data.problem import Problem
-from hydraplus.data.sources import IMAGE_SOURCES, SOURCE_KEYS, SPLIT_KEYS
+from hydraplus.data.sources import (
+    DEFAULT_PATHS,
+    HOLDOUT_KEY,
+    IMAGE_SOURCES,
+    INSTALL_HINTS,
+    SOURCE_KEYS,
+    SPLIT_KEYS,
+    allowed_keys,
+    ood_allowed_keys,
+)
 
 NUM_CLASSES = 10
 SOURCES = IMAGE_SOURCES
@@ -96,7 +112,8 @@ class ImageProblem(Problem):
 
     ``x_test_raw`` (uint8) is the test set before normalisation, for dataset shift:
     ``problem.normalize(shift_images(problem.x_test_raw, kind, level))``. ``x_probe`` holds
-    normalised out-of-distribution images when an OOD source was loaded.
+    normalised out-of-distribution images when an OOD source was loaded. ``held_out_classes``
+    (original labels) were left out of the splits; the others are relabelled 0..K-1 in order.
     """
 
     normalization: Normalization
@@ -104,6 +121,7 @@ class ImageProblem(Problem):
     x_probe: Tensor | None = None
     y_probe: Tensor | None = None
     probe_name: str | None = None
+    held_out_classes: list[int] | None = None
 
     def normalize(self, images: Tensor) -> Tensor:
         """Normalise uint8 or [0, 1] float images like the training data."""
@@ -260,7 +278,11 @@ def _idx_file(root: Path, stem: str) -> Path:
         for name in (stem, stem + ".gz"):
             if (folder / name).is_file():
                 return folder / name
-    raise FileNotFoundError(f"Fashion-MNIST file {stem}[.gz] not found in {root} or {root}/FashionMNIST/raw")
+    raise FileNotFoundError(
+        f"Fashion-MNIST file {stem}[.gz] not found in {root} or {root}/FashionMNIST/raw; install it with "
+        f"`{INSTALL_HINTS['fashion-mnist']}` (into {DEFAULT_PATHS['fashion-mnist']}) or pass its folder "
+        "with --data (data.path)"
+    )
 
 
 def read_fashion_mnist(root: str | Path, train: bool = True, size: int | None = None,
@@ -369,19 +391,56 @@ def make_image_problem(
     )
 
 
-def _split_settings(settings: dict[str, Any], where: str) -> tuple[str, Any, dict[str, Any], dict[str, Any]]:
+def _source(settings: dict[str, Any], where: str,
+            keys: Callable[[dict[str, Any]], frozenset[str]]) -> tuple[str, str]:
+    """The source's name and path (its default path when left out); keys outside ``keys(settings)``
+    are errors."""
     name = settings.get("name")
     if name not in SOURCES:
         raise ValueError(f"{where}: unknown image source {name!r}; choose one of {SOURCES}")
-    if "path" not in settings:
-        raise ValueError(f"{where}: missing 'path' (the .npz file or the data set's folder)")
-    allowed = SPLIT_KEYS | SOURCE_KEYS[name] | {"name", "path", "ood"}
+    allowed = keys(settings)
     unknown = set(settings) - allowed
     if unknown:
         raise ValueError(f"{where}: unknown settings {sorted(unknown)} for {name}; allowed {sorted(allowed)}")
-    options = {k: v for k, v in settings.items() if k in SOURCE_KEYS[name]}
-    splits = {k: v for k, v in settings.items() if k in SPLIT_KEYS}
-    return name, settings["path"], options, splits
+    if "path" in settings:
+        return name, str(settings["path"])
+    if name in DEFAULT_PATHS:
+        return name, DEFAULT_PATHS[name]
+    raise ValueError(f"{where}: missing 'path' (the .npz file or the data set's folder)")
+
+
+def check_holdout(classes: Any, num_classes: int = NUM_CLASSES) -> list[int]:
+    """``data.holdout_classes`` checked: distinct labels in 0..num_classes-1 that leave two or more."""
+    if (not isinstance(classes, list) or not classes
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes)):
+        raise ValueError(f"data.{HOLDOUT_KEY} must be a non-empty list of class labels, got {classes!r}")
+    if len(set(classes)) != len(classes) or min(classes) < 0 or max(classes) >= num_classes:
+        raise ValueError(f"data.{HOLDOUT_KEY} must be distinct labels in 0..{num_classes - 1}, got {classes}")
+    if num_classes - len(classes) < 2:
+        raise ValueError(f"data.{HOLDOUT_KEY} {classes} leaves fewer than 2 of {num_classes} classes "
+                         "to train on")
+    return sorted(classes)
+
+
+def split_classes(images: RawImages, held_out: Sequence[int],
+                  num_classes: int = NUM_CLASSES) -> tuple[RawImages, RawImages]:
+    """The images of the kept classes, relabelled 0..K-1 in their order, and those of the
+    ``held_out`` classes (original labels)."""
+    out = torch.isin(images.y, torch.tensor(list(held_out), dtype=images.y.dtype))
+    kept = [c for c in range(num_classes) if c not in held_out]
+    relabel = torch.full((num_classes,), -1, dtype=torch.long)
+    relabel[kept] = torch.arange(len(kept))
+    return RawImages(images.x[~out], relabel[images.y[~out]]), RawImages(images.x[out], images.y[out])
+
+
+def convert_images(images: Tensor, grayscale: bool = False, size: int | None = None) -> Tensor:
+    """uint8 ``[N, C, H, W]`` images as one grey channel (``grayscale``: torchvision's ITU-R 601-2
+    luma of RGB; grey images stay) and/or resized to ``size`` x ``size`` (antialiased bilinear)."""
+    if grayscale and images.shape[1] == 3:
+        images = TF.rgb_to_grayscale(images, num_output_channels=1)
+    if size is not None and tuple(images.shape[-2:]) != (size, size):
+        images = TF.resize(images, [size, size], antialias=True)
+    return images
 
 
 def load_image_problem(
@@ -390,32 +449,61 @@ def load_image_problem(
     """An `ImageProblem` from a config data section; ``path`` (e.g. the CLI's --data) replaces its path."""
     if path is not None:
         settings = {**settings, "path": str(path)}
-    name, data_path, options, splits = _split_settings(settings, "data")
+    name, data_path = _source(settings, "data", allowed_keys)
+    options = {k: v for k, v in settings.items() if k in SOURCE_KEYS[name]}
+    splits = {k: v for k, v in settings.items() if k in SPLIT_KEYS}
     splits.setdefault("seed", seed)
     raw = read_source(name, data_path, **options)
     title = Path(data_path).stem if name == "npz" else name
     if "train" not in raw:
         raise ValueError(f"{data_path}: missing array 'x_train' (training needs x_train/y_train)")
-    problem = make_image_problem(title, raw["train"], raw.get("test"), **splits)
+    held_out: list[int] = []
+    if HOLDOUT_KEY in settings:
+        if "ood" in settings:
+            raise ValueError(f"data: {HOLDOUT_KEY} makes the held-out classes the OOD set; "
+                             "leave out data.ood")
+        held_out = check_holdout(settings[HOLDOUT_KEY])
+        parts = {split: split_classes(images, held_out) for split, images in raw.items()}
+        raw = {split: kept for split, (kept, _) in parts.items()}
+        probe = parts["test" if "test" in parts else "train"][1]
+    problem = make_image_problem(title, raw["train"], raw.get("test"),
+                                 num_classes=NUM_CLASSES - len(held_out), **splits)
+    if held_out:
+        problem.x_probe, problem.y_probe = problem.normalize(probe.x), probe.y
+        problem.probe_name = f"held-out classes {','.join(map(str, held_out))}"
+        problem.held_out_classes = held_out
     if "ood" in settings:
         attach_ood(problem, settings["ood"], seed)
     return problem
 
 
 def attach_ood(problem: ImageProblem, settings: dict[str, Any], seed: int = 0) -> None:
-    """Set ``x_probe``/``y_probe`` to the OOD source's test split (train if it has none)."""
-    name, path, options, splits = _split_settings(settings, "data.ood")
-    if set(splits) - {"limit", "seed"} or "ood" in settings:
-        raise ValueError(f"data.ood takes name, path, limit, seed and source options, got {sorted(settings)}")
-    _check_count("data.ood.limit", splits.get("limit"))
-    found = read_source(name, path, ("test",), **options)
-    raw = found["test"] if "test" in found else read_source(name, path, ("train",), **options)["train"]
-    if raw.x.shape[1:] != problem.x_test_raw.shape[1:]:
-        raise ValueError(f"OOD images {tuple(raw.x.shape[1:])} differ in shape from "
-                         f"{problem.name}'s {tuple(problem.x_test_raw.shape[1:])}")
-    keep = _index(_seeded_subset(len(raw.x), splits.get("limit"),
-                                 np.random.default_rng(splits.get("seed", seed))))
-    problem.x_probe, problem.y_probe = problem.normalize(raw.x[keep]), raw.y[keep]
+    """Set ``x_probe``/``y_probe`` to the OOD source's test split (train if it has none): a seeded
+    subset of ``limit`` images, made grey and resized as ``grayscale``/``size`` ask."""
+    if not isinstance(settings, dict):
+        raise ValueError(f"data.ood must be an object with a 'name', got {settings!r}")
+    name, path = _source(settings, "data.ood", ood_allowed_keys)
+    _check_count("data.ood.limit", settings.get("limit"))
+    grayscale = settings.get("grayscale", False)
+    if not isinstance(grayscale, bool):
+        raise ValueError(f"data.ood.grayscale must be true or false, got {grayscale!r}")
+    size = settings.get("size")
+    _check_count("data.ood.size", size)
+    options = {k: v for k, v in settings.items() if k in SOURCE_KEYS[name]}
+    try:
+        found = read_source(name, path, ("test",), **options)
+        raw = found["test"] if "test" in found else read_source(name, path, ("train",), **options)["train"]
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"data.ood: {err} (hydraplus train --ood-data PATH replaces data.ood.path)"
+                                ) from err
+    keep = _index(_seeded_subset(len(raw.x), settings.get("limit"),
+                                 np.random.default_rng(settings.get("seed", seed))))
+    x = convert_images(raw.x[keep], grayscale, size)
+    if x.shape[1:] != problem.x_test_raw.shape[1:]:
+        raise ValueError(f"OOD images {tuple(x.shape[1:])} differ in shape from {problem.name}'s "
+                         f"{tuple(problem.x_test_raw.shape[1:])} [C, H, W]; data.ood.grayscale and "
+                         "data.ood.size convert them")
+    problem.x_probe, problem.y_probe = problem.normalize(x), raw.y[keep]
     problem.probe_name = Path(path).stem if name == "npz" else name
 
 
