@@ -2,7 +2,8 @@
 
 The SVHN-LeNet setting (N = M = 20, batch 256, random 32x32x3 inputs, cached teacher outputs,
 the full Hydra+ loss through the method object, Adam, clipping) in four paths: float32 NCHW
-(the engine's path before this benchmark's changes), bf16 autocast, channels-last, and both; plus
+(the engine's path before this benchmark's changes), bf16 autocast, channels-last, both, and both
+with the student (and for inference the ensemble too) compiled by ``torch.compile``; plus
 the naive path (the 20 members run every step one after another, heads looped: what the
 authors' code does). Inference: the Hydra+-20 student against the 20-member ensemble at batch
 1 and 256 in each path. The paths of one allocator setting take turns repeat by repeat in one
@@ -10,11 +11,16 @@ process; each allocator setting is its own process (glibc's setting is process-w
 after the other.
 
     OMP_NUM_THREADS=2 python benchmarks/paths.py --out docs/benchmarks
+
+Writes ``paths.json`` and ``paths.md``, and its ratios into ``speed.json`` under ``paths`` (keys
+name the path: ``bf16_channels_last_speedup`` is that path's distillation images/s over today's
+path's, both in this run).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -28,8 +34,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-PATHS = {"fp32_nchw": ("32", False), "bf16": ("bf16-mixed", False), "channels_last": ("32", True),
-         "bf16_channels_last": ("bf16-mixed", True)}
+PATHS = {"fp32_nchw": ("32", False, False), "bf16": ("bf16-mixed", False, False),
+         "channels_last": ("32", True, False), "bf16_channels_last": ("bf16-mixed", True, False),
+         "bf16_channels_last_compiled": ("bf16-mixed", True, True)}
 MEMBERS = HEADS = 20
 BATCH = 256
 TARGETS = {"distillation_vs_today": 5.0, "distillation_vs_naive": 10.0, "b1_fraction_of_flop_ratio": 0.7}
@@ -71,10 +78,14 @@ def measure(warmup: int, repeats: int, infer_repeats: int) -> dict[str, Any]:
                        lr=1e-3, weight_decay=1e-7)
     method = get_method("hydra+")
 
-    def student(channels_last: bool) -> nn.Module:
+    def student(channels_last: bool, compiled: bool = False) -> nn.Module:
         torch.manual_seed(3)
         model = MultiHeadStudent.from_factories(lenet_core, lenet_head, HEADS)
-        return use_channels_last(model) if channels_last else model
+        if channels_last:
+            use_channels_last(model)
+        if compiled:
+            model.compile()
+        return model
 
     def step(model: nn.Module, precision: str,
              teacher: Callable[[Tensor], Tensor] | None) -> Callable[[], None]:
@@ -100,7 +111,8 @@ def measure(warmup: int, repeats: int, infer_repeats: int) -> dict[str, Any]:
             return naive_teacher(inputs)
 
     naive_student = MultiHeadStudent.from_factories(lenet_core, lenet_head, HEADS, batched=False)
-    steps = {name: step(student(cl), precision, None) for name, (precision, cl) in PATHS.items()}
+    steps = {name: step(student(cl, compiled), precision, None)
+             for name, (precision, cl, compiled) in PATHS.items()}
     steps["naive"] = step(naive_student, "32", run_teacher)
     seconds = median_times(steps, warmup, repeats)
     out: dict[str, Any] = {"distillation_images_per_s": {k: BATCH / v for k, v in seconds.items()}}
@@ -113,9 +125,12 @@ def measure(warmup: int, repeats: int, infer_repeats: int) -> dict[str, Any]:
     for batch in (1, BATCH):
         inputs = torch.randn(batch, 3, 32, 32)
         calls: dict[str, Callable[[], None]] = {}
-        for name, (precision, cl) in PATHS.items():
+        for name, (precision, cl, compiled) in PATHS.items():
             teacher = use_channels_last(Ensemble(members).eval()) if cl else ensemble
-            for kind, model in (("student", student(cl).eval()), ("ensemble", teacher)):
+            if compiled:
+                teacher = copy.deepcopy(teacher) if teacher is ensemble else teacher
+                teacher.compile()
+            for kind, model in (("student", student(cl, compiled).eval()), ("ensemble", teacher)):
                 def call(model: nn.Module = model, precision: str = precision,
                          inputs: Tensor = inputs) -> None:
                     with torch.inference_mode(), autocast(precision, "cpu"):
@@ -201,6 +216,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "paths.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "paths.md").write_text(markdown(result))
+    speed = args.out / "speed.json"
+    merged = json.loads(speed.read_text()) if speed.exists() else {}
+    merged["paths"] = {"command": result["command"], **result["ratios"]}
+    speed.write_text(json.dumps(merged, indent=2) + "\n")
     print(markdown(result))
 
 

@@ -333,6 +333,7 @@ class ExperimentConfig:
     warnings: tuple[str, ...] = ()
     precision: str = "32"
     channels_last: bool = True
+    compile: bool = False
 
     @property
     def kind(self) -> str:
@@ -341,7 +342,7 @@ class ExperimentConfig:
 
 
 TOP_KEYS = ("name", "task", "data", "arch", "ensemble", "student", "students")
-OPTIONAL_TOP_KEYS = ("precision", "channels_last")
+OPTIONAL_TOP_KEYS = ("precision", "channels_last", "compile")
 
 
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
@@ -355,6 +356,9 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     channels_last = raw.get("channels_last", True)
     if not isinstance(channels_last, bool):
         raise ConfigError(f"channels_last must be true or false, got {channels_last!r}")
+    compiled = raw.get("compile", False)
+    if not isinstance(compiled, bool):
+        raise ConfigError(f"compile must be true or false, got {compiled!r}")
     for key in TOP_KEYS:
         if key not in raw:
             raise ConfigError(f"config is missing the key {key!r}")
@@ -384,7 +388,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"students: {duplicates} appear more than once (each student needs its own "
                           "folder; give them different methods or heads)")
     return ExperimentConfig(raw["name"], raw["task"], data, arch, ensemble, shared, specs,
-                            copy.deepcopy(raw), tuple(found), precision, channels_last)
+                            copy.deepcopy(raw), tuple(found), precision, channels_last, compiled)
 
 
 def _check_arch(arch: ArchSettings) -> None:

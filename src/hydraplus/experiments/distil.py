@@ -294,9 +294,9 @@ class Distilled:
 
 def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | None = None,
            epochs: int = 20, student: Any = None, split: Split = None, lam: float | str = "auto",
-           val: Any = None, ood: Any = None, out: str | Path | None = None, device: str = "cpu", seed: int = 0,
-           resume: bool = False, progress: bool = False, precision: str = "32",
-           channels_last: bool = True, record: dict[str, Any] | None = None,
+           val: Any = None, ood: Any = None, out: str | Path | None = None, device: str = "cpu",
+           seed: int = 0, resume: bool = False, progress: bool = False, precision: str = "32",
+           channels_last: bool = True, compile: bool = False, record: dict[str, Any] | None = None,
            **settings: Any) -> Distilled:
     """Distil ``teacher`` into a student trained with ``method`` on ``train``; see the module doc.
 
@@ -310,7 +310,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     with ``record``'s keys too, checkpoints, and the student and teacher as torch.export programs),
     and ``resume`` continues an interrupted run in it. ``precision`` is ``"32"``, ``"bf16-mixed"``
     or ``"16-mixed"`` (CUDA), for training and for `Distilled.predict` / `Distilled.evaluate`;
-    ``channels_last`` lays a convolutional student out NHWC (faster, the same numbers up to rounding).
+    ``channels_last`` lays a convolutional student out NHWC (faster, the same numbers up to rounding);
+    ``compile`` compiles it in place with ``torch.compile`` (off by default: slower on CPUs measured).
     ``val`` is held-out data (any form ``train`` takes): after training the teacher and the student
     are evaluated on it, with ``ood`` for OOD detection, into `Distilled.metrics` (and ``metrics.json``
     and ``report.md`` in ``out``).
@@ -336,6 +337,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     student_model = _student(student, module, split, x[:2].to(device), spec)
     if channels_last and has_conv(student_model):
         use_channels_last(student_model)
+    if compile:
+        student_model.compile()
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="hydraplus-distil-"))
     if out is not None:
         from hydraplus.experiments.distil_run import start_run
