@@ -18,6 +18,8 @@ number of channels; uint8 results are rounded to the nearest level:
   from a generator seeded with ``seed``, so the same images and seed give the same result;
 * ``gaussian_blur``: Gaussian filter of that sigma in pixels, truncated at 4 sigma as in
   scikit-image (kernel 5, 5, 7, 7, 9 px), with reflected borders (CIFAR-10-C repeats the edge pixel).
+
+`DISTORTIONS` holds both tables: the six kinds image evaluation applies, through `distort_images`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ CORRUPTIONS: dict[str, tuple[float, ...]] = {
     "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),  # std on the [0, 1] scale
     "gaussian_blur": (0.4, 0.6, 0.7, 0.8, 1.0),  # sigma in pixels
 }
+DISTORTIONS: dict[str, tuple[float, ...]] = {**SHIFTS, **CORRUPTIONS}  # what image evaluation applies
 BLUR_TRUNCATE = 4.0  # kernel radius in sigmas (scikit-image's default, used by CIFAR-10-C)
 
 
@@ -105,3 +108,12 @@ def corrupt_images(images: Tensor, kind: str, level: int, seed: int = 0) -> Tens
     if images.dtype == torch.uint8:
         return (images + 255 * value * noise).round().clamp(0, 255).to(torch.uint8)
     return (images + value * noise.to(images.dtype)).clamp(0, 1)
+
+
+def distort_images(images: Tensor, kind: str, level: int, seed: int = 0) -> Tensor:
+    """A shift (`SHIFTS`) or a corruption (`CORRUPTIONS`, noise drawn from ``seed``) at ``level`` 1..5."""
+    if kind in SHIFTS:
+        return shift_images(images, kind, level)
+    if kind in CORRUPTIONS:
+        return corrupt_images(images, kind, level, seed)
+    raise ValueError(f"unknown shift or corruption {kind!r}; choose one of {sorted(DISTORTIONS)}")
