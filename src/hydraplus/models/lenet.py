@@ -11,8 +11,8 @@ def lenet_features(in_channels: int, widths: tuple[int, int], pooled: int = 4) -
     """conv3x3, ReLU, maxpool, conv3x3, ReLU, maxpool, adaptive avgpool to ``pooled`` x ``pooled``."""
     c1, c2 = widths
     return nn.Sequential(
-        nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
         nn.AdaptiveAvgPool2d(pooled), nn.Flatten(),
     )
 

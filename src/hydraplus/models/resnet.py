@@ -38,9 +38,9 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu_(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return torch.relu(out + self.shortcut(x))
+        return torch.relu_(out + self.shortcut(x))
 
 
 class BatchedBasicBlock(nn.Module):
@@ -56,12 +56,12 @@ class BatchedBasicBlock(nn.Module):
         self.shortcut = stack([b.shortcut for b in blocks])
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         out = self.bn2(self.conv2(out))
         short = self.shortcut(x)
         if not is_grouped(short, 3):
             short = short.unsqueeze(1)
-        return F.relu(out + short)
+        return F.relu(out + short, inplace=True)
 
 
 register_stacker(BasicBlock, BatchedBasicBlock)
@@ -74,7 +74,7 @@ def _stage(in_channels: int, out_channels: int, stride: int, blocks: int) -> lis
 
 
 def _stem(in_channels: int, width: int) -> list[nn.Module]:
-    return [nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    return [nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
 
 
 def _stages(in_width: int, widths: Sequence[int], strides: Sequence[int], blocks: int) -> list[nn.Module]:
