@@ -12,7 +12,7 @@ import pytest
 
 from _dummies import image_config
 from hydraplus.cli import main
-from hydraplus.data.shift import SHIFTS
+from hydraplus.data.shift import DISTORTIONS, SHIFTS
 
 MODELS = {"ensemble", "hydra+-2", "hydra-2", "drop", "gauss", "endd"}
 SEEDS = (1, 2)
@@ -81,7 +81,7 @@ def test_evaluations_cover_every_model_shift_and_level(pipeline: dict[str, Path]
             assert all(math.isfinite(x) for x in _numbers(row)), name
             assert set(row["clean"]) >= {"error", "ece", "nll", "brier", "predictive_entropy",
                                          "aleatoric_entropy", "epistemic_entropy"}
-            assert set(row["shifts"]) == set(SHIFTS)
+            assert set(row["shifts"]) == set(DISTORTIONS)
             assert all(len(levels) == 5 and all("ece" in m for m in levels)
                        for levels in row["shifts"].values())
             assert set(row["ood"]) == OOD_KEYS

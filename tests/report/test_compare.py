@@ -14,7 +14,7 @@ from _dummies import image_config
 from hydraplus.cli import main
 from hydraplus.config import parse_config
 from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
-from hydraplus.data.shift import SHIFTS
+from hydraplus.data.shift import DISTORTIONS
 from hydraplus.experiments.builders import build_ensemble, build_student
 from hydraplus.experiments.image_eval import evaluate_images, reliability
 from hydraplus.report.compare import (
@@ -75,13 +75,30 @@ def test_evaluation_is_finite_json_with_every_shift(evaluations: list[dict[str, 
     text = json.dumps(evaluation, allow_nan=False)
     assert set(json.loads(text)["models"]) == {"ensemble", "hydra+-2", "drop"}
     for row in evaluation["models"].values():
-        assert {k: len(v) for k, v in row["shifts"].items()} == {k: 5 for k in SHIFTS}
+        assert {k: len(v) for k, v in row["shifts"].items()} == {k: 5 for k in DISTORTIONS}
         assert sum(row["reliability"]["count"]) == evaluation["problem"]["test_size"] == 15
         assert {"params", "flops", "latency_b1_s", "latency_b4_s"} <= set(row["profile"])
         assert 0.0 <= row["shift_histograms"]["tv"]["predictive"] <= 1.0
         assert all(math.isfinite(v) for v in row["ood"].values())
     assert "core_params" in evaluation["models"]["hydra+-2"]["profile"]
     assert evaluation["settings"]["histogram"]["magnitude"] == 0.3
+    assert evaluation["settings"]["corruptions"] == ["gaussian_noise", "gaussian_blur"]
+
+
+def test_evaluation_has_aurc_ece_15_risk_coverage_and_fidelity(evaluations: list[dict[str, Any]]) -> None:
+    models = evaluations[0]["models"]
+    for name, row in models.items():
+        assert {"ece", "ece_15", "aurc"} <= set(row["clean"]) and 0.0 <= row["clean"]["aurc"] <= 1.0
+        assert all({"ece_15", "aurc"} <= set(m) for levels in row["shifts"].values() for m in levels)
+        curve = row["risk_coverage"]
+        assert len(curve["coverage"]) == len(curve["risk"]) == 50 and curve["coverage"][-1] == 1.0
+        assert curve["risk"][-1] == pytest.approx(row["clean"]["error"])
+        assert ("fidelity" in row) == (name != "ensemble")
+    fidelity = models["drop"]["fidelity"]
+    assert set(fidelity["clean"]) == {"epistemic_spearman", "agreement", "kl"}
+    assert {k: len(v) for k, v in fidelity["shifts"].items()} == {k: 5 for k in DISTORTIONS}
+    assert all(0.0 <= m["agreement"] <= 1.0 and m["kl"] >= 0.0
+               for levels in fidelity["shifts"].values() for m in levels)
 
 
 def test_evaluation_is_seeded_and_leaves_the_global_rng_alone() -> None:
@@ -120,7 +137,13 @@ def test_evaluation_markdown_has_error_and_ece_per_level(evaluations: list[dict[
     assert "| ensemble | " in text and " ± " not in text
     assert "| ECE % | drop |" in text and "| NLL | drop |" not in text
     assert "| metric | method | clean | 15° | 30° | 45° | 60° | 75° |" in text
-    assert "flipped AUROC (entropy)" in text and "latency b4 ms" in text
+    assert "## Out-of-distribution detection" in text and "images of flipped" in text
+    assert "| method | AUROC (MSP) | AUROC (entropy) | AUROC (epistemic) | AUPR (MSP)" in text
+    assert "FPR95 % (epistemic)" in text and "latency b4 ms" in text
+    assert "### Gaussian blur corruption" in text and "| σ 0.4px | σ 0.6px |" in text
+    assert "| agreement % | drop |" in text and "| agreement % | ensemble |" not in text
+    fidelity = text.split("## Fidelity to the ensemble")[1].split("##")[0]
+    assert "| drop | " in fidelity and "| ensemble |" not in fidelity
 
 
 def test_compare_pools_seeds_and_prefixes_runs(tmp_path: Path, evaluations: list[dict[str, Any]]) -> None:
@@ -204,5 +227,7 @@ def test_evaluation_without_kind_asks_for_a_new_evaluate(tmp_path: Path,
 def test_figures_are_written(tmp_path: Path, evaluations: list[dict[str, Any]]) -> None:
     names = write_figures(pool({"run": evaluations}), tmp_path)
     assert names == ["shift-error.png", "shift-ece.png", "shift-nll.png", "shift-predictive-entropy.png",
-                     "reliability.png", "histograms-vertical-30.png"]
+                     "shift-epistemic-entropy.png", "fidelity-agreement.png", "fidelity-kl.png",
+                     "fidelity-epistemic-spearman.png", "reliability.png", "risk-coverage.png",
+                     "histograms-vertical-30.png"]
     assert all((tmp_path / n).stat().st_size > 1000 for n in names)

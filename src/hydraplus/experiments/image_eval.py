@@ -1,12 +1,16 @@
-"""Evaluate every model of an image run (docs/method.md#metrics): clean and shifted test metrics,
-out-of-distribution detection, cost, a reliability diagram, and the uncertainty histograms
-under the paper's 30% vertical shift with each model's total variation to the ensemble's.
+"""Evaluate every model of an image run (docs/method.md#metrics): clean and shifted test metrics
+(the four paper shifts and two corruptions, five levels each), out-of-distribution detection,
+cost, a reliability diagram, the risk-coverage curve, per-input fidelity to the ensemble, and
+the uncertainty histograms under the paper's 30% vertical shift with each model's total
+variation to the ensemble's.
 
 The result is plain JSON data::
 
     {"problem": {...}, "settings": {...},
      "models": {name: {"clean": {...}, "shifts": {kind: [level 1, ..., level 5]}, "ood": {...},
-                       "profile": {...}, "reliability": {...}, "shift_histograms": {...}}}}
+                       "profile": {...}, "reliability": {...}, "risk_coverage": {...},
+                       "fidelity": {"clean": {...}, "shifts": {kind: [...]}},  # not the ensemble
+                       "shift_histograms": {...}}}}
 """
 
 from __future__ import annotations
@@ -18,26 +22,43 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hydraplus.core.fidelity import fidelity
 from hydraplus.core.metrics import ClassificationMetrics
 from hydraplus.core.ood import ood_detection
 from hydraplus.core.predict import predict
 from hydraplus.core.profile import profile_model
+from hydraplus.core.selective import aurc, risk_coverage_curve
 from hydraplus.core.uncertainty import classification_uncertainty, histogram, total_variation
 from hydraplus.data.images import ImageProblem
-from hydraplus.data.shift import SHIFTS, shift_images
+from hydraplus.data.shift import DISTORTIONS, SHIFTS, distort_images
 
 UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
 HISTOGRAM_SHIFT = ("vertical", 3)  # the paper's 30% vertical shift
 HISTOGRAM_BINS = 50
 RELIABILITY_BINS = 10
+RISK_COVERAGE_POINTS = 50  # coverages 2%, 4%, ..., 100% (the same for every run, so seeds pool)
 LATENCY_BATCH_SIZES = (1, 256)
 
 
 def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str, float]:
-    """Error, ECE, NLL, Brier and mean entropies of K-sample logits ``[B, K, C]``."""
+    """Error, ECE (10 and 15 bins), NLL, Brier and mean entropies of K-sample logits ``[B, K, C]``."""
     metrics = ClassificationMetrics(num_classes, n_bins=RELIABILITY_BINS)
     metrics.update(logits, target)
     return metrics.compute()
+
+
+def image_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str, float]:
+    """`classification_metrics` and the AURC (area under the risk-coverage curve)."""
+    return {**classification_metrics(logits, target, num_classes), "aurc": aurc(logits, target)}
+
+
+def risk_coverage(logits: Tensor, target: Tensor, points: int = RISK_COVERAGE_POINTS) -> dict[str, list]:
+    """The risk-coverage curve at coverages ``1/points, 2/points, ..., 1``: the selective risk of
+    the ``ceil(coverage * n)`` most confident inputs."""
+    _, risk = risk_coverage_curve(logits, target)
+    coverage = [(i + 1) / points for i in range(points)]
+    covered = [max(1, math.ceil(c * len(risk) - 1e-9)) for c in coverage]
+    return {"coverage": coverage, "risk": [risk[k - 1].item() for k in covered]}
 
 
 def reliability(logits: Tensor, target: Tensor, bins: int = RELIABILITY_BINS) -> dict[str, list]:
@@ -75,9 +96,11 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
                     precision: str = "32") -> dict[str, Any]:
     """Evaluate ``models`` (one must be the ``ensemble``) on the problem's test set, in ``precision``.
 
-    ``shifts`` adds the four shifts at five levels and the vertical-shift histograms; OOD
-    detection needs ``problem.x_probe``. Sampling students draw from a generator seeded with
-    ``seed`` (the caller's random state is left untouched). Models run on their own device.
+    ``shifts`` adds the six distortions (`DISTORTIONS`) at five levels, Gaussian noise drawn from
+    ``seed``, and the vertical-shift histograms; OOD detection needs ``problem.x_probe``. Every
+    other model's fidelity to the ensemble is measured on the same inputs. Sampling students draw
+    from a generator seeded with ``seed`` (the caller's random state is left untouched). Models run
+    on their own device.
     """
     if "ensemble" not in models:
         raise ValueError("evaluate_images needs the 'ensemble' among the models")
@@ -86,14 +109,21 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
     num_classes = problem.num_outputs
     upper = math.log(num_classes)
     batch_sizes = [int(b) for b in latency_batch_sizes] if latency else []
+    order = ["ensemble", *(name for name in models if name != "ensemble")]  # the reference first
     results: dict[str, dict[str, Any]] = {name: {} for name in models}
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        for name, model in models.items():
-            row = results[name]
+        reference = None
+        for name in order:
+            model, row = models[name], results[name]
             logits = predict(model, problem.x_test, precision=precision)
-            row["clean"] = classification_metrics(logits, problem.y_test, num_classes)
+            row["clean"] = image_metrics(logits, problem.y_test, num_classes)
             row["reliability"] = reliability(logits, problem.y_test)
+            row["risk_coverage"] = risk_coverage(logits, problem.y_test)
+            if reference is None:
+                reference = logits
+            else:
+                row["fidelity"] = {"clean": fidelity(logits, reference)}
             if problem.x_probe is not None:
                 row["ood"] = ood_detection(logits, predict(model, problem.x_probe, precision=precision))
             row["profile"] = profile_model(model, problem.x_test[:1], batch_sizes, precision=precision)
@@ -101,27 +131,38 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
                 row["train_seconds"] = train_seconds[name]
         if shifts:
             shifted_unc: dict[str, dict[str, Tensor]] = {}
-            for kind, magnitudes in SHIFTS.items():
+            for kind, magnitudes in DISTORTIONS.items():
                 for level in range(1, len(magnitudes) + 1):
-                    x = problem.normalize(shift_images(problem.x_test_raw, kind, level))
-                    for name, model in models.items():
-                        logits = predict(model, x, precision=precision)
-                        metrics = classification_metrics(logits, problem.y_test, num_classes)
+                    x = problem.normalize(distort_images(problem.x_test_raw, kind, level, seed))
+                    reference = None
+                    for name in order:
+                        logits = predict(models[name], x, precision=precision)
+                        metrics = image_metrics(logits, problem.y_test, num_classes)
                         results[name].setdefault("shifts", {}).setdefault(kind, []).append(metrics)
+                        if reference is None:
+                            reference = logits
+                        else:
+                            shifted = results[name]["fidelity"].setdefault("shifts", {})
+                            shifted.setdefault(kind, []).append(fidelity(logits, reference))
                         if (kind, level) == HISTOGRAM_SHIFT:
                             shifted_unc[name] = classification_uncertainty(logits)
             for name, entry in _shift_histograms(shifted_unc, upper).items():
                 results[name]["shift_histograms"] = entry
     hist_kind, hist_level = HISTOGRAM_SHIFT
+    described = {"name": problem.name, "num_classes": num_classes, "test_size": len(problem.x_test),
+                 "probe_name": problem.probe_name,
+                 "probe_size": None if problem.x_probe is None else len(problem.x_probe)}
+    if problem.held_out_classes:  # original labels left out of training (the OOD set)
+        described["held_out_classes"] = problem.held_out_classes
     return {
-        "problem": {"name": problem.name, "num_classes": num_classes, "test_size": len(problem.x_test),
-                    "probe_name": problem.probe_name,
-                    "probe_size": None if problem.x_probe is None else len(problem.x_probe)},
-        "settings": {"shifts": shifts, "shift_levels": {k: list(v) for k, v in SHIFTS.items()},
+        "problem": described,
+        "settings": {"shifts": shifts, "shift_levels": {k: list(v) for k, v in DISTORTIONS.items()},
+                     "corruptions": [k for k in DISTORTIONS if k not in SHIFTS], "noise_seed": seed,
                      "histogram": {"kind": hist_kind, "level": hist_level,
                                    "magnitude": SHIFTS[hist_kind][hist_level - 1],
                                    "bins": HISTOGRAM_BINS, "upper": upper},
-                     "reliability_bins": RELIABILITY_BINS, "latency_batch_sizes": batch_sizes,
-                     "seed": seed},
-        "models": results,
+                     "reliability_bins": RELIABILITY_BINS, "ece_bins": [RELIABILITY_BINS, 15],
+                     "risk_coverage_points": RISK_COVERAGE_POINTS, "fidelity_reference": "ensemble",
+                     "latency_batch_sizes": batch_sizes, "seed": seed},
+        "models": {name: results[name] for name in models},
     }

@@ -26,7 +26,14 @@ SHIFT_METRICS: tuple[tuple[str, str, float, int], ...] = (  # key, title, scale,
     ("ece", "ECE %", 100.0, 2),
     ("nll", "NLL", 1.0, 3),
     ("predictive_entropy", "entropy", 1.0, 3),
+    ("epistemic_entropy", "epistemic", 1.0, 4),
 )
+FIDELITY_METRICS: tuple[tuple[str, str, float, int], ...] = (  # each student against the ensemble
+    ("agreement", "agreement %", 100.0, 2),
+    ("kl", "KL to ensemble", 1.0, 4),
+    ("epistemic_spearman", "epistemic Spearman", 1.0, 3),
+)
+OOD_SCORES = (("msp", "MSP"), ("predictive", "entropy"), ("epistemic", "epistemic"))
 
 
 @dataclass
@@ -145,6 +152,8 @@ def clean_columns(pooled: Pooled) -> list[Column]:
     return [
         Column("error %", at("clean", "error"), 100.0, ".2f"),
         Column("ECE %", at("clean", "ece"), 100.0, ".2f"),
+        Column("ECE-15 %", at("clean", "ece_15"), 100.0, ".2f"),
+        Column("AURC %", at("clean", "aurc"), 100.0, ".2f"),
         Column("NLL", at("clean", "nll")),
         Column("Brier", at("clean", "brier")),
         Column("entropy", at("clean", "predictive_entropy")),
@@ -154,18 +163,34 @@ def clean_columns(pooled: Pooled) -> list[Column]:
 
 
 def uncertainty_columns(pooled: Pooled) -> list[Column]:
-    """Clean epistemic entropy, OOD detection and the histogram TV to the ensemble."""
+    """Clean epistemic entropy and the histogram TV to the ensemble."""
     hist = pooled.settings.get("histogram", {})
     shift = shift_label(hist.get("kind", ""), hist.get("magnitude", 0.0))
-    probe = pooled.problem.get("probe_name") or "OOD"
     columns = [Column("epistemic entropy", at("clean", "epistemic_entropy"), fmt=".4f")]
-    for measure, title in (("predictive", "entropy"), ("epistemic", "epistemic")):
-        columns.append(Column(f"{probe} AUROC ({title})", at("ood", f"{measure}_auroc")))
-        columns.append(Column(f"{probe} AUPR ({title})", at("ood", f"{measure}_aupr")))
     for kind, short in (("predictive", "pred."), ("aleatoric", "alea."), ("epistemic", "epi.")):
         columns.append(Column(f"TV {short} ({hist.get('kind', '')} {shift})",
                               at("shift_histograms", "tv", kind)))
     return columns
+
+
+def ood_columns() -> list[Column]:
+    """AUROC, AUPR and FPR95 of each OOD score (MSP, predictive entropy, epistemic)."""
+    columns = [Column(f"AUROC ({title})", at("ood", f"{score}_auroc")) for score, title in OOD_SCORES]
+    columns += [Column(f"AUPR ({title})", at("ood", f"{score}_aupr")) for score, title in OOD_SCORES]
+    columns += [Column(f"FPR95 % ({title})", at("ood", f"{score}_fpr95"), 100.0, ".1f")
+                for score, title in OOD_SCORES]
+    return columns
+
+
+def fidelity_columns() -> list[Column]:
+    """Per-input fidelity to the ensemble on the clean test set."""
+    return [Column(title, at("fidelity", "clean", key), scale, f".{digits}f")
+            for key, title, scale, digits in FIDELITY_METRICS]
+
+
+def with_fidelity(pooled: Pooled) -> dict[str, list[Row]]:
+    """The models that have fidelity measures (every one but the ensemble)."""
+    return {name: rows for name, rows in pooled.models.items() if any(get(r, "fidelity") for r in rows)}
 
 
 def cost_columns(pooled: Pooled) -> list[Column]:
@@ -176,39 +201,82 @@ def cost_columns(pooled: Pooled) -> list[Column]:
 
 
 def shift_label(kind: str, magnitude: float) -> str:
-    """``30%`` for translations, ``45°`` for rotations, ``×1.3`` for brightness."""
+    """``30%`` for translations, ``45°`` for rotations, ``×1.3`` for brightness, ``std 0.08`` for
+    Gaussian noise and ``σ 0.7px`` for Gaussian blur."""
     if kind == "rotation":
         return f"{magnitude:g}°"
     if kind == "brightness":
         return f"×{magnitude:g}"
+    if kind == "gaussian_noise":
+        return f"std {magnitude:g}"
+    if kind == "gaussian_blur":
+        return f"σ {magnitude:g}px"
     return f"{100 * magnitude:g}%"
 
 
-def shift_table(pooled: Pooled, kind: str, metrics: Sequence[tuple[str, str, float, int]]) -> str:
-    """Rows: metric then model; columns: clean and each level of ``kind``."""
+def kind_title(kind: str, corruptions: Sequence[str] = ()) -> str:
+    """``Vertical shift``, or ``Gaussian noise corruption`` for a kind among ``corruptions``."""
+    return kind.replace("_", " ").capitalize() + (" corruption" if kind in corruptions else " shift")
+
+
+def level_path(kind: str, level: int | None, key: str, section: str | None = None) -> tuple[str | int, ...]:
+    """Where a metric sits in a model's row: clean (``level`` None) or at a shift level (0-based);
+    ``section="fidelity"`` for the fidelity to the ensemble."""
+    path: tuple[str | int, ...] = ("clean", key) if level is None else ("shifts", kind, level, key)
+    return path if section is None else (section, *path)
+
+
+def shift_table(pooled: Pooled, kind: str, metrics: Sequence[tuple[str, str, float, int]],
+                fidelity: Sequence[tuple[str, str, float, int]] = ()) -> str:
+    """Rows: metric then model; columns: clean and each level of ``kind``; then the ``fidelity``
+    measures of each model that has them."""
     labels = [shift_label(kind, m) for m in pooled.settings["shift_levels"][kind]]
     lines = ["| metric | method | clean | " + " | ".join(labels) + " |",
              "|---|---|" + "---:|" * (len(labels) + 1)]
-    for key, title, scale, digits in metrics:
-        for name, rows in pooled.models.items():
-            paths = [("clean", key)] + [("shifts", kind, i, key) for i in range(len(labels))]
-            cells = [cell(rows, Column(title, at(*path), scale, f".{digits}f")) for path in paths]
-            lines.append(f"| {title} | {name} | " + " | ".join(cells) + " |")
+    sections = ((None, pooled.models, metrics), ("fidelity", with_fidelity(pooled), fidelity))
+    for section, models, chosen in sections:
+        for key, title, scale, digits in chosen:
+            for name, rows in models.items():
+                paths = [level_path(kind, level, key, section) for level in [None, *range(len(labels))]]
+                cells = [cell(rows, Column(title, at(*path), scale, f".{digits}f")) for path in paths]
+                lines.append(f"| {title} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _ood_intro(pooled: Pooled) -> str:
+    problem = pooled.problem
+    return (f"The {problem['test_size']:,} test images mixed with the {problem.get('probe_size') or 0:,} "
+            f"images of {problem.get('probe_name')}, OOD being the positive class; each score is "
+            "1 - the maximum softmax probability (MSP), the predictive entropy or the epistemic "
+            "uncertainty. FPR95: the share of test images flagged when 95% of the OOD images are.")
+
+
+FIDELITY_INTRO = ("Each model against the ensemble, input by input on the clean test set: the share of "
+                  "inputs with the same predicted class, the mean KL divergence from the ensemble's mean "
+                  "prediction to the model's (nats), and the Spearman rank correlation of the two "
+                  "epistemic uncertainties.")
 
 
 def results_markdown(pooled: Pooled, title: str, intro: str,
                      shift_metrics: Sequence[tuple[str, str, float, int]] = SHIFT_METRICS,
-                     seeds: bool = False) -> str:
-    """Clean, uncertainty and cost tables, then one dataset-shift table per shift kind."""
+                     seeds: bool = False,
+                     fidelity_metrics: Sequence[tuple[str, str, float, int]] = FIDELITY_METRICS) -> str:
+    """Clean, uncertainty, OOD, fidelity and cost tables, then one dataset-shift table per kind
+    (shift or corruption) with the ``fidelity_metrics`` of every model but the ensemble."""
     parts = [f"# {title}", intro,
              "## Clean test set", table(pooled.models, clean_columns(pooled), seeds=seeds),
-             "## Uncertainty", table(pooled.models, uncertainty_columns(pooled)),
-             "## Cost", table(pooled.models, cost_columns(pooled))]
+             "## Uncertainty", table(pooled.models, uncertainty_columns(pooled))]
+    if pooled.has("ood"):
+        parts += ["## Out-of-distribution detection", _ood_intro(pooled), table(pooled.models, ood_columns())]
+    students = with_fidelity(pooled)
+    if students:
+        parts += ["## Fidelity to the ensemble", FIDELITY_INTRO, table(students, fidelity_columns())]
+    parts += ["## Cost", table(pooled.models, cost_columns(pooled))]
     if pooled.has("shifts"):  # not with --no-shifts
         parts.append("## Dataset shift")
         for kind in pooled.settings["shift_levels"]:
-            parts += [f"### {kind.capitalize()} shift", shift_table(pooled, kind, shift_metrics)]
+            title = kind_title(kind, pooled.settings.get("corruptions", ()))
+            parts += [f"### {title}", shift_table(pooled, kind, shift_metrics, fidelity_metrics)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -232,6 +300,10 @@ def _distil_markdown(pooled: Pooled, title: str, intro: str, seeds: bool) -> str
     return "\n\n".join([f"# {title}", intro, *tables]) + "\n"
 
 
+UNITS = ("Error, ECE (10 bins; ECE-15: 15 bins) and AURC (area under the risk-coverage curve) in %, "
+         "entropies in nats.")
+
+
 def evaluation_markdown(evaluation: dict[str, Any]) -> str:
     """``evaluation.md`` of one run: the demo's table (toy runs), or per model its clean metrics,
     uncertainty and cost, then error/ECE per shift level (image runs), or the teacher beside its
@@ -241,11 +313,10 @@ def evaluation_markdown(evaluation: dict[str, Any]) -> str:
     pooled = pool({"run": [evaluation]})
     if pooled.kind == "distil":
         return _distil_markdown(pooled, "Evaluation", f"One seed; {_test_set(pooled)}.", seeds=False)
-    intro = (f"One seed; {_test_set(pooled)}. Error and ECE in %, entropies in nats; OOD detection "
-             "scores inputs by predictive entropy or epistemic uncertainty (OOD = positive class); TV "
-             "is the total variation between a model's uncertainty histogram under the shift and the "
-             "ensemble's (0 = identical, 1 = disjoint).")
-    return results_markdown(pooled, "Evaluation", intro, SHIFT_METRICS[:2])
+    intro = (f"One seed; {_test_set(pooled)}. {UNITS} TV is the total variation between a model's "
+             "uncertainty histogram under the shift and the ensemble's (0 = identical, 1 = disjoint).")
+    return results_markdown(pooled, "Evaluation", intro, SHIFT_METRICS[:2],
+                            fidelity_metrics=FIDELITY_METRICS[:2])
 
 
 def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
@@ -263,8 +334,8 @@ def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
         intro = f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds."
         return _distil_markdown(pooled, "Comparison", intro, seeds=True)
     intro = (f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds. "
-             "Error and ECE in %, entropies in nats; TV is the total variation between a model's "
-             "uncertainty histogram under the shift and the ensemble's (0 = identical, 1 = disjoint).")
+             f"{UNITS} TV is the total variation between a model's uncertainty histogram under the "
+             "shift and the ensemble's (0 = identical, 1 = disjoint).")
     text = results_markdown(pooled, "Comparison", intro, seeds=True)
     if figures:
         text += "\n## Figures\n\n" + "\n\n".join(f"![{Path(f).stem}]({f})" for f in figures) + "\n"

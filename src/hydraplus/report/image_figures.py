@@ -1,5 +1,6 @@
-"""Figures of pooled image evaluations: metrics against shift level, reliability diagrams and
-the uncertainty histograms under the 30% vertical shift (mean over seeds)."""
+"""Figures of pooled image evaluations: metrics and fidelity to the ensemble against shift level,
+reliability diagrams, risk-coverage curves and the uncertainty histograms under the 30% vertical
+shift (mean over seeds)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from hydraplus.report.compare import SHIFT_METRICS, Pooled, shift_label
+from hydraplus.report.compare import (
+    FIDELITY_METRICS,
+    SHIFT_METRICS,
+    Pooled,
+    kind_title,
+    level_path,
+    shift_label,
+    with_fidelity,
+)
 from hydraplus.report.figures import save_figure
 from hydraplus.report.tables import get, mean_std
 
 UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
+PANELS_PER_ROW = 3
 
 
 def _colors(pooled: Pooled) -> dict[str, tuple[float, ...]]:
@@ -26,28 +37,63 @@ def _colors(pooled: Pooled) -> dict[str, tuple[float, ...]]:
     return {name: cmap(i % cmap.N) for i, name in enumerate(pooled.models)}
 
 
-def shift_figure(pooled: Pooled, metric: str, title: str, scale: float = 1.0) -> Figure:
-    """One panel per shift kind: ``metric`` (mean ± std over seeds) at clean and levels 1..5."""
+def _kinds_grid(kinds: list[str]) -> tuple[Figure, list[Axes]]:
+    """One panel per shift kind, at most `PANELS_PER_ROW` to a row, sharing the y axis."""
+    cols = min(PANELS_PER_ROW, len(kinds))
+    rows = math.ceil(len(kinds) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.6 * rows), squeeze=False,
+                             sharey=True, layout="constrained")
+    for ax in list(axes.flat)[len(kinds):]:
+        ax.axis("off")
+    return fig, list(axes.flat)[: len(kinds)]
+
+
+def shift_figure(pooled: Pooled, metric: str, title: str, scale: float = 1.0,
+                 section: str | None = None) -> Figure:
+    """One panel per shift kind: ``metric`` (mean ± std over seeds) at clean and levels 1..5;
+    ``section="fidelity"`` plots a fidelity measure (models other than the ensemble)."""
     kinds = list(pooled.settings["shift_levels"])
     colors = _colors(pooled)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.3 * len(kinds), 3.0), squeeze=False,
-                             sharey=True, layout="constrained")
-    for ax, kind in zip(axes[0], kinds, strict=True):
+    models = with_fidelity(pooled) if section == "fidelity" else pooled.models
+    fig, axes = _kinds_grid(kinds)
+    for ax, kind in zip(axes, kinds, strict=True):
         magnitudes = pooled.settings["shift_levels"][kind]
         x = np.arange(len(magnitudes) + 1)
-        for name, rows in pooled.models.items():
-            stats = [mean_std([get(r, "clean", metric) for r in rows])]
-            stats += [mean_std([get(r, "shifts", kind, i, metric) for r in rows])
-                      for i in range(len(magnitudes))]
+        for name, rows in models.items():
+            stats = [mean_std([get(r, *level_path(kind, level, metric, section)) for r in rows])
+                     for level in [None, *range(len(magnitudes))]]
             mean = np.array([np.nan if s is None else scale * s[0] for s in stats])
             std = np.array([np.nan if s is None or s[1] is None else scale * s[1] for s in stats])
             ax.plot(x, mean, marker="o", ms=3, lw=1.2, color=colors[name], label=name)
             ax.fill_between(x, mean - std, mean + std, color=colors[name], alpha=0.15, lw=0)
-        ax.set_xticks(x, ["clean"] + [shift_label(kind, m) for m in magnitudes], fontsize=7)
-        ax.set_title(f"{kind} shift", fontsize=10)
+        ax.set_xticks(x, ["clean"] + [shift_label(kind, m) for m in magnitudes], fontsize=6)
+        ax.set_title(kind_title(kind, pooled.settings.get("corruptions", ())), fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel(title)
-    axes[0, -1].legend(fontsize=7, loc="best")
+        ax.tick_params(axis="y", labelleft=True)
+    axes[0].set_ylabel(title)
+    axes[-1].legend(fontsize=6, loc="best")
+    return fig
+
+
+def risk_coverage_figure(pooled: Pooled) -> Figure:
+    """Each model's risk-coverage curve on the clean test set (mean over seeds), its AURC in the legend."""
+    colors = _colors(pooled)
+    fig, ax = plt.subplots(figsize=(4.6, 3.4), layout="constrained")
+    for name, rows in pooled.models.items():
+        curves = [r["risk_coverage"] for r in rows if get(r, "risk_coverage")]
+        if not curves:
+            continue
+        risk = 100 * np.mean([c["risk"] for c in curves], axis=0)
+        area = mean_std([get(r, "clean", "aurc") for r in rows])
+        label = name if area is None else f"{name} (AURC {100 * area[0]:.2f}%)"
+        reference = name.endswith("ensemble")
+        ax.plot(100 * np.array(curves[0]["coverage"]), risk, color=colors[name],
+                lw=2.0 if reference else 1.1, zorder=3 if reference else 2, label=label)
+    ax.set_xlabel("coverage % (most confident inputs kept)")
+    ax.set_ylabel("selective error %")
+    ax.set_xlim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
     return fig
 
 
@@ -122,9 +168,17 @@ def write_figures(pooled: Pooled, out: Path) -> list[str]:
             name = f"shift-{key.replace('_', '-')}.png"
             save_figure(shift_figure(pooled, key, title, scale), out / name)
             names.append(name)
+    if pooled.has("fidelity", "shifts"):
+        for key, title, scale, _ in FIDELITY_METRICS:
+            name = f"fidelity-{key.replace('_', '-')}.png"
+            save_figure(shift_figure(pooled, key, title, scale, section="fidelity"), out / name)
+            names.append(name)
     if pooled.has("reliability"):
         save_figure(reliability_figure(pooled), out / "reliability.png")
         names.append("reliability.png")
+    if pooled.has("risk_coverage"):
+        save_figure(risk_coverage_figure(pooled), out / "risk-coverage.png")
+        names.append("risk-coverage.png")
     if pooled.has("shift_histograms"):
         hist = pooled.settings["histogram"]
         name = f"histograms-{hist['kind']}-{shift_label(hist['kind'], hist['magnitude']).strip('%°×')}.png"
