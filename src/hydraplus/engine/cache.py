@@ -8,7 +8,9 @@ JSON sidecar next to it records what the key was computed from. Both are written
 temporary file first and renamed into place, so a crash never leaves a partial entry.
 
 Only for deterministic models (eval-mode outputs that depend on the weights and input
-alone), which a trained ``Ensemble`` is.
+alone), which a trained ``Ensemble`` is. A run on several processes computes the entry once, on
+global rank 0, and the others read it (`TeacherOutputs`), so the cache folder must be on a
+filesystem every process sees.
 """
 
 from __future__ import annotations
@@ -75,12 +77,14 @@ def _write(model: nn.Module, x: Tensor, path: Path, batch_size: int) -> None:
         del out
 
 
-def teacher_outputs(model: nn.Module, x: Tensor, cache_dir: Path | None, batch_size: int = 1024) -> Tensor:
+def teacher_outputs(model: nn.Module, x: Tensor, cache_dir: Path | None, batch_size: int = 1024, *,
+                    compute_missing: bool = True) -> Tensor:
     """``predict(model, x)`` (``[len(x), N, D]`` on the CPU), cached in ``cache_dir``.
 
     With ``cache_dir=None`` it just calls ``predict``. Otherwise the outputs are computed
-    only when no entry for this teacher state, input and device exists; the returned tensor
-    is memory-mapped from the cache file (writes to it never reach the file).
+    only when no entry for this teacher state, input and device exists (an error instead with
+    ``compute_missing=False``); the returned tensor is memory-mapped from the cache file (writes
+    to it never reach the file).
     """
     if cache_dir is None:
         return predict(model, x, batch_size)
@@ -95,6 +99,10 @@ def teacher_outputs(model: nn.Module, x: Tensor, cache_dir: Path | None, batch_s
     cached = _load(path, len(x)) if path.is_file() else None
     if cached is not None:
         return cached
+    if not compute_missing:
+        raise FileNotFoundError(f"no teacher-output cache entry {path}: global rank 0 writes it before the "
+                                "other processes read it, so the run folder must be on a filesystem that "
+                                "every process (every node) sees")
     _write(model, x, path, batch_size)
     out = _load(path, len(x))
     if out is None:
@@ -112,3 +120,26 @@ def teacher_outputs(model: nn.Module, x: Tensor, cache_dir: Path | None, batch_s
         "torch": torch.__version__,
     }, indent=2))
     return out
+
+
+class TeacherOutputs:
+    """`teacher_outputs` of ``model`` on ``x``, shared by the processes of a run and by its students.
+
+    `prepare` computes and caches them (the engine's data calls it on global rank 0 while the
+    other processes wait); `load` gives them on every process, reading the cache entry rank 0
+    wrote (or, with ``cache_dir=None``, predicting in memory). Each happens once per process.
+    """
+
+    def __init__(self, model: nn.Module, x: Tensor, cache_dir: Path | None, batch_size: int = 1024):
+        self.model, self.x, self.cache_dir, self.batch_size = model, x, cache_dir, batch_size
+        self._outputs: Tensor | None = None
+
+    def prepare(self) -> None:
+        if self._outputs is None:
+            self._outputs = teacher_outputs(self.model, self.x, self.cache_dir, self.batch_size)
+
+    def load(self) -> Tensor:
+        if self._outputs is None:  # a process other than rank 0: rank 0 has written the entry
+            self._outputs = teacher_outputs(self.model, self.x, self.cache_dir, self.batch_size,
+                                            compute_missing=False)
+        return self._outputs

@@ -16,7 +16,8 @@ class AtomicCheckpoint(Callback):
     temporary file, which replaces ``last.ckpt`` only once that epoch has fully finished (its
     CSV log row written, the learning rate stepped): at the next epoch's start, at the end of
     training, or when training stops with an error. A run killed at any moment thus leaves a
-    ``last.ckpt`` whose epochs are all in the log.
+    ``last.ckpt`` whose epochs are all in the log. On several processes every one takes part in
+    saving (Lightning gathers the state and waits for all), and global rank 0 alone handles files.
     """
 
     def __init__(self, folder: Path, every: int = 1):
@@ -29,20 +30,25 @@ class AtomicCheckpoint(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if epoch % self.every == 0 or epoch >= (trainer.max_epochs or epoch):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            writer = trainer.is_global_zero
+            if writer:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                trainer.save_checkpoint(self.pending)
-                with open(self.pending, "rb") as f:
-                    os.fsync(f.fileno())
+                trainer.save_checkpoint(self.pending)  # on every process; rank 0 writes the file
+                if writer:
+                    with open(self.pending, "rb") as f:
+                        os.fsync(f.fileno())
             except BaseException:  # e.g. a full disk: no partial file stays behind
-                self.pending.unlink(missing_ok=True)
+                if writer:
+                    self.pending.unlink(missing_ok=True)
                 raise
             self._pending_epoch = trainer.current_epoch
 
     def _publish(self, trainer: L.Trainer) -> None:
         """Rename the pending checkpoint over ``last.ckpt`` once its epoch has completed."""
         if self._pending_epoch is not None and trainer.current_epoch > self._pending_epoch:
-            os.replace(self.pending, self.path)
+            if trainer.is_global_zero:
+                os.replace(self.pending, self.path)
             self._pending_epoch = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -56,5 +62,6 @@ class AtomicCheckpoint(Callback):
         self._publish(trainer)
         # A pending file whose epoch never finished (or that was never completed): the
         # older last.ckpt stays, the temporary file goes.
-        self.pending.unlink(missing_ok=True)
+        if trainer.is_global_zero:
+            self.pending.unlink(missing_ok=True)
         self._pending_epoch = None

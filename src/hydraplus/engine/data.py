@@ -2,20 +2,24 @@
 
 Because each epoch's permutation (and each batch's augmentation) is re-derived from the
 seed, the epoch and the batch number, a run resumed at an epoch boundary sees exactly
-the batches it would have seen.
+the batches it would have seen. On several processes each takes its contiguous rows of every
+global batch (`hydraplus.engine.distributed`), so the order does not depend on their number.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from hydraplus.data.augment import Augmentation
+from hydraplus.data.augment import Augmentation, AugmentParams
+from hydraplus.engine.distributed import check_batches, rank_rows
 from hydraplus.validation import check_finite, check_not_empty
 
 
@@ -55,17 +59,22 @@ class SeededBatchSampler(Sampler[Tensor]):
     """Yields index batches ``[B]`` (or ``[B, streams]``: one own order per member).
 
     Each stream s gets the permutation drawn from ``seed``, the epoch and s, so members
-    see the data in their own order.
+    see the data in their own order. With ``world_size`` processes, ``batch_size`` is the
+    global batch and process ``rank`` gets its rows of each (`rank_rows`).
     """
 
     def __init__(self, size: int, batch_size: int, seed: int, streams: int | None = None,
-                 shuffle: bool = True):
+                 shuffle: bool = True, rank: int = 0, world_size: int = 1):
         if size < 1:
             raise ValueError("the dataset is empty (0 examples)")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        check_batches(size, batch_size, world_size, "the seeded batch order")
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.streams, self.shuffle, self.epoch = streams, shuffle, 0
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -80,7 +89,12 @@ class SeededBatchSampler(Sampler[Tensor]):
             order = self._order(0)
         else:
             order = torch.stack([self._order(s) for s in range(self.streams)], dim=1)
-        yield from torch.split(order, self.batch_size)
+        for batch in torch.split(order, self.batch_size):
+            if self.world_size == 1:
+                yield batch
+            else:
+                start, rows = rank_rows(len(batch), self.rank, self.world_size)
+                yield batch[start : start + rows]
 
     def __len__(self) -> int:
         return -(-self.size // self.batch_size)
@@ -107,6 +121,61 @@ class SeededAugment:
     seed: int
     fill: tuple[float, ...] | float = 0.0
 
-    def __call__(self, images: Tensor, epoch: int, batch_idx: int) -> Tensor:
+    def __call__(self, images: Tensor, epoch: int, batch_idx: int,
+                 part: tuple[int, int] | None = None) -> Tensor:
+        """``images`` augmented; ``part = (first, total)`` when they are one process's images
+        ``first, first + 1, ...`` of a batch of ``total``: they get the choices they get in it."""
         generator = seeded_generator(self.seed, epoch, batch_idx)
-        return self.augmentation(images, generator, torch.tensor(self.fill))
+        if part is None:
+            return self.augmentation(images, generator, torch.tensor(self.fill))
+        first, total = part
+        params = self.augmentation.sample(total, generator)
+        mine = AugmentParams(*(p[first : first + images.shape[0]] for p in params))
+        return self.augmentation.apply(images, mine, torch.tensor(self.fill))
+
+
+class OnceTensor(Protocol):
+    """A tensor made once per run, e.g. the teacher's outputs: `prepare` runs on one process while
+    the others wait, then every process can `load` it."""
+
+    def prepare(self) -> None: ...
+
+    def load(self) -> Tensor: ...
+
+
+class SeededData(L.LightningDataModule):
+    """In-memory training tensors in the seeded order, for a fit on one process or several.
+
+    Each process gets its rows of every global batch of ``batch_size`` (`SeededBatchSampler`),
+    with the rank and world size of the fit's trainer. ``extra`` appends a tensor made once per
+    run (named ``extra_name``): Lightning calls its ``prepare`` on global rank 0 while the other
+    processes wait at a barrier, then each process loads it.
+    """
+
+    def __init__(self, tensors: tuple[Tensor, ...], batch_size: int, seed: int, *,
+                 streams: int | None = None, names: Sequence[str] | None = None,
+                 extra: OnceTensor | None = None, extra_name: str = "teacher outputs"):
+        super().__init__()
+        self.prepare_data_per_node = False  # one process in all, not one per node
+        self.batch_size, self.seed, self.streams = batch_size, seed, streams
+        self.tensors, self.extra = tensors, extra
+        self.names = None if names is None else [*names, extra_name] if extra is not None else list(names)
+        # Tensors at hand are checked now, before training starts; ``extra`` once it is loaded.
+        self.dataset = None if extra is not None else TensorBatches(*tensors, names=self.names)
+
+    def prepare_data(self) -> None:
+        if self.extra is not None:
+            self.extra.prepare()
+
+    def setup(self, stage: str) -> None:
+        if self.dataset is None:
+            assert self.extra is not None
+            self.dataset = TensorBatches(*self.tensors, self.extra.load(), names=self.names)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.dataset is not None, "Lightning calls setup() first"
+        trainer = self.trainer
+        rank, world = (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)
+        sampler = SeededBatchSampler(len(self.dataset), self.batch_size, self.seed, self.streams,
+                                     rank=rank, world_size=world)
+        return DataLoader(self.dataset, sampler=sampler, batch_size=None)

@@ -4,6 +4,11 @@ Shared by both (see docs/method.md#optimisation): Adam without built-in decay (t
 cosine annealing over all epochs, NaN gradients zeroed, gradient norm clipped at 5.0
 (per member for ensembles), steps with a non-finite loss skipped and counted, and an
 optional seeded augmentation of each training batch (off in the paper's settings).
+
+On several processes (DDP) each trains on its rows of every global batch. Clipping and zeroing
+act on the gradients DDP has already averaged, so they are the same on every process; whether a
+step is skipped is decided together (a non-finite loss on any process skips it on all); the
+logged epoch means are over the global batches; and every process ends with rank 0's model.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from hydraplus.core.containers import Ensemble
 from hydraplus.core.losses import check_task, gaussian_nll, l2_penalty
 from hydraplus.core.precision import full_precision
 from hydraplus.engine.auto_lambda import AutoLambda, log_ratio, mean_epistemic, warmup_epochs
-from hydraplus.engine.data import SeededAugment
+from hydraplus.engine.data import SeededAugment, seeded_generator
+from hydraplus.engine.distributed import all_sum, from_rank_zero, gather, rank_rows
 from hydraplus.methods import StudentMethod, get_method
 
 
@@ -45,26 +51,68 @@ class _TrainingModule(L.LightningModule):
         self.augment = augment
         self.skipped_steps = 0
         self._nan_streak = 0
+        self._skip_step = False  # several processes: this step is skipped on all of them
         self._epoch_sums: dict[str, Tensor] = {}
         self._epoch_examples = 0
 
+    @property
+    def world_size(self) -> int:
+        """The number of processes training this module together (1 outside a fit)."""
+        trainer = self._trainer  # as Lightning's own properties read it: None outside a fit
+        return 1 if trainer is None else trainer.world_size
+
+    def setup(self, stage: str) -> None:
+        """On several processes each draws its own random numbers (dropout masks, samples), seeded
+        from the run's seed and its rank; a resumed run then restores them from the checkpoint."""
+        if self.world_size > 1:
+            torch.manual_seed(seeded_generator(torch.initial_seed(), self.global_rank).initial_seed())
+
     def _augmented(self, images: Tensor, batch_idx: int) -> Tensor:
-        """``images [B, ..., C, H, W]`` augmented (each image its own draw), or as they are."""
+        """``images [B, ..., C, H, W]`` augmented (each image its own draw), or as they are.
+
+        On several processes each image gets the draw it gets in the whole global batch."""
         if self.augment is None:
             return images
         flat = images.reshape(-1, *images.shape[-3:])
-        return self.augment(flat, self.current_epoch, batch_idx).view_as(images)
+        part = None
+        if self.world_size > 1:
+            per_row = flat.shape[0] // images.shape[0]
+            first, total = self._global_rows(images.shape[0])
+            part = (first * per_row, total * per_row)
+        return self.augment(flat, self.current_epoch, batch_idx, part).view_as(images)
+
+    def _global_rows(self, rows: int) -> tuple[int, int]:
+        """``(first row, rows in all)`` of this process's ``rows`` in the current global batch."""
+        total = int(all_sum(torch.tensor([rows], device=self.device)).item())
+        return rank_rows(total, self.global_rank, self.world_size)[0], total
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.Adam(self.parameters(), lr=self.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
-    def _finite_or_skip(self, loss: Tensor) -> Tensor | None:
-        """Return the loss, or None (Lightning then skips the step) when it is not finite."""
-        if torch.isfinite(loss):
+    def _finite_or_skip(self, loss: Tensor, rows: int) -> Tensor | None:
+        """Return the loss of this batch of ``rows``, or None (Lightning then skips the step) when
+        it is not finite.
+
+        On several processes they decide together with one all-reduce: a loss that is not finite
+        on any of them skips the step on all (each returns a zero loss, since DDP needs every
+        backward, and applies nothing). Each process's loss is weighted by its share of the global
+        batch, so DDP's average of the gradients is the gradient of the global batch's mean loss.
+        """
+        total = rows
+        if self.world_size == 1:
+            finite = bool(torch.isfinite(loss))
+        else:
+            flags = torch.stack([(~torch.isfinite(loss.detach())).double(),
+                                 torch.tensor(float(rows), dtype=torch.float64, device=loss.device)])
+            not_finite, total = all_sum(flags).tolist()
+            finite = not_finite == 0
+        if finite:
             self._nan_streak = 0
-            return loss
+            if rows * self.world_size == total:
+                return loss
+            return loss * (rows * self.world_size / total)
         self.skipped_steps += 1
         self._nan_streak += 1
         if self._nan_streak >= self.max_nan_steps:
@@ -72,7 +120,10 @@ class _TrainingModule(L.LightningModule):
                 f"{self._nan_streak} consecutive steps had a non-finite loss "
                 f"(epoch {self.current_epoch}); lower the learning rate or check the data"
             )
-        return None
+        if self.world_size == 1:
+            return None
+        self._skip_step = True
+        return torch.stack([p.sum() for p in self.parameters() if p.requires_grad]).sum() * 0.0
 
     def _log_terms(self, terms: dict[str, Tensor], batch_size: int) -> None:
         """Add one batch's terms to the epoch's example-weighted sums."""
@@ -93,7 +144,17 @@ class _TrainingModule(L.LightningModule):
         out["train/lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
         return out
 
+    def _add_up_processes(self) -> None:
+        """The epoch sums of every process added up (on each), so the means are the global batches'."""
+        names = sorted(self._epoch_sums)
+        count = torch.tensor(float(self._epoch_examples), dtype=torch.float64, device=self.device)
+        totals = all_sum(torch.stack([*(self._epoch_sums[name].double() for name in names), count]))
+        self._epoch_sums = {name: total.float() for name, total in zip(names, totals[:-1], strict=True)}
+        self._epoch_examples = int(totals[-1].item())
+
     def on_train_epoch_end(self) -> None:
+        if self.world_size > 1:
+            self._add_up_processes()
         # Straight to the logger, once per epoch: Lightning's `log` costs about 0.6 ms a call,
         # more than a toy model's whole training step.
         if self.logger is not None:  # saved now: the epoch's row is on disk before its checkpoint
@@ -101,7 +162,16 @@ class _TrainingModule(L.LightningModule):
                                     step=self.global_step)
             self.logger.save()
 
+    def on_train_end(self) -> None:
+        if self.world_size > 1:  # rank 0's exact model on every process (its batch-norm statistics too)
+            from_rank_zero([*self.parameters(), *self.buffers()])
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self._skip_step:  # skipped on every process: Adam leaves parameters without gradients alone
+            self._skip_step = False
+            for p in self.parameters():
+                p.grad = None
+            return
         for p in self.parameters():
             if p.grad is not None:
                 torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
@@ -115,14 +185,26 @@ class _TrainingModule(L.LightningModule):
             "skipped_steps": self.skipped_steps,
             "nan_streak": self._nan_streak,
             "torch_rng": torch.get_rng_state(),
+            "world_size": self.world_size,  # a resume must split the batches the same way
         }
         if torch.cuda.is_initialized():
             checkpoint["hydraplus"]["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if self.world_size > 1:  # every process's own random state, in rank order
+            states = {"torch_rng_ranks": torch.get_rng_state()}
+            if torch.cuda.is_initialized():
+                states["cuda_rng_ranks"] = torch.cuda.get_rng_state()
+            for key, value in states.items():
+                checkpoint["hydraplus"][key] = gather(value.to(self.device)).cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("hydraplus", {})
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self._nan_streak = int(state.get("nan_streak", 0))
+        if "torch_rng_ranks" in state:  # saved on several processes: this process's own
+            torch.set_rng_state(state["torch_rng_ranks"][self.global_rank].cpu())
+            if "cuda_rng_ranks" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state(state["cuda_rng_ranks"][self.global_rank].cpu())
+            return
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"].cpu())
         if "cuda_rng" in state and torch.cuda.is_available():
@@ -167,7 +249,7 @@ class EnsembleModule(_TrainingModule):
         loss = fit + self.weight_decay * decay
         self._log_terms({"loss": per_member.mean(), "weight_decay": decay / self.ensemble.size},
                         x.shape[0])
-        return self._finite_or_skip(loss)
+        return self._finite_or_skip(loss, x.shape[0])
 
     def clip_gradients_(self) -> None:
         self.ensemble.clip_member_grad_norms(self.clip_norm)
@@ -231,6 +313,10 @@ class DistillModule(_TrainingModule):
         if self.auto_lambda is None or self.probe is None or self.current_epoch < warmup_epochs(self.epochs):
             return
         self._probe_measure = mean_epistemic(self.student, self.probe, self.task)
+        if self.world_size > 1:  # rank 0's measurement everywhere (a sampling student's differs by process)
+            measured = torch.tensor([self._probe_measure], dtype=torch.float64, device=self.device)
+            from_rank_zero([measured])
+            self._probe_measure = measured.item()
         self.auto_lambda.update(self._probe_measure)
 
     def epoch_metrics(self) -> dict[str, float]:
@@ -274,4 +360,4 @@ class DistillModule(_TrainingModule):
                 teacher = self.teacher(x)
         loss, terms = self.loss_terms(x, y, teacher)
         self._log_terms({"loss": loss, **terms}, x.shape[0])
-        return self._finite_or_skip(loss)
+        return self._finite_or_skip(loss, x.shape[0])

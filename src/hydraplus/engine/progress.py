@@ -21,6 +21,8 @@ class EpochProgress(Callback):
         self._first_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:  # one line for a run on several processes
+            return
         now = time.perf_counter()
         done = trainer.current_epoch + 1
         total = trainer.max_epochs or done

@@ -1,4 +1,5 @@
-"""Run a Lightning fit with hydraplus defaults: atomic checkpoints, CSV log, progress."""
+"""Run a Lightning fit with hydraplus defaults: atomic checkpoints, CSV log, progress; on one
+device or on several processes with DDP (`hydraplus.engine.distributed`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from torch.utils.data import DataLoader
 
 from hydraplus.core.precision import check_precision
 from hydraplus.engine.checkpoint import AtomicCheckpoint
+from hydraplus.engine.data import SeededData
+from hydraplus.engine.distributed import lightning_strategy
 from hydraplus.engine.progress import EpochProgress
 from hydraplus.io import CheckpointError, safe_load
 
@@ -57,16 +60,33 @@ def _keep_log_rows(logger: CSVLogger, last_epoch: int) -> None:
     writer.save()
 
 
+def _check_world_size(path: Path, state: dict, world_size: int) -> None:
+    """Refuse to resume a checkpoint saved with another number of processes."""
+    saved = state.get("hydraplus", {}).get("world_size", 1)
+    if saved != world_size:
+        raise CheckpointError(
+            f"cannot resume {path}: it was saved by a run on world size {saved} (devices × nodes), this "
+            f"run has {world_size}; each process's share of every batch depends on it, so resume with "
+            f"the same devices and nodes, or start over with --overwrite")
+
+
 def _trainer(folder: Path, label: str, epochs: int, progress: bool, accelerator: str,
-             checkpoint_every: int, precision: str) -> tuple[L.Trainer, CSVLogger]:
+             checkpoint_every: int, precision: str, devices: int, num_nodes: int,
+             strategy: str) -> tuple[L.Trainer, CSVLogger]:
     callbacks: list = [AtomicCheckpoint(folder, checkpoint_every)]
     if progress:
         callbacks.append(EpochProgress(label))
     logger = CSVLogger(folder, name="", version="log")
+    world_size = devices * num_nodes
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator=accelerator,
-        devices=1,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=lightning_strategy(strategy, world_size),
+        # Global-batch statistics as on one device (CUDA only: torch's SyncBatchNorm cannot run on CPUs).
+        sync_batchnorm=world_size > 1 and accelerator != "cpu",
+        use_distributed_sampler=False,  # SeededData gives each process its rows itself
         precision=precision,
         logger=logger,
         callbacks=callbacks,
@@ -83,7 +103,7 @@ def _trainer(folder: Path, label: str, epochs: int, progress: bool, accelerator:
 
 def fit(
     module: L.LightningModule,
-    loader: DataLoader,
+    data: DataLoader | SeededData,
     *,
     folder: Path,
     label: str,
@@ -93,9 +113,16 @@ def fit(
     checkpoint_every: int = 1,
     resume: bool = False,
     precision: str = "32",
+    devices: int = 1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
 ) -> L.Trainer:
-    """Train ``module`` for ``epochs`` in ``precision`` (`hydraplus.core.precision`); resume from
-    ``folder/last.ckpt`` when asked and present.
+    """Train ``module`` on ``data`` for ``epochs`` in ``precision`` (`hydraplus.core.precision`);
+    resume from ``folder/last.ckpt`` when asked and present.
+
+    ``devices`` per node × ``num_nodes`` processes train together with ``strategy`` (``auto``: DDP
+    when there are several); ``data`` must then be `SeededData`, which gives each process its rows.
+    A checkpoint is resumed only with the world size it was saved with.
 
     Ctrl-C stops after Lightning's clean shutdown and is raised again as KeyboardInterrupt
     (the last finished checkpoint stays), so callers can say how to resume.
@@ -103,18 +130,24 @@ def fit(
     folder = Path(folder)
     last = folder / "last.ckpt"
     ckpt_path = None
+    if devices * num_nodes > 1 and not isinstance(data, SeededData):
+        raise TypeError(f"training on {devices * num_nodes} processes needs SeededData (each process takes "
+                        f"its rows of every batch), got {type(data).__name__}")
     with _quiet_lightning():
         check_precision(precision, "cuda" if accelerator in ("gpu", "cuda") else "cpu")
-        trainer, logger = _trainer(folder, label, epochs, progress, accelerator, checkpoint_every, precision)
+        trainer, logger = _trainer(folder, label, epochs, progress, accelerator, checkpoint_every, precision,
+                                   devices, num_nodes, strategy)
         if resume and last.is_file():
             state = safe_load(last)  # clear error for a corrupt or unsafe file before Lightning sees it
             if not isinstance(state, dict) or "epoch" not in state:
                 raise CheckpointError(f"{last} is not a training checkpoint (it has no epoch); "
                                       "delete it to train from scratch")
+            _check_world_size(last, state, trainer.world_size)
             ckpt_path = str(last)
-            _keep_log_rows(logger, int(state["epoch"]))
+            if trainer.is_global_zero:
+                _keep_log_rows(logger, int(state["epoch"]))
         try:
-            trainer.fit(module, loader, ckpt_path=ckpt_path, weights_only=True)
+            trainer.fit(module, data, ckpt_path=ckpt_path, weights_only=True)
         except SystemExit:
             # Lightning answers Ctrl-C by tearing down and calling exit(1).
             if trainer.interrupted:
