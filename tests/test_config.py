@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from hydraplus import cli
 from hydraplus.config import (
     ConfigError,
     StudentSpec,
+    TrainerSettings,
     available_configs,
     load_config,
     parse_config,
@@ -40,7 +42,8 @@ def student(raw: dict[str, Any], entry: dict[str, Any]) -> StudentSpec:
 def test_every_builtin_config_parses_with_its_kind() -> None:
     kinds = {name: load_config(name).kind for name in available_configs()}
     assert kinds == {"toy-spiral": "toy", "toy-regression": "toy", "paper-svhn": "image",
-                     "paper-cifar10": "image", "cpu-cifar10": "image"}
+                     "paper-cifar10": "image", "cpu-cifar10": "image", "cpu-fashion-mnist": "image",
+                     "cpu-fashion-mnist-heldout": "image"}
     assert all(load_config(name).warnings == () for name in available_configs())
 
 
@@ -224,7 +227,24 @@ def test_cli_prints_a_builtin_config_to_copy(capsys: pytest.CaptureFixture[str],
     assert json.loads(text) == read_config("toy-regression")
     assert cli.main(["configs"]) == 0
     listing = capsys.readouterr().out
-    assert "toy-spiral       toy    N=20" in listing and "cpu-cifar10      image  N=8" in listing
+    assert re.search(r"^toy-spiral +toy +N=20 ", listing, re.M)
+    assert re.search(r"^cpu-cifar10 +image +N=8 ", listing, re.M)
+
+
+def test_fashion_mnist_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["configs", "cpu-fashion-mnist"]) == 0
+    assert json.loads(capsys.readouterr().out) == read_config("cpu-fashion-mnist")
+    config = load_config("cpu-fashion-mnist")
+    assert "path" not in config.data.options  # Debian's folder, or --data
+    assert config.data.options["ood"] == {"name": "npz", "path": "data/cifar10_train.npz", "limit": 2000,
+                                          "grayscale": True, "size": 28}
+    assert (config.ensemble.members, config.precision, config.arch.member["in_channels"]) == (10, "bf16-mixed", 1)
+    assert [s.name for s in config.students] == ["hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2",
+                                                 "hydra-10", "drop", "gauss", "endd"]
+    assert config.students[1].lam.auto and config.students[2].lam.value == 0.001
+    heldout = load_config("cpu-fashion-mnist-heldout")
+    assert heldout.data.options["holdout_classes"] == [5, 7, 9] and "ood" not in heldout.data.options
+    assert heldout.arch.member["num_classes"] == heldout.arch.head["num_classes"] == 7
 
 
 def test_cli_reports_a_misspelt_key_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -262,3 +282,29 @@ def test_precision_is_checked(spiral: dict) -> None:
 
     with pytest.raises(ValueError, match="'16-mixed' needs a CUDA device; on the CPU use 'bf16-mixed'"):
         check_precision("16-mixed", "cpu")
+
+
+def test_the_trainer_section_sets_devices_nodes_and_strategy(spiral: dict[str, Any]) -> None:
+    assert parse_config(spiral).trainer == TrainerSettings(1, 1, "auto")
+    config = parse_config({**spiral, "trainer": {"devices": 4, "num_nodes": 2, "strategy": "ddp"}})
+    assert (config.trainer.world_size, config.trainer.strategy) == (8, "ddp")
+    assert load_config("toy-spiral", devices=2).trainer == TrainerSettings(2, 1, "auto")
+    assert load_config("toy-spiral", num_nodes=4, strategy="ddp").trainer == TrainerSettings(1, 4, "ddp")
+
+
+@pytest.mark.parametrize(("trainer", "message"), [
+    ({"device": 2}, r"unknown key 'trainer.device'; did you mean 'devices'\?"),
+    ({"devices": 0}, r"trainer.devices must be >= 1, got 0"),
+    ({"num_nodes": 1.5}, r"trainer.num_nodes must be an integer, got 1.5"),
+    ({"strategy": "ddp_spawn"}, r"trainer.strategy must be one of \('auto', 'ddp'"),
+    ({"devices": 3}, r"ensemble.batch_size 256 does not divide over world size 3 \(devices 3 × nodes 1\)"),
+])
+def test_trainer_mistakes_are_refused(spiral: dict[str, Any], trainer: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**spiral, "trainer": trainer})
+
+
+def test_every_students_batch_size_must_divide_by_the_world_size(spiral: dict[str, Any]) -> None:
+    raw = {**spiral, "trainer": {"devices": 4}, "students": [{"method": "drop", "batch_size": 50}]}
+    with pytest.raises(ConfigError, match=r"student drop: batch_size 50 does not divide over world size 4"):
+        parse_config(raw)

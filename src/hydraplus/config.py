@@ -2,7 +2,8 @@
 
 An experiment config is one JSON file: ``name``, ``task``, ``data``, ``arch``, ``ensemble``
 (the teacher), ``student`` (settings every student shares, with the diversity weight lambda per
-number of heads M) and ``students`` (one entry per student: a method and any overrides).
+number of heads M) and ``students`` (one entry per student: a method and any overrides); an
+optional ``trainer`` section says on how many devices and nodes they all train.
 
 `parse_config` turns the JSON into frozen dataclasses. Unknown keys are errors that name the
 key and its section (with the key probably meant), wrong types name the key, the value and the
@@ -30,7 +31,11 @@ from hydraplus.core.schedules import LambdaSchedule
 from hydraplus.data.augment import Augmentation
 from hydraplus.data.sources import allowed_keys, ood_allowed_keys, run_kind
 
-BUILTIN_CONFIGS = ("toy-spiral", "toy-regression", "paper-svhn", "paper-cifar10", "cpu-cifar10")
+# Lightning strategies whose processes all run the whole program (see hydraplus.engine.distributed);
+# spawning ones would train in copies whose results the calling process never sees.
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
+BUILTIN_CONFIGS = ("toy-spiral", "toy-regression", "paper-svhn", "paper-cifar10", "cpu-cifar10",
+                   "cpu-fashion-mnist", "cpu-fashion-mnist-heldout")
 
 
 class ConfigError(ValueError):
@@ -316,6 +321,39 @@ class StudentSpec:
 
 
 @dataclass(frozen=True)
+class TrainerSettings:
+    """The optional ``trainer`` section: the ensemble and every student train on ``devices`` per
+    node × ``num_nodes`` nodes, one process each (the world size), with ``strategy``: ``auto`` (one
+    device's own, DDP on several), ``ddp`` or ``ddp_find_unused_parameters_true``. Batch sizes stay
+    the global ones, so each must divide by the world size."""
+
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+
+    def __post_init__(self) -> None:
+        for key in ("devices", "num_nodes"):
+            value = getattr(self, key)
+            if not _matches(value, int):
+                raise ConfigError(f"trainer.{key} must be an integer, got {value!r}")
+            _check_range("trainer", key, value, low=1)
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"trainer.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.num_nodes
+
+    def check_batch_size(self, batch_size: int, where: str) -> None:
+        """Refuse a global batch size that does not split evenly over the processes."""
+        if batch_size % self.world_size:
+            raise ConfigError(
+                f"{where} {batch_size} does not divide over world size {self.world_size} (devices "
+                f"{self.devices} × nodes {self.num_nodes}): each process takes batch size / world size "
+                f"examples of every batch; choose a batch size divisible by {self.world_size}")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A parsed config: typed sections, resolved students and the warnings found.
 
@@ -334,6 +372,7 @@ class ExperimentConfig:
     precision: str = "32"
     channels_last: bool = True
     compile: bool = False
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
 
     @property
     def kind(self) -> str:
@@ -342,7 +381,7 @@ class ExperimentConfig:
 
 
 TOP_KEYS = ("name", "task", "data", "arch", "ensemble", "student", "students")
-OPTIONAL_TOP_KEYS = ("precision", "channels_last", "compile")
+OPTIONAL_TOP_KEYS = ("precision", "channels_last", "compile", "trainer")
 
 
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
@@ -369,7 +408,9 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     data = _data(raw["data"])
     arch = ArchSettings(**_fields(ArchSettings, raw["arch"], "arch"))
     _check_arch(arch)
+    trainer = TrainerSettings(**_fields(TrainerSettings, raw.get("trainer", {}), "trainer"))
     ensemble = _ensemble(raw["ensemble"])
+    trainer.check_batch_size(ensemble.batch_size, "ensemble.batch_size")
     shared = StudentDefaults(**_fields(StudentDefaults, raw["student"], "student", {"lambda": "lam"}))
     for key, value in shared.lam.items():
         if not key.isdigit() or int(key) < 1:
@@ -387,8 +428,10 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     if duplicates:
         raise ConfigError(f"students: {duplicates} appear more than once (each student needs its own "
                           "folder; give them different methods or heads)")
+    for spec in specs:
+        trainer.check_batch_size(spec.batch_size, f"student {spec.name}: batch_size")
     return ExperimentConfig(raw["name"], raw["task"], data, arch, ensemble, shared, specs,
-                            copy.deepcopy(raw), tuple(found), precision, channels_last, compiled)
+                            copy.deepcopy(raw), tuple(found), precision, channels_last, compiled, trainer)
 
 
 def _check_arch(arch: ArchSettings) -> None:
@@ -513,10 +556,12 @@ def read_config(name_or_path: str | Path) -> dict[str, Any]:
 
 
 def load_config(name_or_path: str | Path, *, epochs: int | None = None, members: int | None = None,
-                precision: str | None = None) -> ExperimentConfig:
+                precision: str | None = None, devices: int | None = None, num_nodes: int | None = None,
+                strategy: str | None = None) -> ExperimentConfig:
     """Read a config (see `read_config`), optionally rescale its epochs (`scale_epochs`), change its
-    number of members or its precision, and parse it; errors name the config."""
-    raw = read_config(name_or_path)
+    number of members, its precision or its trainer settings (`with_trainer`), and parse it; errors
+    name the config."""
+    raw = with_trainer(read_config(name_or_path), devices=devices, num_nodes=num_nodes, strategy=strategy)
     if precision is not None:
         raw["precision"] = precision
     try:
@@ -566,4 +611,14 @@ def with_members(raw: dict[str, Any], members: int) -> dict[str, Any]:
     """A copy of a JSON config with N members."""
     out = copy.deepcopy(raw)
     out["ensemble"]["members"] = members
+    return out
+
+
+def with_trainer(raw: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    """A copy of a JSON config whose ``trainer`` section takes the ``settings`` that are not None."""
+    out = copy.deepcopy(raw)
+    given = {key: value for key, value in settings.items() if value is not None}
+    if given:
+        section = out.get("trainer", {})
+        out["trainer"] = {**section, **given} if isinstance(section, dict) else section
     return out

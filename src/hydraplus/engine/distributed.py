@@ -19,9 +19,7 @@ from lightning.fabric.plugins.environments import (
 )
 from torch import Tensor
 
-# Strategies that run the whole program on every process (spawning ones would train in copies
-# whose results the calling process never sees).
-STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
+from hydraplus.config import STRATEGIES
 
 
 def lightning_strategy(strategy: str, world_size: int) -> str:
