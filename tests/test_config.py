@@ -238,7 +238,8 @@ def test_fashion_mnist_presets(capsys: pytest.CaptureFixture[str]) -> None:
     assert "path" not in config.data.options  # Debian's folder, or --data
     assert config.data.options["ood"] == {"name": "npz", "path": "data/cifar10_train.npz", "limit": 2000,
                                           "grayscale": True, "size": 28}
-    assert (config.ensemble.members, config.precision, config.arch.member["in_channels"]) == (10, "bf16-mixed", 1)
+    member = config.arch.member
+    assert (config.ensemble.members, config.precision, member["in_channels"]) == (10, "bf16-mixed", 1)
     assert [s.name for s in config.students] == ["hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2",
                                                  "hydra-10", "drop", "gauss", "endd"]
     assert config.students[1].lam.auto and config.students[2].lam.value == 0.001

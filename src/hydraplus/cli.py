@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="save each model's resumable checkpoint every EPOCHS epochs (default: 1)")
     train.add_argument("--data", type=Path, default=None,
                        help="image configs: the .npz file or data set folder (replaces data.path)")
+    train.add_argument("--ood-data", type=Path, default=None, metavar="PATH",
+                       help="image configs: the out-of-distribution .npz file or folder (replaces "
+                       "data.ood.path; an .npz when the config has no data.ood)")
     _latency(train)
     _common(train)
 
@@ -230,6 +233,7 @@ def _cmd_train(args: argparse.Namespace) -> Path:
         problem, models = run_experiment(
             config, run_dir, seed, progress=not args.quiet, accelerator=_accelerator(args.device),
             resume=args.resume, data_path=None if args.data is None else args.data.resolve(),
+            ood_path=None if args.ood_data is None else args.ood_data.resolve(),
             checkpoint_every=args.checkpoint_every)
         _evaluate(run_dir, config.kind, problem, models.all(), seed, device, args.latency_batches,
                   train_seconds=models.train_seconds, precision=config.precision)
@@ -266,12 +270,18 @@ def _run_folders(run_dir: Path) -> list[Path]:
 
 
 def _image_problem(meta: dict[str, Any], config: Any, data: Path | None, ood: Path | None) -> Any:
-    """The run's own test data, or ``data`` normalised like the run's training data; ``ood`` as probe."""
+    """The run's own test data, or ``data`` normalised like the run's training data; ``ood`` (an .npz)
+    as probe, made grey and resized as the run's ``data.ood`` asks."""
     from hydraplus.data.images import Normalization, attach_ood, load_test_problem
+    from hydraplus.data.sources import HOLDOUT_KEY
     from hydraplus.experiments.runner import load_problem
 
     if data is None:
-        problem = load_problem(config, meta["seed"], meta.get("data_path"))
+        problem = load_problem(config, meta["seed"], meta.get("data_path"), meta.get("ood_path"))
+    elif HOLDOUT_KEY in config.data.options:
+        held_out = config.data.options[HOLDOUT_KEY]
+        raise ValueError(f"--data: the run leaves classes {held_out} out of training; "
+                         "evaluate it on its own test data (leave out --data)")
     else:
         saved = meta.get("normalization")
         if saved is None:  # a run from before the statistics were saved: recompute them
@@ -280,8 +290,10 @@ def _image_problem(meta: dict[str, Any], config: Any, data: Path | None, ood: Pa
         else:
             norm, shape = Normalization(tuple(saved["mean"]), tuple(saved["std"])), saved["image_shape"]
         problem = load_test_problem(data, norm, image_shape=shape)
-    if ood is not None:
-        attach_ood(problem, {"name": "npz", "path": str(ood)}, meta["seed"])
+    if ood is not None:  # converted to the run's image shape as its own OOD set was
+        run_ood = config.data.options.get("ood", {})
+        convert = {k: run_ood[k] for k in ("grayscale", "size") if k in run_ood}
+        attach_ood(problem, {"name": "npz", "path": str(ood), **convert}, meta["seed"])
     return problem
 
 
@@ -425,10 +437,11 @@ def _cmd_configs(args: argparse.Namespace) -> None:
     if args.name is not None:
         print(builtin_text(args.name), end="")
         return
+    width = max(map(len, available_configs()))
     for name in available_configs():
         config = load_config(name)
         students = ", ".join(spec.name for spec in config.students)
-        print(f"{name:<16} {config.kind:<6} N={config.ensemble.members:<3} students: {students}")
+        print(f"{name:<{width}} {config.kind:<6} N={config.ensemble.members:<3} students: {students}")
     print("Print one with `hydraplus configs NAME`; save it as a .json file to change it.")
 
 

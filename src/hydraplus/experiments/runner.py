@@ -78,14 +78,19 @@ def as_config(config: ExperimentConfig | dict[str, Any]) -> ExperimentConfig:
     return config if isinstance(config, ExperimentConfig) else parse_config(config)
 
 
-def load_problem(config: ExperimentConfig, seed: int, data_path: str | Path | None = None) -> Problem:
-    """The config's data: a toy problem by name, or an image source (``data_path`` replaces its path)."""
+def load_problem(config: ExperimentConfig, seed: int, data_path: str | Path | None = None,
+                 ood_path: str | Path | None = None) -> Problem:
+    """The config's data: a toy problem by name, or an image source (``data_path`` replaces its path,
+    ``ood_path`` that of ``data.ood``, an ``npz`` file when the config has no ``data.ood``)."""
     if config.kind == "image":
         from hydraplus.data.images import load_image_problem
 
-        return load_image_problem(config.data.as_dict(), seed, path=data_path)
-    if data_path is not None:
-        raise ValueError(f"--data applies to image configs only; {config.name} uses toy data")
+        settings = config.data.as_dict()
+        if ood_path is not None:
+            settings["ood"] = {**settings.get("ood", {"name": "npz"}), "path": str(ood_path)}
+        return load_image_problem(settings, seed, path=data_path)
+    if data_path is not None or ood_path is not None:
+        raise ValueError(f"--data and --ood-data apply to image configs only; {config.name} uses toy data")
     from hydraplus.data.toy import make_toy
 
     return make_toy(config.data.name, seed=config.data.options.get("seed", seed))
@@ -195,20 +200,24 @@ def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, see
                    progress: bool = True,
                    accelerator: str = "cpu", resume: bool = False,
                    checkpoint_every: int = 1,
-                   data_path: str | Path | None = None) -> tuple[Problem, TrainedModels]:
+                   data_path: str | Path | None = None,
+                   ood_path: str | Path | None = None) -> tuple[Problem, TrainedModels]:
     """Train the ensemble and every student of ``config`` into ``run_dir``.
 
     ``last.ckpt`` of each model is updated every ``checkpoint_every`` epochs; with ``resume``
     each model continues from its own ``last.ckpt`` (if any) and ends as if never stopped.
+    ``data_path`` and ``ood_path`` replace the config's data paths (see `load_problem`).
     """
     config = as_config(config)
     run_dir = check_output_dir_writable(run_dir)
     for warning in config.warnings:
         warnings.warn(ConfigWarning(f"{config.name}: {warning}"), stacklevel=2)
-    problem = load_problem(config, seed, data_path)
+    problem = load_problem(config, seed, data_path, ood_path)
     meta: dict[str, Any] = {"config": config.raw, "kind": config.kind, "seed": seed,
                             "data_path": None if data_path is None else str(data_path),
                             "versions": versions(), "warnings": list(config.warnings)}
+    if ood_path is not None:  # absent otherwise, as in runs from before --ood-data
+        meta["ood_path"] = str(ood_path)
     if config.kind == "image":  # to normalise unseen test files like the training data
         meta["normalization"] = {"mean": list(problem.normalization.mean),
                                  "std": list(problem.normalization.std),
@@ -242,7 +251,7 @@ def _check_same_run(path: Path, meta: dict[str, Any]) -> None:
     if not path.is_file():
         return
     saved = json.loads(path.read_text())
-    changed = [key for key in ("config", "seed", "data_path") if saved.get(key) != meta.get(key)]
+    changed = [key for key in ("config", "seed", "data_path", "ood_path") if saved.get(key) != meta.get(key)]
     if changed:
         raise ValueError(
             f"cannot resume {path.parent}: its saved {', '.join(changed)} do not match this run's; "
@@ -261,8 +270,8 @@ def _saved_layout(state: dict[str, torch.Tensor]) -> bool:
 
 
 def read_run(run_dir: Path) -> tuple[dict[str, Any], ExperimentConfig]:
-    """A run folder's saved metadata (``config``, ``kind``, ``seed``, ``data_path``;
-    ``normalization`` for image runs) and its parsed config."""
+    """A run folder's saved metadata (``config``, ``kind``, ``seed``, ``data_path``, ``ood_path``
+    when given; ``normalization`` for image runs) and its parsed config."""
     run_dir = Path(run_dir)
     meta_path = run_dir / "config.json"
     if not meta_path.is_file():
