@@ -10,6 +10,9 @@ Run folder layout::
     RUN/<student>/...          the same per student
     RUN/cache/                 teacher outputs on the training set (memory-mapped, keyed by
                                a hash of the teacher weights and the data)
+
+On several processes (the config's ``trainer`` section) every process runs all of this; global
+rank 0 alone writes the run folder, which must be on a filesystem every process sees.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import platform
 import time
 import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,8 @@ from hydraplus.data.probe import off_data_probe
 from hydraplus.data.problem import Problem
 from hydraplus.engine import cache
 from hydraplus.engine.auto_lambda import mean_epistemic
-from hydraplus.engine.data import SeededAugment, seeded_loader
+from hydraplus.engine.data import SeededAugment, SeededData
+from hydraplus.engine.distributed import check_batches, is_rank_zero
 from hydraplus.engine.modules import DistillModule, EnsembleModule
 from hydraplus.engine.trainer import fit
 from hydraplus.experiments.builders import build_ensemble, build_student
@@ -114,6 +118,7 @@ def train_ensemble(config: ExperimentConfig, problem: Problem, folder: Path, see
     folder = Path(folder)
     settings = config.ensemble
     check_dataset(problem.x_train, problem.y_train, config.task, problem.num_outputs, "train")
+    check_batches(len(problem.x_train), settings.batch_size, config.trainer.world_size, "ensemble")
     L.seed_everything(derived_seed(seed, "ensemble"), verbose=False)
     ensemble = build_ensemble(config, _layout(accelerator))
     check_class_counts(problem.num_outputs, teacher=output_size(ensemble, problem.x_train, "the ensemble"),
@@ -121,38 +126,47 @@ def train_ensemble(config: ExperimentConfig, problem: Problem, folder: Path, see
     augment = seeded_augment(settings.augmentation, problem, derived_seed(seed, "ensemble/augment"))
     module = EnsembleModule(ensemble, config.task, settings.lr, settings.weight_decay,
                             settings.epochs, augment=augment)
-    loader = seeded_loader((problem.x_train, problem.y_train), settings.batch_size,
-                           seed, streams=ensemble.size, names=("train inputs", "train targets"))
+    data = SeededData((problem.x_train, problem.y_train), settings.batch_size, seed, streams=ensemble.size,
+                      names=("train inputs", "train targets"))
     start = time.perf_counter()
-    fit(module, loader, folder=folder, label=f"{problem.name}/ensemble-{ensemble.size}",
-        epochs=settings.epochs, progress=progress, accelerator=accelerator, resume=resume,
-        checkpoint_every=checkpoint_every, precision=config.precision)
+    trainer = fit(module, data, folder=folder, label=f"{problem.name}/ensemble-{ensemble.size}",
+                  epochs=settings.epochs, progress=progress, accelerator=accelerator, resume=resume,
+                  checkpoint_every=checkpoint_every, precision=config.precision, **asdict(config.trainer))
     seconds = time.perf_counter() - start
     ensemble.cpu()
-    atomic_torch_save(ensemble.state_dict(), folder / "model.pt")
+    if trainer.is_global_zero:
+        atomic_torch_save(ensemble.state_dict(), folder / "model.pt")
     return ensemble, seconds, module.skipped_steps
 
 
 def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
-                  teacher_outputs: torch.Tensor | None, folder: Path, seed: int, *,
+                  teacher_outputs: torch.Tensor | cache.TeacherOutputs | None, folder: Path, seed: int, *,
                   teacher: Ensemble | None = None, progress: bool = True,
                   accelerator: str = "cpu", resume: bool = False,
                   checkpoint_every: int = 1) -> tuple[nn.Module, float, int]:
     """Distil the teacher into the student of ``spec``.
 
-    Without augmentation the student learns from ``teacher_outputs`` (cached, one row per
-    training example); with ``spec.augment`` the ``teacher`` runs on every augmented batch.
+    Without augmentation the student learns from ``teacher_outputs`` (one row per training
+    example; a `cache.TeacherOutputs` is computed in the fit, by global rank 0 only); with
+    ``spec.augment`` the ``teacher`` runs on every augmented batch.
     """
     folder = Path(folder)
     check_dataset(problem.x_train, problem.y_train, config.task, problem.num_outputs, "train")
+    check_batches(len(problem.x_train), spec.batch_size, config.trainer.world_size, f"student {spec.name}")
     augment = seeded_augment(spec.augment, problem, derived_seed(seed, spec.name + "/augment"))
+    extra = None
     if augment is None:
         if teacher_outputs is None:
             raise ValueError(f"student {spec.name}: needs the teacher's cached outputs")
-        check_shape(teacher_outputs, [len(problem.x_train), None, None], "teacher outputs")
-        teacher_size = teacher_outputs.shape[-1]
-        tensors, names = ((problem.x_train, problem.y_train, teacher_outputs),
-                          ("train inputs", "train targets", "teacher outputs"))
+        names: tuple[str, ...] = ("train inputs", "train targets")
+        if isinstance(teacher_outputs, cache.TeacherOutputs):
+            teacher_size = output_size(teacher_outputs.model, problem.x_train, "the teacher")
+            tensors, extra = (problem.x_train, problem.y_train), teacher_outputs
+        else:
+            check_shape(teacher_outputs, [len(problem.x_train), None, None], "teacher outputs")
+            teacher_size = teacher_outputs.shape[-1]
+            tensors = (problem.x_train, problem.y_train, teacher_outputs)
+            names = (*names, "teacher outputs")
     else:
         if teacher is None:
             raise ValueError(f"student {spec.name}: augmented distillation needs the teacher model")
@@ -171,16 +185,18 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
                                   config.task)
     module = DistillModule(student, spec.method, config.task, spec,
                            teacher=teacher if augment is not None else None, augment=augment, probe=probe)
-    loader = seeded_loader(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"),
-                           names=names)
+    data = SeededData(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"), names=names,
+                      extra=extra)
     start = time.perf_counter()
-    fit(module, loader, folder=folder, label=f"{problem.name}/{spec.name}", epochs=spec.epochs,
-        progress=progress, accelerator=accelerator, resume=resume,
-        checkpoint_every=checkpoint_every, precision=config.precision)
+    trainer = fit(module, data, folder=folder, label=f"{problem.name}/{spec.name}", epochs=spec.epochs,
+                  progress=progress, accelerator=accelerator, resume=resume,
+                  checkpoint_every=checkpoint_every, precision=config.precision, **asdict(config.trainer))
     seconds = time.perf_counter() - start
     student.cpu()
     if teacher is not None:
         teacher.cpu()
+    if not trainer.is_global_zero:
+        return student, seconds, module.skipped_steps
     atomic_torch_save(student.state_dict(), folder / "model.pt")
     if module.auto_lambda is not None:
         atomic_write_text(folder / "auto_lambda.json", json.dumps({
@@ -205,17 +221,21 @@ def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, see
     """Train the ensemble and every student of ``config`` into ``run_dir``.
 
     ``last.ckpt`` of each model is updated every ``checkpoint_every`` epochs; with ``resume``
-    each model continues from its own ``last.ckpt`` (if any) and ends as if never stopped.
+    each model continues from its own ``last.ckpt`` (if any) and ends as if never stopped, on the
+    world size it was started with. Every process returns the same trained models.
     ``data_path`` and ``ood_path`` replace the config's data paths (see `load_problem`).
     """
     config = as_config(config)
-    run_dir = check_output_dir_writable(run_dir)
-    for warning in config.warnings:
-        warnings.warn(ConfigWarning(f"{config.name}: {warning}"), stacklevel=2)
+    rank_zero = is_rank_zero(config.trainer.devices, config.trainer.num_nodes)
+    run_dir = check_output_dir_writable(run_dir) if rank_zero else Path(run_dir)
+    if rank_zero:  # one copy of each warning, not one per process
+        for warning in config.warnings:
+            warnings.warn(ConfigWarning(f"{config.name}: {warning}"), stacklevel=2)
     problem = load_problem(config, seed, data_path, ood_path)
     meta: dict[str, Any] = {"config": config.raw, "kind": config.kind, "seed": seed,
                             "data_path": None if data_path is None else str(data_path),
-                            "versions": versions(), "warnings": list(config.warnings)}
+                            "versions": versions(), "warnings": list(config.warnings),
+                            "world_size": config.trainer.world_size}
     if ood_path is not None:  # absent otherwise, as in runs from before --ood-data
         meta["ood_path"] = str(ood_path)
     if config.kind == "image":  # to normalise unseen test files like the training data
@@ -224,7 +244,8 @@ def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, see
                                  "image_shape": list(problem.x_test_raw.shape[1:])}
     if resume:
         _check_same_run(run_dir / "config.json", meta)
-    atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
+    if rank_zero:
+        atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
     ensemble, seconds, skipped = train_ensemble(
         config, problem, run_dir / "ensemble", seed, progress=progress,
         accelerator=accelerator, resume=resume, checkpoint_every=checkpoint_every)
@@ -233,7 +254,7 @@ def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, see
     specs = config.students
     teacher_outputs = None
     if any(spec.augment is None for spec in specs):  # augmented students run the teacher instead
-        teacher_outputs = cache.teacher_outputs(ensemble, problem.x_train, run_dir / "cache")
+        teacher_outputs = cache.TeacherOutputs(ensemble, problem.x_train, run_dir / "cache")
     for spec in specs:
         student, seconds, skipped = train_student(
             config, spec, problem, teacher_outputs, run_dir / spec.name, seed, teacher=ensemble,
@@ -247,16 +268,30 @@ def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, see
 
 
 def _check_same_run(path: Path, meta: dict[str, Any]) -> None:
-    """Refuse to resume a run folder that was started with another config, seed or data."""
+    """Refuse to resume a run folder that was started with another config, seed, data or world size
+    (its trainer section may otherwise change: the same world size on other devices and nodes)."""
     if not path.is_file():
         return
     saved = json.loads(path.read_text())
+    world_size = saved.get("world_size", 1)  # runs from before it was saved trained on one process
+    if world_size != meta["world_size"]:
+        raise ValueError(
+            f"cannot resume {path.parent}: it was trained on world size {world_size} (devices × nodes), this "
+            f"run has {meta['world_size']}; each process's share of every batch depends on it, so resume "
+            f"with the same devices and nodes, or use a new output folder or --overwrite")
+    saved, meta = _trainer_aside(saved), _trainer_aside(meta)
     changed = [key for key in ("config", "seed", "data_path", "ood_path") if saved.get(key) != meta.get(key)]
     if changed:
         raise ValueError(
             f"cannot resume {path.parent}: its saved {', '.join(changed)} do not match this run's; "
             "use a new output folder or --overwrite"
         )
+
+
+def _trainer_aside(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with its config's trainer section left out."""
+    config = {key: value for key, value in meta.get("config", {}).items() if key != "trainer"}
+    return {**meta, "config": config}
 
 
 def _layout(accelerator: str) -> bool | None:
