@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="image and distil runs: test on this data (.npz: x_test/y_test, else "
                                "x_train/y_train; distil runs also take an image folder and need it)")
     evaluate.add_argument("--ood", type=Path, default=None,
-                          help="image and distil runs: out-of-distribution inputs from this file")
+                          help="image and distil runs: out-of-distribution inputs from this file (image "
+                          "runs: an .npz, made grey and resized as the run's data.ood says)")
     evaluate.add_argument("--no-shifts", action="store_true", help="image runs: skip the dataset shifts")
     evaluate.add_argument("--out", type=Path, default=None,
                           help="output folder (default: the run folder; with --data RUN_DIR/eval-<name>)")

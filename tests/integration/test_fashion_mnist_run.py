@@ -134,3 +134,11 @@ def test_missing_fashion_mnist_and_ood_files_are_one_line_errors(
     errors = capsys.readouterr().err.splitlines()
     assert "apt install dataset-fashion-mnist" in errors[0] and "--data" in errors[0]
     assert "missing.npz" in errors[1] and "--ood-data" in errors[1]
+
+
+def test_resume_with_another_ood_file_is_refused(run: dict[str, Path],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    config = _tiny("cpu-fashion-mnist", run["root"])
+    assert main(["train", str(config), "--out", str(run["out"]), "--resume", "--data", str(run["data"]),
+                 "--ood-data", str(run["root"] / "other.npz"), "--quiet"]) == 1
+    assert "its saved ood_path do not match" in capsys.readouterr().err
