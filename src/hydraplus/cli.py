@@ -21,6 +21,7 @@ LATENCY_BATCHES = [1, 256]
 
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")  # as hydraplus.core.precision (not imported: fast --help)
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")  # as hydraplus.config
 
 
 def _precision(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +30,20 @@ def _precision(parser: argparse.ArgumentParser) -> None:
                         "and metrics stay float32 (default: the config's, else 32)")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _processes(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--devices", type=int, default=None, metavar="N",
+                        help=f"train on N devices per node, one process each (default: {default})")
+    parser.add_argument("--num-nodes", type=int, default=None, metavar="K",
+                        help=f"train on K nodes (default: {default}); N × K processes share every batch, "
+                        "whose size stays the configured one and must divide by N × K")
+    parser.add_argument("--strategy", default=None, choices=STRATEGIES,
+                        help="Lightning strategy (default: auto, DDP on more than one process)")
+
+
+def _common(parser: argparse.ArgumentParser, processes_default: str = "1") -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "gpu", "auto"),
                         help="where to train (default: cpu)")
+    _processes(parser, processes_default)
     _precision(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--quiet", action="store_true", help="print only the result's path")
@@ -78,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="image configs: the out-of-distribution .npz file or folder (replaces "
                        "data.ood.path; an .npz when the config has no data.ood)")
     _latency(train)
-    _common(train)
+    _common(train, "the config's trainer section, else 1")
 
     evaluate = sub.add_parser(
         "evaluate", help="evaluate every saved model of a run (a seed folder, or a train output folder)")
@@ -210,25 +222,37 @@ def prepare_out_dir(path: Path, resume: bool, overwrite: bool) -> Path:
     return path
 
 
-def _cmd_demo(args: argparse.Namespace) -> Path:
+def _rank_zero(devices: int | None, num_nodes: int | None) -> bool:
+    """Whether this process writes (the others of a multi-process run leave the folder alone)."""
+    from hydraplus.engine.distributed import is_rank_zero
+
+    return is_rank_zero(devices or 1, num_nodes or 1)
+
+
+def _cmd_demo(args: argparse.Namespace) -> Path | None:
     from hydraplus.demo import run_demo
 
+    if args.out is None and (args.devices or 1) * (args.num_nodes or 1) > 1:
+        raise ValueError("--devices/--num-nodes need --out: every process must use the same run folder")
     out = args.out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = prepare_out_dir(out, args.resume, args.overwrite)
-    args.out = out
-    return run_demo(out, quick=args.quick, seed=args.seed, progress=not args.quiet,
-                    accelerator=_accelerator(args.device), resume=args.resume, precision=args.precision)
+    rank_zero = _rank_zero(args.devices, args.num_nodes)
+    args.out = out = prepare_out_dir(out, args.resume, args.overwrite) if rank_zero else out
+    report = run_demo(out, quick=args.quick, seed=args.seed, progress=not args.quiet,
+                      accelerator=_accelerator(args.device), resume=args.resume, precision=args.precision,
+                      devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy)
+    return report if rank_zero else None
 
 
-def _cmd_train(args: argparse.Namespace) -> Path:
+def _cmd_train(args: argparse.Namespace) -> Path | None:
     from hydraplus.config import load_config
     from hydraplus.experiments.runner import run_experiment
 
     _check_batches(args.latency_batches)
     device = _torch_device(args.device)
-    config = load_config(args.config, epochs=args.epochs, members=args.members, precision=args.precision)
-    out = prepare_out_dir(args.out, args.resume, args.overwrite)
-    args.out = out
+    config = load_config(args.config, epochs=args.epochs, members=args.members, precision=args.precision,
+                         devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy)
+    rank_zero = _rank_zero(config.trainer.devices, config.trainer.num_nodes)
+    args.out = out = prepare_out_dir(args.out, args.resume, args.overwrite) if rank_zero else args.out
     for seed in args.seeds:
         run_dir = out / f"seed-{seed}"
         problem, models = run_experiment(
@@ -236,9 +260,10 @@ def _cmd_train(args: argparse.Namespace) -> Path:
             resume=args.resume, data_path=None if args.data is None else args.data.resolve(),
             ood_path=None if args.ood_data is None else args.ood_data.resolve(),
             checkpoint_every=args.checkpoint_every)
-        _evaluate(run_dir, config.kind, problem, models.all(), seed, device, args.latency_batches,
-                  train_seconds=models.train_seconds, precision=config.precision)
-    return out
+        if rank_zero:  # on the full test data, while any other processes wait for the next seed
+            _evaluate(run_dir, config.kind, problem, models.all(), seed, device, args.latency_batches,
+                      train_seconds=models.train_seconds, precision=config.precision)
+    return out if rank_zero else None
 
 
 def _evaluate(run_dir: Path, kind: str, problem: Any, models: dict[str, Any], seed: int, device: str,
@@ -381,7 +406,7 @@ def _input_normalization(args: argparse.Namespace) -> dict[str, Any] | None:
     return {"mean": args.input_mean, "std": args.input_std, "source": "--input-mean/--input-std"}
 
 
-def _cmd_distil(args: argparse.Namespace) -> Path:
+def _cmd_distil(args: argparse.Namespace) -> Path | None:
     from hydraplus.experiments.distil import as_teacher, as_tensors, distil
     from hydraplus.experiments.distil_inputs import normalize, npz_test_split, ood_inputs, uncuttable
     from hydraplus.report.evaluation import distil_evaluation, write_evaluation
@@ -407,8 +432,8 @@ def _cmd_distil(args: argparse.Namespace) -> Path:
         x = normalize(x, norm["mean"], norm["std"], "train")
         test = (normalize(test[0], norm["mean"], norm["std"], "test"), test[1])
         x_ood = None if x_ood is None else normalize(x_ood, norm["mean"], norm["std"], "ood")
-    out = prepare_out_dir(args.out, args.resume, args.overwrite)
-    args.out = out
+    rank_zero = _rank_zero(args.devices, args.num_nodes)
+    args.out = out = prepare_out_dir(args.out, args.resume, args.overwrite) if rank_zero else args.out
     record: dict[str, Any] = {
         "teacher": [str(p) for p in args.teacher], "data": str(args.data),
         "test data": str(args.val) if args.val is not None else f"{args.data} (x_test/y_test)",
@@ -420,7 +445,10 @@ def _cmd_distil(args: argparse.Namespace) -> Path:
     result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
                     split=args.split, lam=lam, ood=x_ood,
                     out=out, device=device, seed=args.seed, resume=args.resume, progress=not args.quiet,
-                    precision=args.precision or "32", record=record)
+                    precision=args.precision or "32", record=record, devices=args.devices or 1,
+                    num_nodes=args.num_nodes or 1, strategy=args.strategy or "auto")
+    if not rank_zero:  # global rank 0 evaluates on the full test data
+        return None
     record["student"] = str(out / result.spec.name / "model.pt")
     metrics = result.evaluate(test, ood=x_ood, out=out, latency_batches=args.latency_batches, device=device,
                               record=record)

@@ -1,4 +1,8 @@
-"""`hydraplus demo`: the paper's two toy problems, every method, one report."""
+"""`hydraplus demo`: the paper's two toy problems, every method, one report.
+
+On several processes (``devices``, ``num_nodes``) every process trains; global rank 0 alone
+evaluates and writes the report.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydraplus.config import ExperimentConfig, parse_config, read_config, scale_epochs, with_members
+from hydraplus.config import (
+    ExperimentConfig,
+    parse_config,
+    read_config,
+    scale_epochs,
+    with_members,
+    with_trainer,
+)
+from hydraplus.engine.distributed import is_rank_zero
 from hydraplus.experiments.runner import run_experiment, versions
 from hydraplus.experiments.toy_eval import evaluate_toy
 from hydraplus.io import atomic_write_text
@@ -19,11 +31,12 @@ QUICK_MEMBERS, QUICK_EPOCHS = 5, 100
 CHECKPOINT_EVERY = 20  # toy epochs take milliseconds: a checkpoint each epoch would dominate
 
 
-def demo_configs(quick: bool, precision: str | None = None) -> dict[str, ExperimentConfig]:
-    """The paper's toy configs; ``quick`` uses 5 members and 100 epochs (same models, rows)."""
+def demo_configs(quick: bool, precision: str | None = None, **trainer: Any) -> dict[str, ExperimentConfig]:
+    """The paper's toy configs; ``quick`` uses 5 members and 100 epochs (same models, rows);
+    ``trainer`` settings (devices, num_nodes, strategy) that are not None replace the defaults."""
     configs = {}
     for name in PROBLEMS:
-        raw = read_config(name)
+        raw = with_trainer(read_config(name), **trainer)
         if precision is not None:
             raw["precision"] = precision
         if quick:
@@ -33,17 +46,23 @@ def demo_configs(quick: bool, precision: str | None = None) -> dict[str, Experim
 
 
 def run_demo(out: Path, *, quick: bool = False, seed: int = 0, progress: bool = True,
-             accelerator: str = "cpu", resume: bool = False, precision: str | None = None) -> Path:
-    """Train and evaluate everything, write report.md, metrics.json and figures into ``out``."""
+             accelerator: str = "cpu", resume: bool = False, precision: str | None = None,
+             devices: int | None = None, num_nodes: int | None = None, strategy: str | None = None) -> Path:
+    """Train and evaluate everything, write report.md, metrics.json and figures into ``out``
+    (their path, which global rank 0 writes, is returned on every process)."""
     out = Path(out)
     start = time.perf_counter()
-    configs = demo_configs(quick, precision)
+    configs = demo_configs(quick, precision, devices=devices, num_nodes=num_nodes, strategy=strategy)
+    trainer = configs[PROBLEMS[0]].trainer
+    rank_zero = is_rank_zero(trainer.devices, trainer.num_nodes)
     results: dict[str, Any] = {}
     sections: list[str] = []
     for name, config in configs.items():
         problem, models = run_experiment(config, out / name, seed, progress=progress,
                                          accelerator=accelerator, resume=resume,
                                          checkpoint_every=CHECKPOINT_EVERY)
+        if not rank_zero:
+            continue
         evaluation = evaluate_toy(problem, models.all(), models.train_seconds, seed=seed,
                                   precision=config.precision)
         results[name] = evaluation.metrics
@@ -59,6 +78,8 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, progress: bool = 
             f"## {title}\n\n{toy_table(evaluation.metrics, problem.task)}\n\n![{name}]({png})\n\n"
             f"{summary(evaluation.metrics)}\n"
         )
+    if not rank_zero:
+        return out / "report.md"
     wall = time.perf_counter() - start
     header = (
         "# hydraplus demo\n\n"

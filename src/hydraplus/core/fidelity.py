@@ -15,6 +15,7 @@ from torchmetrics import Metric
 from torchmetrics.functional import spearman_corrcoef
 from torchmetrics.utilities import dim_zero_cat
 
+from hydraplus.core.metrics import LOCAL
 from hydraplus.core.uncertainty import classification_uncertainty
 from hydraplus.validation import check_finite
 
@@ -38,7 +39,7 @@ class Fidelity(Metric):
     full_state_update = False
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(**LOCAL)  # one process's state (see hydraplus.core.metrics)
         self.add_state("student_epistemic", [], dist_reduce_fx="cat")
         self.add_state("ensemble_epistemic", [], dist_reduce_fx="cat")
         self.add_state("agreements", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")

@@ -1,4 +1,8 @@
-"""Dataset-level metrics as torchmetrics Metrics: state is summed over batches, never averaged."""
+"""Dataset-level metrics as torchmetrics Metrics: state is summed over batches, never averaged.
+
+Evaluation runs on one process with the full data (global rank 0 of a multi-process run), so the
+metrics never sync their state with other processes (``LOCAL``), even while a process group exists.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from hydraplus.core.uncertainty import (
 )
 from hydraplus.validation import check_finite, check_labels
 
+LOCAL = {"sync_on_compute": False}  # torchmetrics settings: compute on this process's state alone
+
 
 class _SumMetric(Metric):
     """Sum of per-example values and their count, so compute() is the dataset mean."""
@@ -24,7 +30,7 @@ class _SumMetric(Metric):
     full_state_update = False
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(**LOCAL)
         self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
@@ -73,11 +79,11 @@ class ClassificationMetrics:
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.num_classes = num_classes
-        self.accuracy = MulticlassAccuracy(num_classes, average="micro")
-        self.ece = MulticlassCalibrationError(num_classes, n_bins=n_bins, norm="l1")
-        self.ece_15 = MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")
+        self.accuracy = MulticlassAccuracy(num_classes, average="micro", **LOCAL)
+        self.ece = MulticlassCalibrationError(num_classes, n_bins=n_bins, norm="l1", **LOCAL)
+        self.ece_15 = MulticlassCalibrationError(num_classes, n_bins=15, norm="l1", **LOCAL)
         self.nll, self.brier = NegativeLogLikelihood(), BrierScore()
-        self.entropies = {k: MeanMetric() for k in ("predictive", "aleatoric", "epistemic")}
+        self.entropies = {k: MeanMetric(**LOCAL) for k in ("predictive", "aleatoric", "epistemic")}
 
     def update(self, logits: Tensor, target: Tensor) -> None:
         """logits ``[B, K, C]`` (K members/heads/samples), target ``[B]``."""
@@ -115,10 +121,10 @@ class RegressionMetrics:
     """RMSE and MAE of the predictive mean, Gaussian NLL of the moment-matched mixture, mean stds."""
 
     def __init__(self) -> None:
-        self.rmse = MeanSquaredError(squared=False)
-        self.mae = MeanAbsoluteError()
+        self.rmse = MeanSquaredError(squared=False, **LOCAL)
+        self.mae = MeanAbsoluteError(**LOCAL)
         self.nll = GaussianNLL()
-        self.stds = {k: MeanMetric() for k in ("predictive", "aleatoric", "epistemic")}
+        self.stds = {k: MeanMetric(**LOCAL) for k in ("predictive", "aleatoric", "epistemic")}
 
     def update(self, out: Tensor, target: Tensor) -> None:
         """out ``[B, K, 2]`` (mean, log-variance per member), target ``[B]``."""

@@ -9,6 +9,9 @@ same examples in the same order as on one process. Only global rank 0 writes fil
 
 from __future__ import annotations
 
+import atexit
+from functools import cache
+
 import torch
 import torch.distributed as dist
 from lightning.fabric.plugins.environments import (
@@ -55,6 +58,15 @@ def check_batches(examples: int, batch_size: int, world_size: int, what: str) ->
                          f"{world_size}")
 
 
+def check_world_size(saved: int, current: int, what: str) -> None:
+    """Refuse to resume ``what``, trained on world size ``saved``, on another number of processes."""
+    if saved != current:
+        raise ValueError(f"cannot resume {what}: it was trained on world size {saved} (devices × nodes), "
+                         f"this run has {current}; each process's share of every batch depends on it, so "
+                         "resume with the same devices and nodes, or start over in a new output folder or "
+                         "with --overwrite")
+
+
 def process_rank(devices: int) -> int:
     """This process's global rank, as its launcher set it (known before Lightning connects the
     processes): torchrun, SLURM's srun or LSF, detected as Lightning does, else Lightning's own
@@ -69,6 +81,18 @@ def process_rank(devices: int) -> int:
 def is_rank_zero(devices: int, num_nodes: int) -> bool:
     """Whether this process writes the run's files (always, on one process)."""
     return devices * num_nodes == 1 or process_rank(devices) == 0
+
+
+@cache
+def close_at_exit() -> None:
+    """Close the process group when this process exits (once): left to the interpreter's teardown,
+    gloo's can abort the process, which Lightning's launcher takes for a failed rank."""
+    atexit.register(_close)
+
+
+def _close() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def all_sum(values: Tensor) -> Tensor:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from hydraplus.config import ConfigError, StudentDefaults, StudentSpec, resolve_student
+from hydraplus.config import ConfigError, StudentDefaults, StudentSpec, TrainerSettings, resolve_student
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.memory_format import has_conv, use_channels_last
 from hydraplus.core.predict import predict
@@ -32,7 +32,8 @@ from hydraplus.core.uncertainty import classification_uncertainty, regression_un
 from hydraplus.data.probe import off_data_probe
 from hydraplus.engine import cache
 from hydraplus.engine.auto_lambda import mean_epistemic
-from hydraplus.engine.data import seeded_loader
+from hydraplus.engine.data import SeededData
+from hydraplus.engine.distributed import check_batches, is_rank_zero, process_rank
 from hydraplus.engine.modules import DistillModule
 from hydraplus.engine.trainer import fit
 from hydraplus.io import atomic_torch_save
@@ -297,7 +298,7 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
            val: Any = None, ood: Any = None, out: str | Path | None = None, device: str = "cpu",
            seed: int = 0, resume: bool = False, progress: bool = False, precision: str = "32",
            channels_last: bool = True, compile: bool = False, record: dict[str, Any] | None = None,
-           **settings: Any) -> Distilled:
+           devices: int = 1, num_nodes: int = 1, strategy: str = "auto", **settings: Any) -> Distilled:
     """Distil ``teacher`` into a student trained with ``method`` on ``train``; see the module doc.
 
     ``settings`` are any student settings (``lr``, ``weight_decay``, ``batch_size``, ``alpha``,
@@ -315,8 +316,22 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     ``val`` is held-out data (any form ``train`` takes): after training the teacher and the student
     are evaluated on it, with ``ood`` for OOD detection, into `Distilled.metrics` (and ``metrics.json``
     and ``report.md`` in ``out``).
+
+    ``devices`` per node × ``num_nodes`` processes train together with ``strategy`` (``auto``: DDP on
+    several; `hydraplus.engine.distributed`). Each runs this whole call (Lightning starts the others
+    by running the calling script again); the batch size is the global one, ``out`` is needed and
+    must be a folder every process sees, the teacher's outputs are computed once (global rank 0) and
+    global rank 0 alone writes files and evaluates on ``val`` (the others' `Distilled.metrics` stay
+    None). A CUDA ``device`` becomes each process's own GPU.
     """
     keep_allocator_memory()
+    trainer_settings = TrainerSettings(devices, num_nodes, strategy)
+    world_size = trainer_settings.world_size
+    if world_size > 1 and out is None:
+        raise ValueError(f"distil on {world_size} processes needs out=: a folder every process sees (the "
+                         "teacher's outputs are cached there once for all of them)")
+    if world_size > 1 and str(device) == "cuda":  # each process its own GPU, as Lightning assigns them
+        device = f"cuda:{process_rank(devices) % devices}"
     x, y = as_tensors(train, "train")
     task = "classification" if not (y.is_floating_point() or y.is_complex()) else "regression"
     module = as_teacher(teacher).to(device)
@@ -333,6 +348,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     if task == "regression" and outputs != 2:
         raise ValueError(f"a regression teacher must give [B, N, 2] (mean, log-variance), got D = {outputs}")
     spec = _spec(task, members, method, heads, lam, epochs, settings)
+    trainer_settings.check_batch_size(spec.batch_size, "distil batch_size")
+    check_batches(len(x), spec.batch_size, world_size, "distil")
     L.seed_everything(seed, verbose=False)
     student_model = _student(student, module, split, x[:2].to(device), spec)
     if channels_last and has_conv(student_model):
@@ -344,10 +361,9 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         from hydraplus.experiments.distil_run import start_run
 
         start_run(folder, spec, task, list(x.shape[1:]), seed=seed, precision=precision, record=record,
-                  resume=resume)
-    targets = cache.teacher_outputs(module, x, folder / "cache" if _cacheable(module) else None)
-    loader = seeded_loader((x, y, targets), spec.batch_size, seed,
-                           names=("train inputs", "train targets", "teacher outputs"))
+                  resume=resume, world_size=world_size, write=is_rank_zero(devices, num_nodes))
+    targets = cache.TeacherOutputs(module, x, folder / "cache" if _cacheable(module) else None)
+    data = SeededData((x, y), spec.batch_size, seed, names=("train inputs", "train targets"), extra=targets)
     probe = None
     if spec.lam.auto:
         if ood is None:
@@ -357,12 +373,15 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         probe = (inputs, mean_epistemic(module, inputs, task))
     engine = DistillModule(student_model, spec.method, task, spec, probe=probe)
     start = time.perf_counter()
-    fit(engine, loader, folder=folder / spec.name, label=spec.name, epochs=spec.epochs, progress=progress,
-        accelerator="gpu" if str(device).startswith("cuda") else "cpu", resume=resume, precision=precision)
+    trainer = fit(engine, data, folder=folder / spec.name, label=spec.name, epochs=spec.epochs,
+                  progress=progress, accelerator="gpu" if str(device).startswith("cuda") else "cpu",
+                  resume=resume, precision=precision, devices=devices, num_nodes=num_nodes, strategy=strategy)
     seconds = time.perf_counter() - start
     student_model.cpu()
     result = Distilled(student_model, spec, task, module.cpu(), seconds, folder if out is not None else None,
                        precision)
+    if not trainer.is_global_zero:
+        return result
     if out is not None:
         from hydraplus.experiments.distil_run import finish_run
         from hydraplus.experiments.onnx_export import traceable

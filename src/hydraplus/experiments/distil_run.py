@@ -28,6 +28,7 @@ from torch.export.passes import move_to_device_pass
 
 from hydraplus.config import StudentSpec
 from hydraplus.core.modes import evaluating
+from hydraplus.engine.distributed import check_world_size
 from hydraplus.experiments.distil import Distilled, as_tensors
 from hydraplus.experiments.distil_inputs import normalize, npz_test_split, ood_inputs
 from hydraplus.experiments.export import FORMATS, export_model, export_with_card
@@ -74,21 +75,26 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 
 def start_run(folder: Path, spec: StudentSpec, task: str, input_shape: list[int], *, seed: int,
-              precision: str, record: Mapping[str, Any] | None, resume: bool) -> None:
+              precision: str, record: Mapping[str, Any] | None, resume: bool, world_size: int = 1,
+              write: bool = True) -> None:
     """Write ``config.json`` as training starts (``record``'s keys first; the run's own win); with
-    ``resume`` refuse a folder whose saved run differs in its student, data or seed."""
+    ``resume`` refuse a folder whose saved run differs in its student, data, seed or world size
+    (processes). On several processes each checks and global rank 0 alone (``write``) writes."""
     meta = {**dict(record or {}), "kind": KIND, "task": task, "student": spec.name, "method": spec.method,
             "spec": spec.to_dict(), "seed": seed, "precision": precision, "input_shape": input_shape,
-            "versions": versions()}
+            "world_size": world_size, "versions": versions()}
     meta = json.loads(json.dumps(meta))  # as it reads back
     path = Path(folder) / CONFIG
     if resume and path.is_file():
         saved = json.loads(path.read_text())
+        # runs from before the world size was saved trained on one process
+        check_world_size(saved.get("world_size", 1), world_size, str(folder))
         changed = [key for key in SAME_ON_RESUME if saved.get(key) != meta[key]]
         if changed:
             raise ValueError(f"cannot resume {folder}: its saved {', '.join(changed)} do not match this "
                              "run's; use a new output folder or --overwrite")
-    atomic_write_text(path, json.dumps(meta, indent=2))
+    if write:
+        atomic_write_text(path, json.dumps(meta, indent=2))
 
 
 def finish_run(result: Distilled, example: Tensor) -> None:

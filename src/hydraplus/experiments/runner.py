@@ -39,7 +39,7 @@ from hydraplus.data.problem import Problem
 from hydraplus.engine import cache
 from hydraplus.engine.auto_lambda import mean_epistemic
 from hydraplus.engine.data import SeededAugment, SeededData
-from hydraplus.engine.distributed import check_batches, is_rank_zero
+from hydraplus.engine.distributed import check_batches, check_world_size, is_rank_zero
 from hydraplus.engine.modules import DistillModule, EnsembleModule
 from hydraplus.engine.trainer import fit
 from hydraplus.experiments.builders import build_ensemble, build_student
@@ -273,12 +273,8 @@ def _check_same_run(path: Path, meta: dict[str, Any]) -> None:
     if not path.is_file():
         return
     saved = json.loads(path.read_text())
-    world_size = saved.get("world_size", 1)  # runs from before it was saved trained on one process
-    if world_size != meta["world_size"]:
-        raise ValueError(
-            f"cannot resume {path.parent}: it was trained on world size {world_size} (devices × nodes), this "
-            f"run has {meta['world_size']}; each process's share of every batch depends on it, so resume "
-            f"with the same devices and nodes, or use a new output folder or --overwrite")
+    # runs from before the world size was saved trained on one process
+    check_world_size(saved.get("world_size", 1), meta["world_size"], str(path.parent))
     saved, meta = _trainer_aside(saved), _trainer_aside(meta)
     changed = [key for key in ("config", "seed", "data_path", "ood_path") if saved.get(key) != meta.get(key)]
     if changed:
