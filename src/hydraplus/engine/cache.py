@@ -102,8 +102,9 @@ def teacher_outputs(model: nn.Module, x: Tensor, cache_dir: Path | None, batch_s
     if not compute_missing:
         raise FileNotFoundError(f"no teacher-output cache entry {path}: global rank 0 writes it before the "
                                 "other processes read it, so either the folder is not on a filesystem every "
-                                "process (every node) sees, or this process's teacher or training data differ "
-                                "from rank 0's (every process must build the same: seed what is random)")
+                                "process (every node) sees, or this process's teacher or training data "
+                                "differ from rank 0's (every process must build the same: seed what is "
+                                "random)")
     _write(model, x, path, batch_size)
     out = _load(path, len(x))
     if out is None:

@@ -201,9 +201,10 @@ class _TrainingModule(L.LightningModule):
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self._nan_streak = int(state.get("nan_streak", 0))
         if "torch_rng_ranks" in state:  # saved on several processes: this process's own
-            torch.set_rng_state(state["torch_rng_ranks"][self.global_rank].cpu())
+            # (a copy: torch reads a state tensor from the start of its storage, not of the row)
+            torch.set_rng_state(state["torch_rng_ranks"][self.global_rank].cpu().clone())
             if "cuda_rng_ranks" in state and torch.cuda.is_available():
-                torch.cuda.set_rng_state(state["cuda_rng_ranks"][self.global_rank].cpu())
+                torch.cuda.set_rng_state(state["cuda_rng_ranks"][self.global_rank].cpu().clone())
             return
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"].cpu())
