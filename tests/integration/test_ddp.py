@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 import torch
 
-from _dummies import toy_config
+import hydraplus
+from _dummies import TinyCNN, blob_images, toy_config
+from hydraplus import cli
 from hydraplus.experiments.runner import load_problem, load_trained, run_experiment
 from hydraplus.experiments.toy_eval import evaluate_toy
 
@@ -213,3 +215,18 @@ def test_a_nan_loss_on_one_process_skips_the_step_on_both(runs: Path) -> None:
     assert all(torch.equal(final[0][k], final[1][k]) for k in final[0])
     with (runs / "nan" / "log" / "metrics.csv").open(newline="") as f:
         assert [float(row["train/skipped_steps"]) for row in csv.DictReader(f)] == [0.0, 4.0, 4.0]
+
+
+def test_the_command_line_refuses_what_cannot_split(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["train", "toy-spiral", "--devices", "3", "--out", str(tmp_path / "run")]) == 1
+    assert ("ensemble.batch_size 256 does not divide over world size 3 (devices 3 × nodes 1)"
+            in capsys.readouterr().err)
+    assert cli.main(["demo", "--quick", "--devices", "2"]) == 1
+    assert "--devices/--num-nodes need --out" in capsys.readouterr().err
+
+
+def test_distil_on_several_processes_needs_a_shared_out_folder() -> None:
+    x, y = blob_images(48)
+    with pytest.raises(ValueError, match="distil on 4 processes needs out="):
+        hydraplus.distil([TinyCNN(), TinyCNN()], (x, y), epochs=1, num_nodes=2, devices=2)
