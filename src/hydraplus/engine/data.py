@@ -159,7 +159,9 @@ class SeededData(L.LightningDataModule):
         self.prepare_data_per_node = False  # one process in all, not one per node
         self.batch_size, self.seed, self.streams = batch_size, seed, streams
         self.tensors, self.extra = tensors, extra
-        self.names = None if names is None else [*names, extra_name] if extra is not None else list(names)
+        self.names = None if names is None else list(names)
+        if self.names is not None and extra is not None:
+            self.names.append(extra_name)
         # Tensors at hand are checked now, before training starts; ``extra`` once it is loaded.
         self.dataset = None if extra is not None else TensorBatches(*tensors, names=self.names)
 

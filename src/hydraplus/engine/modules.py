@@ -201,7 +201,7 @@ class _TrainingModule(L.LightningModule):
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self._nan_streak = int(state.get("nan_streak", 0))
         if "torch_rng_ranks" in state:  # saved on several processes: this process's own
-            # (a copy: torch reads a state tensor from the start of its storage, not of the row)
+            # (copied out of the stacked tensor: torch's set_rng_state crashes on such a row view)
             torch.set_rng_state(state["torch_rng_ranks"][self.global_rank].cpu().clone())
             if "cuda_rng_ranks" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state(state["cuda_rng_ranks"][self.global_rank].cpu().clone())
