@@ -117,6 +117,47 @@ def measure(warmup: int, repeats: int, infer_repeats: int) -> dict[str, Any]:
     seconds = median_times(steps, warmup, repeats)
     out: dict[str, Any] = {"distillation_images_per_s": {k: BATCH / v for k, v in seconds.items()}}
 
+    def laid_out(model: nn.Module, channels_last: bool, compiled: bool) -> nn.Module:
+        if channels_last:
+            use_channels_last(model)
+        if compiled:
+            model.compile()
+        return model
+
+    def teacher_step(precision: str, channels_last: bool, compiled: bool) -> Callable[[], None]:
+        """The student's step with the ensemble run on every batch, as augmentation makes it."""
+        teacher = laid_out(Ensemble(copy.deepcopy(members)).eval(), channels_last, compiled)
+
+        def run_it(inputs: Tensor) -> Tensor:
+            with torch.no_grad():
+                return teacher(inputs)
+
+        return step(student(channels_last, compiled), precision, run_it)
+
+    def ensemble_step(precision: str, channels_last: bool, compiled: bool) -> Callable[[], None]:
+        """One training step of the N members (cross-entropy per member, summed; Adam, clipping)."""
+        torch.manual_seed(1)
+        ensemble = laid_out(Ensemble([lenet_member() for _ in range(MEMBERS)]), channels_last, compiled)
+        params = list(ensemble.parameters())
+        opt = torch.optim.Adam(params, lr=1e-3)
+        targets = y.repeat_interleave(MEMBERS)
+
+        def run() -> None:
+            with autocast(precision, "cpu"):
+                logits = ensemble(x)
+            loss = nn.functional.cross_entropy(logits.float().flatten(0, 1), targets) * MEMBERS
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+
+        return run
+
+    for key, make in (("augmented_distillation_images_per_s", teacher_step),
+                      ("ensemble_training_images_per_s", ensemble_step)):
+        slow = median_times({name: make(*path) for name, path in PATHS.items()}, 1, max(3, repeats // 2))
+        out[key] = {k: BATCH / v for k, v in slow.items()}
+
     example = torch.randn(1, 3, 32, 32)
     ensemble = Ensemble(members).eval()
     flops = {"student": count_flops(student(False).eval(), example),
@@ -164,6 +205,17 @@ def markdown(result: dict[str, Any]) -> str:
         rates = [r["distillation_images_per_s"][name] for r in (result["default"], result["keep"])]
         cells = [f"{rate:.0f} ({rate / base:.2f}x)" for rate in rates]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for key, what in (("augmented_distillation_images_per_s", "Distillation with the teacher run on every "
+                       "batch (as augmentation makes it)"),
+                      ("ensemble_training_images_per_s", "Ensemble training step (N = 20 members, "
+                       "cross-entropy per member, Adam, clipping)")):
+        base = result["default"][key]["fp32_nchw"]
+        lines += ["", f"{what}: images/s and speed-up over float32 NCHW with the default allocator.", "",
+                  "| path | default allocator | allocator keeps memory |", "|---|---:|---:|"]
+        for name in PATHS:
+            cells = [f"{r[key][name]:.0f} ({r[key][name] / base:.2f}x)"
+                     for r in (result["default"], result["keep"])]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Inference latency in ms (student / ensemble; speed-up as a share of the "
               f"{result['keep']['flop_ratio']:.2f}x FLOP ratio), allocator keeps memory:", "",
               "| path | batch 1 | batch 256 |", "|---|---:|---:|"]
@@ -206,6 +258,9 @@ def main() -> None:
     result["ratios"] = {
         **{f"{name}_speedup": keep["distillation_images_per_s"][name] / today for name in PATHS},
         **{f"{name}_speedup_default_allocator": result["default"]["distillation_images_per_s"][name] / today
+           for name in PATHS},
+        **{f"{name}_{key.split('_images')[0]}_speedup": keep[key][name] / result["default"][key]["fp32_nchw"]
+           for key in ("augmented_distillation_images_per_s", "ensemble_training_images_per_s")
            for name in PATHS},
         "best_vs_naive": max(keep["distillation_images_per_s"][n] for n in PATHS)
         / result["default"]["distillation_images_per_s"]["naive"],
