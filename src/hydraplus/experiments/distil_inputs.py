@@ -28,6 +28,20 @@ from hydraplus.experiments.distil import Members, as_tensors
 Shape = list[int | None]  # one input's expected shape with the batch; None: any size
 
 
+def read_program(path: Path, what: str = "") -> torch.export.ExportedProgram:
+    """A ``torch.export`` program from ``path``; a file that is not one is a ValueError naming
+    it (``what`` says whose file, e.g. ``"teacher "``)."""
+    log = logging.getLogger("torch.export")  # it logs a bad file's traceback before raising
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        return torch.export.load(path)
+    except Exception as err:
+        raise ValueError(f"cannot load {what}{path}: not a torch.export program ({_reason(err)})") from err
+    finally:
+        log.setLevel(level)
+
+
 def _reason(err: BaseException) -> str:
     """The informative line of an error (TorchScript puts the cause last)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
@@ -138,16 +152,7 @@ def load_teacher_file(path: Path) -> tuple[nn.Module, Shape | None]:
                                 f"teacher {path} is a folder: a hydraplus run folder is a whole teacher, "
                                 "pass it alone")
     if path.suffix == ".pt2":
-        log = logging.getLogger("torch.export")  # it logs a bad file's traceback before raising
-        level = log.level
-        log.setLevel(logging.ERROR)
-        try:
-            program = torch.export.load(path)
-        except Exception as err:
-            raise ValueError(f"cannot load teacher {path}: not a torch.export program "
-                             f"({_reason(err)})") from err
-        finally:
-            log.setLevel(level)
+        program = read_program(path, "teacher ")
         shape = _input_shape(program, path)
         module = _typed_layers(program, shape)
         if shape is not None and shape[0] is not None:

@@ -17,7 +17,6 @@ config of registered architectures, so the folder keeps the student and the teac
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from hydraplus.config import StudentSpec
 from hydraplus.core.modes import evaluating
 from hydraplus.engine.distributed import check_world_size
 from hydraplus.experiments.distil import Distilled, as_tensors
-from hydraplus.experiments.distil_inputs import normalize, npz_test_split, ood_inputs
+from hydraplus.experiments.distil_inputs import normalize, npz_test_split, ood_inputs, read_program
 from hydraplus.experiments.export import FORMATS, export_model, export_with_card
 from hydraplus.experiments.onnx_export import uniform_dropout
 from hydraplus.experiments.runner import versions
@@ -158,16 +157,7 @@ def load_program(path: Path) -> LoadedProgram:
     """A program written by `finish_run`, on the CPU."""
     if not path.is_file():
         raise FileNotFoundError(f"program not found: {path}")
-    log = logging.getLogger("torch.export")  # it logs a bad file's traceback before raising
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        program = torch.export.load(path)
-    except Exception as err:
-        raise ValueError(f"cannot load {path}: not a torch.export program ({_first_line(err)})") from err
-    finally:
-        log.setLevel(level)
-    return LoadedProgram(program, torch.device("cpu"))
+    return LoadedProgram(read_program(path), torch.device("cpu"))
 
 
 def _load(run_dir: Path) -> tuple[dict[str, Any], Distilled]:
