@@ -142,3 +142,12 @@ def train_members(members: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
             loss.backward()
             opt.step()
     return [m.eval() for m in members]
+
+
+def numbers_in(value: Any) -> list[float]:
+    """Every number in a JSON-like value (dicts and lists walked), for finiteness checks."""
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in numbers_in(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in numbers_in(v)]
+    return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []

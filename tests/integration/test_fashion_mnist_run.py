@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from _dummies import write_fashion_mnist
+from _dummies import numbers_in, write_fashion_mnist
 from hydraplus.cli import main
 from hydraplus.config import read_config, scale_epochs, with_members
 from hydraplus.data.shift import DISTORTIONS
@@ -57,13 +56,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "data": data, "out": out, "seed": out / "seed-0"}
 
 
-def _numbers(value: Any) -> list[float]:
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _numbers(v)]
-    if isinstance(value, list):
-        return [x for v in value for x in _numbers(v)]
-    return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []
-
 
 def test_the_run_uses_the_official_test_split_and_grey_ood_images(run: dict[str, Path]) -> None:
     evaluation = json.loads((run["seed"] / "evaluation.json").read_text())
@@ -78,7 +70,7 @@ def test_evaluation_json_has_every_new_metric(run: dict[str, Path]) -> None:
     assert set(evaluation["models"]) == MODELS
     assert evaluation["settings"]["shift_levels"] == {k: list(v) for k, v in DISTORTIONS.items()}
     for name, row in evaluation["models"].items():
-        assert all(math.isfinite(x) for x in _numbers(row)), name
+        assert all(math.isfinite(x) for x in numbers_in(row)), name
         assert {"error", "ece", "ece_15", "aurc"} <= set(row["clean"])
         assert {k: len(v) for k, v in row["shifts"].items()} == {k: 5 for k in DISTORTIONS}
         assert set(row["ood"]) == OOD_KEYS

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from _dummies import image_config
+from _dummies import image_config, numbers_in
 from hydraplus.cli import main
 from hydraplus.data.shift import DISTORTIONS, SHIFTS
 
@@ -62,13 +62,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"out": out, "unseen": out / "eval-unseen"}
 
 
-def _numbers(value: Any) -> list[float]:
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _numbers(v)]
-    if isinstance(value, list):
-        return [x for v in value for x in _numbers(v)]
-    return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []
-
 
 @pytest.mark.parametrize("where", ["out", "unseen"])
 def test_evaluations_cover_every_model_shift_and_level(pipeline: dict[str, Path], where: str) -> None:
@@ -78,7 +71,7 @@ def test_evaluations_cover_every_model_shift_and_level(pipeline: dict[str, Path]
         evaluation = json.loads((folder / "evaluation.json").read_text())
         assert set(evaluation["models"]) == MODELS
         for name, row in evaluation["models"].items():
-            assert all(math.isfinite(x) for x in _numbers(row)), name
+            assert all(math.isfinite(x) for x in numbers_in(row)), name
             assert set(row["clean"]) >= {"error", "ece", "nll", "brier", "predictive_entropy",
                                          "aleatoric_entropy", "epistemic_entropy"}
             assert set(row["shifts"]) == set(DISTORTIONS)
