@@ -43,7 +43,7 @@ def test_every_builtin_config_parses_with_its_kind() -> None:
     kinds = {name: load_config(name).kind for name in available_configs()}
     assert kinds == {"toy-spiral": "toy", "toy-regression": "toy", "paper-svhn": "image",
                      "paper-cifar10": "image", "cpu-cifar10": "image", "cpu-fashion-mnist": "image",
-                     "cpu-fashion-mnist-heldout": "image"}
+                     "cpu-fashion-mnist-heldout": "image", "gpu-cifar10": "image"}
     assert all(load_config(name).warnings == () for name in available_configs())
 
 
@@ -246,6 +246,50 @@ def test_fashion_mnist_presets(capsys: pytest.CaptureFixture[str]) -> None:
     heldout = load_config("cpu-fashion-mnist-heldout")
     assert heldout.data.options["holdout_classes"] == [5, 7, 9] and "ood" not in heldout.data.options
     assert heldout.arch.member["num_classes"] == heldout.arch.head["num_classes"] == 7
+
+
+def test_gpu_cifar10_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["configs", "gpu-cifar10"]) == 0
+    assert json.loads(capsys.readouterr().out) == read_config("gpu-cifar10")
+    config = load_config("gpu-cifar10")
+    assert (config.data.name, config.data.options["val_fraction"]) == ("cifar10", 0.1)
+    assert config.data.options["ood"]["name"] == "svhn"
+    assert (config.arch.name, config.arch.member["widths"], config.precision) == (
+        "fastconv", [64, 256, 256], "bf16-mixed")
+    assert (config.arch.core["blocks"], config.arch.head["blocks"]) == (2, 1)
+    ensemble = config.ensemble
+    assert (ensemble.members, ensemble.batch_size, ensemble.label_smoothing) == (10, 1024, 0.2)
+    assert ensemble.augment == config.student.augment == {"crop_padding": 2, "flip": True}
+    assert [s.name for s in config.students] == ["hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2",
+                                                 "hydra-10", "drop", "gauss", "endd"]
+    assert all(s.batch_size == 1024 and s.augment is not None for s in config.students)
+    assert [config.students[i].lam.value for i in (0, 2, 3)] == [0.002, 0.05, 0.1]
+
+
+def test_label_smoothing_defaults_to_zero_and_is_kept_in_the_saved_config(spiral: dict) -> None:
+    assert parse_config(spiral).ensemble.label_smoothing == 0.0
+    raw = broken(spiral, "ensemble", label_smoothing=0.1)
+    saved = json.loads(json.dumps(parse_config(raw).raw))  # as a run's config.json holds it
+    assert parse_config(saved).ensemble.label_smoothing == 0.1
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (1.0, "ensemble.label_smoothing must be in [0, 1), got 1.0"),
+    (-0.1, "ensemble.label_smoothing must be in [0, 1), got -0.1"),
+    ("0.1", "ensemble.label_smoothing must be a number, got '0.1'"),
+    (True, "ensemble.label_smoothing must be a number, got True"),
+])
+def test_a_bad_label_smoothing_names_the_key_and_the_value(spiral: dict, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(broken(spiral, "ensemble", label_smoothing=value))
+    assert str(info.value) == message
+
+
+def test_label_smoothing_is_refused_for_regression_and_misspellings(spiral: dict, regression: dict) -> None:
+    with pytest.raises(ConfigError, match=r"ensemble.label_smoothing applies to classification only"):
+        parse_config(broken(regression, "ensemble", label_smoothing=0.1))
+    with pytest.raises(ConfigError, match=r"did you mean 'label_smoothing'\?"):
+        parse_config(broken(spiral, "ensemble", label_smoothnig=0.1))
 
 
 def test_cli_reports_a_misspelt_key_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,

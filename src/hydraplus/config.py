@@ -35,7 +35,7 @@ from hydraplus.data.sources import allowed_keys, ood_allowed_keys, run_kind
 # spawning ones would train in copies whose results the calling process never sees.
 STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 BUILTIN_CONFIGS = ("toy-spiral", "toy-regression", "paper-svhn", "paper-cifar10", "cpu-cifar10",
-                   "cpu-fashion-mnist", "cpu-fashion-mnist-heldout")
+                   "cpu-fashion-mnist", "cpu-fashion-mnist-heldout", "gpu-cifar10")
 
 
 class ConfigError(ValueError):
@@ -220,6 +220,7 @@ class EnsembleSettings:
     weight_decay: float
     batch_size: int = 256
     augment: Any = None  # parsed into an Augmentation (or None) by `augmentation`
+    label_smoothing: float = 0.0  # members' cross-entropy targets: (1 - s) one-hot + s / C
 
     @property
     def augmentation(self) -> Augmentation | None:
@@ -233,6 +234,8 @@ def _ensemble(value: Any) -> EnsembleSettings:
         _check_range("ensemble", key, getattr(settings, key), low=1)
     _check_range("ensemble", "lr", settings.lr, low=0, inclusive=False)
     _check_range("ensemble", "weight_decay", settings.weight_decay, low=0)
+    if not 0.0 <= settings.label_smoothing < 1.0:
+        raise ConfigError(f"ensemble.label_smoothing must be in [0, 1), got {settings.label_smoothing!r}")
     _augmentation(settings.augment, "ensemble.augment")
     return settings
 
@@ -410,6 +413,9 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     _check_arch(arch)
     trainer = TrainerSettings(**_fields(TrainerSettings, raw.get("trainer", {}), "trainer"))
     ensemble = _ensemble(raw["ensemble"])
+    if ensemble.label_smoothing and raw["task"] != "classification":
+        raise ConfigError(f"ensemble.label_smoothing applies to classification only, got "
+                          f"{ensemble.label_smoothing!r} for task {raw['task']!r}")
     trainer.check_batch_size(ensemble.batch_size, "ensemble.batch_size")
     shared = StudentDefaults(**_fields(StudentDefaults, raw["student"], "student", {"lambda": "lam"}))
     for key, value in shared.lam.items():

@@ -15,6 +15,9 @@ from torch import nn
 from hydraplus.config import read_config, scale_epochs, with_members
 from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
 from hydraplus.models import (
+    fastconv_core,
+    fastconv_head,
+    fastconv_member,
     lenet_core,
     lenet_head,
     lenet_member,
@@ -88,7 +91,7 @@ def write_fashion_mnist(folder: Path, train: int = 60, test: int = 20, seed: int
 
 
 # name: (member, core, head, task, input shape of one example); tiny widths, same layer types as
-# the paper's spiral/regression MLPs, SVHN LeNet and CIFAR-10 ResNet; 3 classes.
+# the paper's spiral/regression MLPs, SVHN LeNet and CIFAR-10 ResNet, and gpu-cifar10's fastconv; 3 classes.
 ARCHS: dict[str, tuple[Factory, Factory, Factory, str, tuple[int, ...]]] = {
     "mlp": (lambda: mlp([2, 8, 8, 3]), lambda: mlp([2, 8], final_activation=True),
             lambda: mlp([8, 8, 3]), "classification", (2,)),
@@ -101,6 +104,10 @@ ARCHS: dict[str, tuple[Factory, Factory, Factory, str, tuple[int, ...]]] = {
                lambda: resnet_core(widths=(4, 6), strides=(1, 2), blocks=1),
                lambda: resnet_head(in_channels=6, width=5, num_classes=3, stride=2, blocks=2),
                "classification", (3, 8, 8)),
+    "fastconv": (lambda: fastconv_member(num_classes=3, widths=(4, 6, 6), stem_width=4, logit_scale=0.5),
+                 lambda: fastconv_core(widths=(4, 6, 6), stem_width=4),
+                 lambda: fastconv_head(num_classes=3, widths=(4, 6, 6), logit_scale=0.5),
+                 "classification", (3, 16, 16)),
 }
 
 

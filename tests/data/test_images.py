@@ -312,6 +312,23 @@ def test_path_override_and_ood_probe(tmp_path: Path) -> None:
     assert bool((problem.x_probe >= expected).all())  # the OOD test split, normalised like the data
 
 
+def test_an_npz_path_is_read_as_npz_for_folder_sources(tmp_path: Path) -> None:
+    """``--data X.npz`` serves a cifar10 config and ``--ood-data Y.npz`` its svhn OOD source."""
+    path = _write_npz(tmp_path / "d.npz", x_train=_indexed_images(40), y_train=np.arange(40) % 10)
+    ood = _write_npz(tmp_path / "o.npz", x_train=_indexed_images(12) + 100, y_train=np.zeros(12, np.int64))
+    settings = {"name": "cifar10", "path": "data/cifar10", "download": False, "val_fraction": 0.1,
+                "ood": {"name": "svhn", "path": "data/svhn", "limit": 5}}
+    given = {**settings, "ood": {**settings["ood"], "path": str(ood)}}
+    problem = load_image_problem(given, seed=1, path=path)
+    reference = load_image_problem({"name": "npz", "path": str(path), "val_fraction": 0.1,
+                                    "ood": {"name": "npz", "path": str(ood), "limit": 5}}, seed=1)
+    assert (problem.name, problem.probe_name) == ("d", "o")
+    for key in ("x_train", "y_train", "x_val", "x_test", "y_test", "x_probe"):
+        assert torch.equal(getattr(problem, key), getattr(reference, key)), key
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 not found"):  # a folder stays a folder
+        load_image_problem(settings, path=tmp_path)
+
+
 def test_npz_with_only_a_test_split_loads_for_evaluation(tmp_path: Path) -> None:
     path = _write_npz(tmp_path / "only_test.npz", x_test=GOOD_X, y_test=GOOD_Y)
     assert set(read_npz(path)) == {"test"}

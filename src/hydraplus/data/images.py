@@ -9,7 +9,9 @@ subsets them, and normalises with per-channel statistics of the training split.
      "ood": {"name": "svhn", "path": "data/svhn"}}
 
 ``name`` is one of `SOURCES`; ``path`` is the .npz file or the data set's folder (relative
-paths are taken from the working directory; the CLI's ``--data`` replaces ``path``). Fashion-MNIST
+paths are taken from the working directory; the CLI's ``--data`` replaces ``path``). A ``path``
+ending in ``.npz`` is read as an .npz file whatever the ``name`` (the source's own options are then
+unused), so ``--data cifar10_train.npz`` serves a ``cifar10`` config. Fashion-MNIST
 may leave ``path`` out: it is then read from Debian's ``/usr/share/datasets/fashion-mnist``.
 Other keys: ``seed``, ``val_fraction``, ``test_fraction``, ``limit``, ``test_limit``,
 ``download``/``verify`` (CIFAR-10, SVHN), ``size``/``channels`` (Fashion-MNIST), ``ood``
@@ -391,6 +393,11 @@ def make_image_problem(
     )
 
 
+def reader_name(name: str, path: str | Path) -> str:
+    """The reader a source's files need: ``npz`` for a path ending in ``.npz``, else the source's own."""
+    return "npz" if Path(path).suffix.lower() == ".npz" else name
+
+
 def _source(settings: dict[str, Any], where: str,
             keys: Callable[[dict[str, Any]], frozenset[str]]) -> tuple[str, str]:
     """The source's name and path (its default path when left out); keys outside ``keys(settings)``
@@ -450,6 +457,7 @@ def load_image_problem(
     if path is not None:
         settings = {**settings, "path": str(path)}
     name, data_path = _source(settings, "data", allowed_keys)
+    name = reader_name(name, data_path)
     options = {k: v for k, v in settings.items() if k in SOURCE_KEYS[name]}
     splits = {k: v for k, v in settings.items() if k in SPLIT_KEYS}
     splits.setdefault("seed", seed)
@@ -483,6 +491,7 @@ def attach_ood(problem: ImageProblem, settings: dict[str, Any], seed: int = 0) -
     if not isinstance(settings, dict):
         raise ValueError(f"data.ood must be an object with a 'name', got {settings!r}")
     name, path = _source(settings, "data.ood", ood_allowed_keys)
+    name = reader_name(name, path)
     _check_count("data.ood.limit", settings.get("limit"))
     grayscale = settings.get("grayscale", False)
     if not isinstance(grayscale, bool):

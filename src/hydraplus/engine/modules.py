@@ -218,14 +218,21 @@ class EnsembleModule(_TrainingModule):
     Batches are ``x [B, N, ...]``, ``y [B, N]``: column n is member n's own order.
     The loss is the sum of the members' mean losses, so each member's gradient is
     exactly what it would get trained alone. With ``augment`` every member sees its own
-    augmented view of its own images.
+    augmented view of its own images. ``label_smoothing`` s in [0, 1) trains each member's
+    cross-entropy against ``(1 - s)`` times the one-hot label plus ``s / C`` on every class
+    (classification only; docs/method.md#label-smoothing-of-the-members).
     """
 
     def __init__(self, ensemble: Ensemble, task: str, lr: float, weight_decay: float, epochs: int,
                  clip_norm: float = 5.0, max_nan_steps: int = 20,
-                 augment: SeededAugment | None = None):
+                 augment: SeededAugment | None = None, label_smoothing: float = 0.0):
         super().__init__(lr, weight_decay, epochs, clip_norm, max_nan_steps, augment)
         self.task = check_task(task)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        if label_smoothing and self.task != "classification":
+            raise ValueError(f"label_smoothing applies to classification only, not {self.task}")
+        self.label_smoothing = float(label_smoothing)
         self.ensemble = ensemble
 
     def forward(self, x: Tensor) -> Tensor:
@@ -235,7 +242,8 @@ class EnsembleModule(_TrainingModule):
         """Mean loss of each member ``[N]`` for per-member outputs ``[B, N, D]``."""
         b, n, d = out.shape
         if self.task == "classification":
-            flat = F.cross_entropy(out.reshape(b * n, d), y.reshape(-1), reduction="none")
+            flat = F.cross_entropy(out.reshape(b * n, d), y.reshape(-1), reduction="none",
+                                   label_smoothing=self.label_smoothing)
             return flat.view(b, n).mean(0)
         return torch.stack([gaussian_nll(out[:, i : i + 1], y[:, i]) for i in range(n)])
 

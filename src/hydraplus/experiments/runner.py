@@ -125,7 +125,7 @@ def train_ensemble(config: ExperimentConfig, problem: Problem, folder: Path, see
                        task=config.task)
     augment = seeded_augment(settings.augmentation, problem, derived_seed(seed, "ensemble/augment"))
     module = EnsembleModule(ensemble, config.task, settings.lr, settings.weight_decay,
-                            settings.epochs, augment=augment)
+                            settings.epochs, augment=augment, label_smoothing=settings.label_smoothing)
     data = SeededData((problem.x_train, problem.y_train), settings.batch_size, seed, streams=ensemble.size,
                       names=("train inputs", "train targets"))
     start = time.perf_counter()

@@ -1,11 +1,15 @@
 """Members, student cores and heads by architecture (docs/method.md#architectures-and-hyperparameters)."""
 
+from hydraplus.models.fastconv import fastconv_core, fastconv_head, fastconv_member
 from hydraplus.models.lenet import lenet_core, lenet_head, lenet_member
 from hydraplus.models.mlp import mlp, mlp_core, mlp_head, mlp_member
 from hydraplus.models.resnet import BasicBlock, resnet_core, resnet_head, resnet_member
 
 __all__ = [
     "BasicBlock",
+    "fastconv_core",
+    "fastconv_head",
+    "fastconv_member",
     "lenet_core",
     "lenet_head",
     "lenet_member",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from hydraplus.models.fastconv import fastconv_core, fastconv_head, fastconv_member
 from hydraplus.models.lenet import lenet_core, lenet_head, lenet_member
 from hydraplus.models.mlp import mlp
 from hydraplus.models.resnet import resnet_core, resnet_head, resnet_member
@@ -30,6 +31,7 @@ ARCHITECTURES: dict[str, dict[str, Callable[..., nn.Module]]] = {
     },
     "lenet": {"member": lenet_member, "core": lenet_core, "head": lenet_head},
     "resnet": {"member": resnet_member, "core": resnet_core, "head": resnet_head},
+    "fastconv": {"member": fastconv_member, "core": fastconv_core, "head": fastconv_head},
 }
 
 
