@@ -18,17 +18,23 @@ def lenet_features(in_channels: int, widths: tuple[int, int], pooled: int = 4) -
 
 
 def lenet_member(
-    num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int] = (32, 64), hidden: int = 128
+    num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int] = (32, 64), hidden: int = 128,
+    pooled: int = 4,
 ) -> nn.Sequential:
-    """Member: conv 32, conv 64, avgpool to 4x4, MLP 1024-128-10 (paper's SVHN member)."""
+    """Member: conv 32, conv 64, avgpool to 4x4, MLP 1024-128-10 (paper's SVHN member).
+
+    ``pooled=7`` keeps a 28 x 28 input's full 7 x 7 feature map (no averaging), which small
+    members on Fashion-MNIST need: 8.6% instead of 11.5% validation error for conv 16/32.
+    """
     return nn.Sequential(
-        *lenet_features(in_channels, widths), *mlp([widths[1] * 16, hidden, num_classes])
+        *lenet_features(in_channels, widths, pooled),
+        *mlp([widths[1] * pooled * pooled, hidden, num_classes]),
     )
 
 
-def lenet_core(in_channels: int = 3, widths: tuple[int, int] = (128, 32)) -> nn.Sequential:
-    """Student core: conv 128, conv 32, same pattern; outputs ``widths[1] * 16`` features."""
-    return lenet_features(in_channels, widths)
+def lenet_core(in_channels: int = 3, widths: tuple[int, int] = (128, 32), pooled: int = 4) -> nn.Sequential:
+    """Student core: conv 128, conv 32, same pattern; outputs ``widths[1] * pooled**2`` features."""
+    return lenet_features(in_channels, widths, pooled)
 
 
 def lenet_head(in_features: int = 512, hidden: int = 128, num_classes: int = 10) -> nn.Sequential:

@@ -1,0 +1,21 @@
+"""LeNet parts: the pooled feature map size sets the heads' input width."""
+
+import torch
+from torch import nn
+
+from hydraplus.models.lenet import lenet_core, lenet_head, lenet_member
+
+
+def test_pooled_seven_keeps_a_28_pixel_images_full_feature_map() -> None:
+    member = lenet_member(10, 1, (4, 6), 8, pooled=7)
+    first_linear = next(m for m in member if isinstance(m, nn.Linear))
+    assert first_linear.in_features == 6 * 7 * 7
+    assert member(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    core = lenet_core(1, (4, 6), pooled=7)
+    assert core(torch.zeros(3, 1, 28, 28)).shape == (3, 6 * 49)
+    assert lenet_head(6 * 49, 8, 10)(core(torch.zeros(3, 1, 28, 28))).shape == (3, 10)
+
+
+def test_default_pool_averages_to_four_by_four() -> None:
+    member = lenet_member(10, 3, (4, 6), 8)
+    assert next(m for m in member if isinstance(m, nn.Linear)).in_features == 6 * 16
