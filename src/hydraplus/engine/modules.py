@@ -24,7 +24,7 @@ from hydraplus.config import StudentSpec
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.losses import check_task, gaussian_nll, l2_penalty
 from hydraplus.core.precision import full_precision
-from hydraplus.engine.auto_lambda import AutoLambda, log_ratio, mean_epistemic, warmup_epochs
+from hydraplus.engine.auto_lambda import AutoLambda, ProbeSet, log_ratio, typical_epistemic, warmup_epochs
 from hydraplus.engine.data import SeededAugment, seeded_generator
 from hydraplus.engine.distributed import all_sum, from_rank_zero, gather, rank_rows
 from hydraplus.methods import StudentMethod, get_method
@@ -285,7 +285,7 @@ class DistillModule(_TrainingModule):
         max_nan_steps: int = 20,
         teacher: nn.Module | None = None,
         augment: SeededAugment | None = None,
-        probe: tuple[Tensor, float] | None = None,
+        probe: ProbeSet | None = None,
     ):
         super().__init__(spec.lr, spec.weight_decay, spec.epochs, clip_norm, max_nan_steps, augment)
         if augment is not None and teacher is None:
@@ -300,13 +300,13 @@ class DistillModule(_TrainingModule):
         # optimiser, not in checkpoints, and Lightning's train() does not reach it.
         object.__setattr__(self, "teacher", teacher)
         self.auto_lambda: AutoLambda | None = None
-        self.probe: Tensor | None = None
+        self.probe: ProbeSet | None = None
         if spec.lam.auto:
             if probe is None:
-                raise ValueError("an automatic lambda needs a probe set: (inputs away from the data, "
-                                 "the teacher's mean epistemic uncertainty on them)")
-            self.probe, target = probe
-            self.auto_lambda = AutoLambda(spec.lam.value, target)
+                raise ValueError("an automatic lambda needs a probe set: inputs away from the data "
+                                 "with the teacher's epistemic uncertainty on them (teacher_probe)")
+            self.probe = probe
+            self.auto_lambda = AutoLambda(spec.lam.value, probe.target)
         self._probe_measure: float | None = None
 
     def current_lambda(self) -> float:
@@ -321,7 +321,7 @@ class DistillModule(_TrainingModule):
         super().on_train_epoch_start()
         if self.auto_lambda is None or self.probe is None or self.current_epoch < warmup_epochs(self.epochs):
             return
-        self._probe_measure = mean_epistemic(self.student, self.probe, self.task)
+        self._probe_measure = typical_epistemic(self.student, self.probe, self.task)
         if self.world_size > 1:  # rank 0's measurement everywhere (a sampling student's differs by process)
             measured = torch.tensor([self._probe_measure], dtype=torch.float64, device=self.device)
             from_rank_zero([measured])

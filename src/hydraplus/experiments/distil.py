@@ -31,7 +31,7 @@ from hydraplus.core.predict import predict
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty
 from hydraplus.data.probe import off_data_probe
 from hydraplus.engine import cache
-from hydraplus.engine.auto_lambda import mean_epistemic
+from hydraplus.engine.auto_lambda import teacher_probe
 from hydraplus.engine.data import SeededData
 from hydraplus.engine.distributed import check_batches, is_rank_zero, process_rank
 from hydraplus.engine.modules import DistillModule
@@ -370,7 +370,7 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
             inputs = off_data_probe(x, seed=seed)
         else:
             inputs = ood.float() if isinstance(ood, Tensor) else as_tensors(ood, "ood")[0]
-        probe = (inputs, mean_epistemic(module, inputs, task))
+        probe = teacher_probe(module, inputs, task)
     engine = DistillModule(student_model, spec.method, task, spec, probe=probe)
     start = time.perf_counter()
     trainer = fit(engine, data, folder=folder / spec.name, label=spec.name, epochs=spec.epochs,

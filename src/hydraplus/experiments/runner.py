@@ -37,7 +37,7 @@ from hydraplus.data.augment import Augmentation
 from hydraplus.data.probe import off_data_probe
 from hydraplus.data.problem import Problem
 from hydraplus.engine import cache
-from hydraplus.engine.auto_lambda import mean_epistemic
+from hydraplus.engine.auto_lambda import teacher_probe
 from hydraplus.engine.data import SeededAugment, SeededData
 from hydraplus.engine.distributed import check_batches, check_world_size, is_rank_zero
 from hydraplus.engine.modules import DistillModule, EnsembleModule
@@ -181,8 +181,8 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
     if spec.lam.auto:
         if teacher is None:
             raise ValueError(f"student {spec.name}: an automatic lambda needs the teacher model")
-        probe = auto_lambda_probe(teacher, off_data_probe(problem.x_train, seed=derived_seed(seed, "probe")),
-                                  config.task)
+        probe = teacher_probe(teacher, off_data_probe(problem.x_train, seed=derived_seed(seed, "probe")),
+                              config.task)
     module = DistillModule(student, spec.method, config.task, spec,
                            teacher=teacher if augment is not None else None, augment=augment, probe=probe)
     data = SeededData(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"), names=names,
@@ -202,14 +202,10 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
         atomic_write_text(folder / "auto_lambda.json", json.dumps({
             "start": spec.lam.value, "final": module.auto_lambda.value,
             "target_epistemic": module.auto_lambda.target,
+            "statistic": "geometric mean of the epistemic uncertainty over the probe inputs",
             "probe": "off-data points made from the training inputs (hydraplus.data.probe)",
             "per_epoch": "log/metrics.csv: train/lambda"}, indent=2))
     return student, seconds, module.skipped_steps
-
-
-def auto_lambda_probe(teacher: nn.Module, probe: torch.Tensor, task: str) -> tuple[torch.Tensor, float]:
-    """The probe inputs with the teacher's mean epistemic uncertainty on them (the controller's target)."""
-    return probe, mean_epistemic(teacher, probe, task)
 
 
 def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, seed: int = 0, *,
