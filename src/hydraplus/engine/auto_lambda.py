@@ -56,7 +56,7 @@ class AutoLambda:
                              "an automatic lambda needs it to be above 0")
 
     def update(self, measured: float) -> float:
-        """The next lambda after measuring the student's mean epistemic uncertainty."""
+        """The next lambda after measuring the student's typical epistemic uncertainty."""
         ratio = self.target / max(measured, 1e-12)
         step = min(max(ratio**self.gain, 1 / self.max_down), self.max_up)
         self.value = min(max(self.value * step, self.low), self.high)

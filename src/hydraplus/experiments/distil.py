@@ -304,8 +304,9 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     ``settings`` are any student settings (``lr``, ``weight_decay``, ``batch_size``, ``alpha``,
     ``beta``, ``t_mean``, ``t_ind``, ``kl_coeff``, ``samples``). ``lam`` is Hydra+'s diversity
     weight: a number, or ``"auto"`` (default) to have it chosen while training so that the
-    student's mean epistemic uncertainty on a probe set matches the teacher's; the probe set is
-    ``ood``'s inputs when given, else inputs away from the training data made from them
+    student's typical (geometric-mean) epistemic uncertainty on a probe set matches the
+    teacher's; the probe set is ``ood``'s inputs when given, else inputs away from the training
+    data made from them
     (`hydraplus.data.probe`). With ``out`` the folder is a run that `load_distilled` and ``hydraplus
     evaluate``, ``compare`` and ``export`` read (`hydraplus.experiments.distil_run`: ``config.json``,
     with ``record``'s keys too, checkpoints, and the student and teacher as torch.export programs),
