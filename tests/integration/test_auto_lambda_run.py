@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,12 @@ from hydraplus.experiments.runner import derived_seed, run_experiment
 AUTO = [{"method": "hydra+", "heads": 5, "lambda": "auto"}]
 
 
-def test_the_chosen_lambda_brings_the_student_toward_the_ensembles_off_data_uncertainty(
-        tmp_path: Path) -> None:
-    """80 epochs: the student starts e^8 times as uncertain as the ensemble on the probe set and
-    ends within a factor of e^1; lambda fell from its start. (It does not end matched within 10%:
-    once cosine annealing has brought the learning rate down, lambda moves the weights little.)"""
-    problem, models = run_experiment(toy_config(epochs=80, members=5, students=AUTO), tmp_path, seed=0,
+def test_the_chosen_lambda_matches_the_ensembles_off_data_uncertainty(tmp_path: Path) -> None:
+    """The paper's 200 epochs, N = M = 5: the student starts thousands of times as uncertain as
+    the ensemble on the probe set and ends within 10% of it (typical, i.e. geometric-mean,
+    epistemic uncertainty); lambda fell from its start on the way. (Shorter runs end farther
+    off: once cosine annealing has brought the learning rate down, lambda moves the weights little.)"""
+    problem, models = run_experiment(toy_config(epochs=200, members=5, students=AUTO), tmp_path, seed=0,
                                      progress=False)
     saved = json.loads((tmp_path / "hydra+-5-auto" / "auto_lambda.json").read_text())
     assert saved["start"] == 9.0  # the config's lambda for M = 5
@@ -39,8 +38,8 @@ def test_the_chosen_lambda_brings_the_student_toward_the_ensembles_off_data_unce
     ratios = [float(row["train/probe_epistemic_log_ratio"]) for row in rows
               if row.get("train/probe_epistemic_log_ratio")]
     assert ratios[0] > 4.0  # far too uncertain at first
-    assert abs(math.log(student / probe.target)) < 1.0
-    assert min(float(row["train/lambda"]) for row in rows) < saved["start"] / 10
+    assert abs(student - probe.target) <= 0.10 * probe.target
+    assert min(float(row["train/lambda"]) for row in rows) < saved["start"] / 4
 
 
 def test_an_interrupted_auto_lambda_run_resumes_exactly(tmp_path: Path,
