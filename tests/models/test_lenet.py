@@ -19,3 +19,16 @@ def test_pooled_seven_keeps_a_28_pixel_images_full_feature_map() -> None:
 def test_default_pool_averages_to_four_by_four() -> None:
     member = lenet_member(10, 3, (4, 6), 8)
     assert next(m for m in member if isinstance(m, nn.Linear)).in_features == 6 * 16
+
+
+def test_pooling_before_the_relu_gives_the_values_and_gradients_of_relu_then_pool() -> None:
+    torch.manual_seed(0)
+    member = lenet_member(10, 3, (4, 6), 8)
+    relu_first = nn.Sequential(member[0], nn.ReLU(), nn.MaxPool2d(2), member[3], nn.ReLU(), nn.MaxPool2d(2),
+                               *list(member)[6:])
+    x = torch.randn(5, 3, 32, 32, requires_grad=True)
+    ours, reference = member(x), relu_first(x)
+    assert torch.equal(ours, reference)
+    for a, b in zip(torch.autograd.grad(ours.square().sum(), [x, member[0].weight]),
+                    torch.autograd.grad(reference.square().sum(), [x, member[0].weight]), strict=True):
+        assert torch.equal(a, b)
