@@ -27,8 +27,9 @@ def build_student(config: ExperimentConfig, spec: StudentSpec, batched: bool | N
 def _laid_out(config: ExperimentConfig, model: nn.Module) -> nn.Module:
     """Convolutional models in channels-last layout unless the config turns it off (measured
     1.3-1.4x faster per distillation step on a 2-core CPU; the same numbers up to rounding), and
-    compiled in place with ``torch.compile`` when the config asks (off by default: 3.4x slower
-    per step on that CPU, see docs/benchmarks/paths.md); the weights' names stay the same."""
+    compiled in place with ``torch.compile`` when the config asks (off by default: 1.4-3.4x
+    slower per distillation step on that CPU, see docs/benchmarks/paths.md); the weights' names
+    stay the same."""
     if config.channels_last and has_conv(model):
         use_channels_last(model)
     if config.compile:
