@@ -29,7 +29,7 @@ def test_ctrl_c_says_how_to_resume_and_the_command_works(tmp_path: Path) -> None
     assert checkpoint.is_file(), proc.communicate()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     lines = [line for line in err.splitlines() if line.startswith("hydraplus:")]
     assert lines == [f"hydraplus: interrupted; finished epochs are saved in {out}. Continue with: "
                      f"hydraplus {shlex.join(command[3:])} --resume"]

@@ -47,9 +47,11 @@ class AtomicCheckpoint(Callback):
     def _publish(self, trainer: L.Trainer) -> None:
         """Rename the pending checkpoint over ``last.ckpt`` once its epoch has completed."""
         if self._pending_epoch is not None and trainer.current_epoch > self._pending_epoch:
+            # Forget the pending epoch before renaming: a Ctrl-C raised right after the rename
+            # must not make `on_exception` rename the (now gone) file a second time.
+            self._pending_epoch = None
             if trainer.is_global_zero:
                 os.replace(self.pending, self.path)
-            self._pending_epoch = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._publish(trainer)
