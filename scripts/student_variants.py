@@ -3,7 +3,8 @@
 Used to choose the cpu-cifar10 preset: each variant is a list of ``key=value`` overrides
 (``epochs``, ``augment`` 0/1, ``core`` widths like ``16/16``, or any student setting; ``baseline``
 for none), trained
-against the run's saved ensemble and scored on the run's test split.
+against the run's saved ensemble and scored on the run's validation split (never the test split:
+settings chosen on it would flatter the reported results).
 
     python scripts/student_variants.py runs/cpu-cifar10/seed-1 --seed 1 epochs=24 core=16/16,epochs=24
 """
@@ -35,7 +36,8 @@ def variant(config: dict[str, Any], method: str, heads: int, overrides: str
         if key == "core":
             widths = [int(w) for w in value.split("/")]
             config["arch"]["core"]["widths"] = widths
-            config["arch"]["head"]["in_features"] = widths[-1] * 16  # 4x4 maps after two pools
+            pooled = config["arch"]["core"].get("pooled", 4)  # the core's map is pooled x pooled
+            config["arch"]["head"]["in_features"] = widths[-1] * pooled * pooled
         elif key == "augment":
             entry["augment"] = bool(int(value))
         elif key == "epochs":
@@ -61,9 +63,9 @@ def main() -> None:
     teacher_outputs = cache.teacher_outputs(models.ensemble, problem.x_train, args.run / "cache")
 
     def score(model: Any) -> dict[str, float]:
-        probs = predict(model, problem.x_test).softmax(-1).mean(1)
-        error = (probs.argmax(-1) != problem.y_test).float().mean().item()
-        ece = multiclass_calibration_error(probs, problem.y_test, 10, n_bins=10).item()
+        probs = predict(model, problem.x_val).softmax(-1).mean(1)
+        error = (probs.argmax(-1) != problem.y_val).float().mean().item()
+        ece = multiclass_calibration_error(probs, problem.y_val, 10, n_bins=10).item()
         return {"error_%": round(100 * error, 2), "ece_%": round(100 * ece, 2)}
 
     results = {"ensemble": score(models.ensemble)}
