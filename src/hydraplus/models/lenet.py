@@ -29,7 +29,8 @@ def lenet_member(
     """Member: conv 32, conv 64, avgpool to 4x4, MLP 1024-128-10 (paper's SVHN member).
 
     ``pooled=7`` keeps a 28 x 28 input's full 7 x 7 feature map (no averaging), which small
-    members on Fashion-MNIST need: 8.6% instead of 11.5% validation error for conv 16/32.
+    members on Fashion-MNIST need: 8.6% instead of 11.5% validation error for conv 16/32;
+    ``pooled=8`` does the same for 32 x 32 images (CIFAR-10 conv 16/32: 32.4% instead of 36.9%).
     """
     return nn.Sequential(
         *lenet_features(in_channels, widths, pooled),
