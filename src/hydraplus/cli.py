@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import shutil
 import sys
 import time
 import warnings
@@ -162,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "card beside a .pt2 or a run's config, else inputs stay in [0, 1])")
     distil.add_argument("--input-std", type=float, nargs="+", default=None, metavar="S",
                         help="the per-channel std of --input-mean")
+    distil.add_argument("--output", default=None, metavar="INDEX|KEY",
+                        help="which part of the members' tuple/dict outputs holds the predictions (default: "
+                        "the output itself, or its logits where it names them)")
+    distil.add_argument("--members", type=int, default=None, metavar="N",
+                        help="one teacher file running N members: its [B, N, D], [N, B, D] or [N*B, D] "
+                        "outputs (default: found from the outputs)")
+    distil.add_argument("--regression-output", default=None,
+                        choices=("log_variance", "variance", "std", "mean"),
+                        help="regression members' second output (or mean: they give only a mean); "
+                        "makes the task regression (default: mean and log-variance)")
     distil.add_argument("--seed", type=int, default=0)
     _latency(distil)
     _common(distil)
@@ -200,26 +209,10 @@ def _check_batches(batches: Sequence[int]) -> None:
 
 
 def prepare_out_dir(path: Path, resume: bool, overwrite: bool) -> Path:
-    """Refuse to mix runs: an existing non-empty folder needs --resume or --overwrite."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"output path {path} exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()):
-        if overwrite:
-            shutil.rmtree(path)
-        elif not resume:
-            raise ValueError(
-                f"output folder {path} already holds a run; pass --resume to continue it "
-                "or --overwrite to replace it"
-            )
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"output folder {path} is not writable ({err.strerror or err})") from err
-    return path
+    """Refuse to mix runs (`hydraplus.run_folder.prepare_out_dir`)."""
+    from hydraplus.run_folder import prepare_out_dir as prepare
+
+    return prepare(path, resume, overwrite)
 
 
 def _rank_zero(devices: int | None, num_nodes: int | None) -> bool:
@@ -424,7 +417,8 @@ def _cmd_distil(args: argparse.Namespace) -> Path | None:
         raise ValueError(f"no test data for the evaluation: {args.data} has no x_test/y_test; "
                          "pass --val FILE")
     x_ood = None if args.ood is None else ood_inputs(args.ood)
-    teacher = as_teacher(args.teacher[0] if len(args.teacher) == 1 else args.teacher)
+    output = args.output if args.output is None or not args.output.lstrip("-").isdigit() else int(args.output)
+    teacher = as_teacher(args.teacher[0] if len(args.teacher) == 1 else args.teacher, output)
     problem = uncuttable(teacher)
     if problem is not None:
         raise ValueError(problem)
@@ -433,7 +427,7 @@ def _cmd_distil(args: argparse.Namespace) -> Path | None:
         test = (normalize(test[0], norm["mean"], norm["std"], "test"), test[1])
         x_ood = None if x_ood is None else normalize(x_ood, norm["mean"], norm["std"], "ood")
     rank_zero = _rank_zero(args.devices, args.num_nodes)
-    args.out = out = prepare_out_dir(args.out, args.resume, args.overwrite) if rank_zero else args.out
+    out = args.out  # distil prepares it once every input checks out
     record: dict[str, Any] = {
         "teacher": [str(p) for p in args.teacher], "data": str(args.data),
         "test data": str(args.val) if args.val is not None else f"{args.data} (x_test/y_test)",
@@ -444,7 +438,9 @@ def _cmd_distil(args: argparse.Namespace) -> Path | None:
     }
     result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
                     split=args.split, lam=lam, ood=x_ood,
-                    out=out, device=device, seed=args.seed, resume=args.resume, progress=not args.quiet,
+                    out=out, device=device, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+                    output=output, members=args.members, regression_output=args.regression_output,
+                    progress=not args.quiet,
                     precision=args.precision or "32", record=record, devices=args.devices or 1,
                     num_nodes=args.num_nodes or 1, strategy=args.strategy or "auto")
     if not rank_zero:  # global rank 0 evaluates on the full test data
@@ -494,9 +490,12 @@ def _interrupted(args: argparse.Namespace, argv: Sequence[str] | None) -> str:
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
-    """Config warnings as one ``hydraplus: warning:`` line; others as Python prints them."""
+    """Config warnings as one ``hydraplus: warning:`` line, contract notes as ``hydraplus: note:``;
+    others as Python prints them."""
     if category.__name__ == "ConfigWarning":
         print(f"hydraplus: warning: {message}", file=sys.stderr)
+    elif category.__name__ == "ContractNote":
+        print(f"hydraplus: note: {message}", file=sys.stderr)
     else:
         _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
 

@@ -72,16 +72,18 @@ def test_hydra_plus_and_a_card_beside_a_program_that_normalises_the_inputs(files
     card = {"model": "a", "normalization": {"mean": [0.5], "std": [0.25], "image_shape": [1, 8, 8]}}
     folder = tmp_path / "teacher"
     folder.mkdir()
-    (folder / "a.pt2").write_bytes((files / "a.pt2").read_bytes())
-    (folder / "a.json").write_text(json.dumps(card))
+    for name in "ab":  # a card applies to its own .pt2 only: one beside each
+        (folder / f"{name}.pt2").write_bytes((files / f"{name}.pt2").read_bytes())
+        (folder / f"{name}.json").write_text(json.dumps({**card, "model": name}))
     out = tmp_path / "out"
-    assert main(["distil", "--teacher", str(folder / "a.pt2"), str(files / "b.pt2"), "--data",
+    assert main(["distil", "--teacher", str(folder / "a.pt2"), str(folder / "b.pt2"), "--data",
                  str(files / "data.npz"), "--lam", "0.05", "--epochs", "1", "--latency-batches", "1",
                  "--out", str(out), "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["models"]["student"]["spec"]["lam"]["value"] == 0.05
     record = metrics["record"]
-    assert record["normalization"] == {"mean": [0.5], "std": [0.25], "source": str(folder / "a.json")}
+    assert record["normalization"] == {"mean": [0.5], "std": [0.25],
+                                       "source": f"{folder / 'a.json'}, {folder / 'b.json'}"}
     assert "(x - mean) / std" in record["inputs"]
 
 

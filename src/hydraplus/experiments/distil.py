@@ -36,6 +36,17 @@ from hydraplus.engine.data import SeededData
 from hydraplus.engine.distributed import check_batches, is_rank_zero, process_rank
 from hydraplus.engine.modules import DistillModule
 from hydraplus.engine.trainer import fit
+from hydraplus.experiments.contracts import (
+    Selector,
+    check_members,
+    check_not_strings,
+    deep_ensemble_members,
+    logit_members,
+    pick,
+    read_kind,
+    read_targets,
+    read_teacher,
+)
 from hydraplus.io import atomic_torch_save
 from hydraplus.methods import get_method
 from hydraplus.runtime import keep_allocator_memory
@@ -45,19 +56,25 @@ Split = str | int | None
 
 
 class Members(nn.Module):
-    """Trained modules of any architectures as one teacher: outputs stacked to ``[B, N, D]``."""
+    """Trained modules of any architectures as one teacher: outputs stacked to ``[B, N, D]``.
 
-    def __init__(self, members: Sequence[nn.Module]):
+    A member ending in ``nn.Softmax``/``nn.LogSoftmax`` is kept without it (its logits: the same
+    predictions); ``output`` picks each member's predictions from a tuple, dict or object output
+    (`hydraplus.experiments.contracts.pick`)."""
+
+    def __init__(self, members: Sequence[nn.Module], output: Selector = None):
         super().__init__()
         if len(members) < 1:
             raise ValueError("the teacher needs at least one member, got an empty list")
         for i, member in enumerate(members):
             if not isinstance(member, nn.Module):
                 raise TypeError(f"teacher member {i} must be an nn.Module, got {type(member).__name__}")
-        self.members = nn.ModuleList(members)
+        self.members = nn.ModuleList(logit_members(list(members)))
+        self.output, self.said = output, set[str]()
 
     def forward(self, x: Tensor) -> Tensor:
-        outs = [member(x) for member in self.members]
+        outs = [pick(member(x), self.output, f"teacher member {i}", self.said)
+                for i, member in enumerate(self.members)]
         sizes = [out.shape[1:] for out in outs]
         if any(size != sizes[0] for size in sizes):
             raise ValueError("teacher members must give outputs of one shape per example, got "
@@ -87,11 +104,13 @@ class _LogProbabilities(nn.Module):
         return self.teacher(x).clamp_min(torch.finfo(torch.float32).tiny).log()
 
 
-def as_teacher(teacher: Any) -> nn.Module:
-    """The teacher as a module giving ``[B, N, D]``.
+def as_teacher(teacher: Any, output: Selector = None) -> nn.Module:
+    """The teacher as a module: a `Members` of a list of modules or files, or the module as given.
 
     A path is a hydraplus run folder, or a ``torch.export`` program (``.pt2``) or TorchScript
     file; a list of such files gives the members (each file ``[B, D]``, or ``[B, N, D]``).
+    torch-uncertainty's deep ensembles become the `Members` they hold. ``output`` picks the
+    members' predictions from tuple, dict or object outputs (`contracts.pick`).
     """
     from hydraplus.experiments.distil_inputs import TeacherFiles
 
@@ -100,13 +119,15 @@ def as_teacher(teacher: Any) -> nn.Module:
             from hydraplus.experiments.runner import load_trained
 
             return load_trained(Path(teacher))[2].ensemble
-        return TeacherFiles([Path(teacher)])
+        return TeacherFiles([Path(teacher)], output)
     if isinstance(teacher, Ensemble):
         return teacher
     if isinstance(teacher, list | tuple):
         if teacher and all(isinstance(t, str | Path) for t in teacher):
-            return TeacherFiles([Path(t) for t in teacher])
-        return Members(teacher)
+            return TeacherFiles([Path(t) for t in teacher], output)
+        return Members(teacher, output)
+    if isinstance(teacher, nn.Module) and (held := deep_ensemble_members(teacher)) is not None:
+        return Members(held, output)
     if isinstance(teacher, nn.Module) or callable(teacher):
         return teacher if isinstance(teacher, nn.Module) else _Callable(teacher)
     raise TypeError(f"teacher must be a list of nn.Modules, an Ensemble, a run folder or a callable "
@@ -135,9 +156,12 @@ def as_tensors(data: Any, name: str) -> tuple[Tensor, Tensor]:
         items = [data[i] for i in range(len(data))]  # type: ignore[arg-type]
         if not items:
             raise ValueError(f"{name}: the Dataset is empty")
+        labels = [np.asarray(item[1]) for item in items]
+        check_not_strings(labels, name)
         return checked_pair(torch.stack([torch.as_tensor(item[0]) for item in items]),
-                            torch.as_tensor(np.asarray([np.asarray(item[1]) for item in items])), name)
+                            torch.as_tensor(np.asarray(labels)), name)
     if isinstance(data, tuple | list) and len(data) == 2:
+        check_not_strings(data[1], name)
         x, y = (torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else torch.as_tensor(v)
                 for v in data)
         if x.dtype == torch.float64:
@@ -149,21 +173,30 @@ def as_tensors(data: Any, name: str) -> tuple[Tensor, Tensor]:
                     f"image folder, got {type(data).__name__}")
 
 
+TRAIN_KEYS = (("x_train", "y_train"), ("x", "y"))
+
+
 def _read_npz(path: Path, name: str) -> tuple[Tensor, Tensor]:
+    """An ``.npz``'s ``x_train``/``y_train``, else ``x``/``y``; data other than ``train`` (test,
+    validation) also ``x_test``/``y_test``, first. Training never falls back to a test split."""
     if not path.is_file():
         raise FileNotFoundError(f"{name}: data file not found: {path}")
+    pairs = TRAIN_KEYS if name == "train" else (("x_test", "y_test"), *TRAIN_KEYS)
     with np.load(path) as arrays:
-        for keys in (("x_train", "y_train"), ("x", "y"), ("x_test", "y_test")):
+        for keys in pairs:
             if all(k in arrays for k in keys):
                 x, y = arrays[keys[0]], arrays[keys[1]]
                 break
         else:
-            raise ValueError(f"{name}: {path} has none of the array pairs x_train/y_train, x/y, "
-                             f"x_test/y_test (it has {sorted(arrays)})")
+            wanted = ", ".join("/".join(keys) for keys in pairs)
+            found = sorted(arrays)
+            test = " (a test split is never trained on)" if name == "train" and "x_test" in found else ""
+            raise ValueError(f"{name}: {path} has none of the array pairs {wanted}{test}; it has {found}")
+    check_not_strings(y, f"{name} ({path})")
     tx = torch.from_numpy(np.ascontiguousarray(x))
     if tx.dtype == torch.uint8 and tx.dim() == 4:
         tx = tx.permute(0, 3, 1, 2).float() / 255.0
-    return tx.float(), torch.from_numpy(np.ascontiguousarray(y))
+    return tx, torch.from_numpy(np.ascontiguousarray(y))
 
 
 # --- cutting a member into core and heads ----------------------------------------------------
@@ -296,7 +329,9 @@ class Distilled:
 def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | None = None,
            epochs: int = 20, student: Any = None, split: Split = None, lam: float | str = "auto",
            val: Any = None, ood: Any = None, out: str | Path | None = None, device: str = "cpu",
-           seed: int = 0, resume: bool = False, progress: bool = False, precision: str = "32",
+           seed: int = 0, resume: bool = False, overwrite: bool = False, output: Selector = None,
+           members: int | None = None, regression_output: str | None = None,
+           progress: bool = False, precision: str = "32",
            channels_last: bool = True, compile: bool = False, record: dict[str, Any] | None = None,
            devices: int = 1, num_nodes: int = 1, strategy: str = "auto", **settings: Any) -> Distilled:
     """Distil ``teacher`` into a student trained with ``method`` on ``train``; see the module doc.
@@ -316,7 +351,19 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     ``compile`` compiles it in place with ``torch.compile`` (off by default: slower on CPUs measured).
     ``val`` is held-out data (any form ``train`` takes): after training the teacher and the student
     are evaluated on it, with ``ood`` for OOD detection, into `Distilled.metrics` (and ``metrics.json``
-    and ``report.md`` in ``out``).
+    and ``report.md`` in ``out``). ``ood`` and ``val`` take any form ``train`` does; ``ood``'s labels,
+    if any, are ignored (an array or tensor of inputs alone works too).
+
+    How the teacher's outputs and the targets are read (`hydraplus.experiments.contracts`):
+    ``output`` picks the predictions from tuple, dict or object outputs (an index, key or
+    attribute; ``.logits`` is found without it); ``members`` is N for one module that runs N
+    members (``[B, N, D]``, ``[N, B, D]`` or ``[N·B, D]``; found without it); ``regression_output``
+    is ``"log_variance"``, ``"variance"``, ``"std"`` or ``"mean"`` (mean-only members) and makes the
+    task regression. Probabilities are read as their logs; labels of any integer dtype,
+    whole-number floats, ``[N, 1]`` and one-hot become class indices, each conversion said once
+    (a `ContractNote` warning). A teacher of one member is refused. Every input is checked before
+    anything is written: an ``out`` that already holds a run needs ``resume`` (continue it) or
+    ``overwrite`` (replace it; only a hydraplus run is ever deleted).
 
     ``devices`` per node × ``num_nodes`` processes train together with ``strategy`` (``auto``: DDP on
     several; `hydraplus.engine.distributed`). Each runs this whole call (Lightning starts the others
@@ -333,46 +380,46 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
                          "teacher's outputs are cached there once for all of them)")
     if world_size > 1 and str(device) == "cuda":  # each process its own GPU, as Lightning assigns them
         device = f"cuda:{process_rank(devices) % devices}"
+    from hydraplus.experiments.distil_inputs import ood_inputs
+
     x, y = as_tensors(train, "train")
-    task = "classification" if not (y.is_floating_point() or y.is_complex()) else "regression"
-    module = as_teacher(teacher).to(device)
+    inner = as_teacher(teacher, output).to(device)
+    module = read_teacher(inner, x.to(device), output=output, members=members,
+                          regression_output=regression_output)
     with torch.no_grad():
-        probe = module.eval()(x[:2].to(device))
-    if probe.dim() != 3:
-        raise ValueError(f"the teacher must give [B, N, D] outputs, got shape {list(probe.shape)}")
-    members, outputs = probe.shape[1], probe.shape[2]
-    if task == "classification" and bool((probe >= 0).all()) and torch.allclose(
-            probe.sum(-1), torch.ones_like(probe[..., 0]), atol=1e-4):
-        module = _LogProbabilities(module)  # probabilities: their logs are valid logits
-    num_classes = outputs if task == "classification" else 2
+        probe = module.eval().raw(x[:2].to(device))
+    task, y = read_targets(y, "train", probe.shape[-1], None if regression_output is None else "regression")
+    check_members(module.members)
+    read_kind(module, x.to(device), task, regression_output)
+    num_classes = probe.shape[-1] if task == "classification" else 2
     check_dataset(x, y, task, num_classes, "train")
-    if task == "regression" and outputs != 2:
-        raise ValueError(f"a regression teacher must give [B, N, 2] (mean, log-variance), got D = {outputs}")
-    spec = _spec(task, members, method, heads, lam, epochs, settings)
+    spec = _spec(task, module.members, method, heads, lam, epochs, settings)
     trainer_settings.check_batch_size(spec.batch_size, "distil batch_size")
     check_batches(len(x), spec.batch_size, world_size, "distil")
+    x_ood = None if ood is None else ood_inputs(ood)
+    val_data = None if val is None else _val_data(val, task, num_classes)
+    probe_set = None
+    if spec.lam.auto:
+        probe_set = teacher_probe(module, off_data_probe(x, seed=seed) if x_ood is None else x_ood, task)
     L.seed_everything(seed, verbose=False)
-    student_model = _student(student, module, split, x[:2].to(device), spec)
+    student_model = _student(student, inner, split, x[:2].to(device), spec)
     if channels_last and has_conv(student_model):
         use_channels_last(student_model)
     if compile:
         student_model.compile()
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="hydraplus-distil-"))
-    if out is not None:
+    if out is not None:  # every input checked: the first file written
         from hydraplus.experiments.distil_run import start_run
+        from hydraplus.run_folder import prepare_out_dir
 
+        write = is_rank_zero(devices, num_nodes)
+        if write:
+            prepare_out_dir(folder, resume, overwrite)
         start_run(folder, spec, task, list(x.shape[1:]), seed=seed, precision=precision, record=record,
-                  resume=resume, world_size=world_size, write=is_rank_zero(devices, num_nodes))
-    targets = cache.TeacherOutputs(module, x, folder / "cache" if _cacheable(module) else None)
+                  resume=resume, world_size=world_size, write=write)
+    targets = cache.TeacherOutputs(module, x, folder / "cache" if _cacheable(inner) else None)
     data = SeededData((x, y), spec.batch_size, seed, names=("train inputs", "train targets"), extra=targets)
-    probe = None
-    if spec.lam.auto:
-        if ood is None:
-            inputs = off_data_probe(x, seed=seed)
-        else:
-            inputs = ood.float() if isinstance(ood, Tensor) else as_tensors(ood, "ood")[0]
-        probe = teacher_probe(module, inputs, task)
-    engine = DistillModule(student_model, spec.method, task, spec, probe=probe)
+    engine = DistillModule(student_model, spec.method, task, spec, probe=probe_set)
     start = time.perf_counter()
     trainer = fit(engine, data, folder=folder / spec.name, label=spec.name, epochs=spec.epochs,
                   progress=progress, accelerator="gpu" if str(device).startswith("cuda") else "cpu",
@@ -389,9 +436,17 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
 
         atomic_torch_save(student_model.state_dict(), folder / spec.name / "model.pt")
         finish_run(result, traceable(x[:2]))
-    if val is not None:
-        result.metrics = result.evaluate(val, ood=ood, device=device, record=record)
+    if val_data is not None:
+        result.metrics = result.evaluate(val_data, ood=x_ood, device=device, record=record)
     return result
+
+
+def _val_data(val: Any, task: str, num_classes: int) -> tuple[Tensor, Tensor]:
+    """The validation data, read and checked before training (its labels as the training labels)."""
+    x, y = as_tensors(val, "val")
+    y = read_targets(y, "val", num_classes, task)[1]
+    check_dataset(x, y, task, num_classes, "val")
+    return x, y
 
 
 def _cacheable(module: nn.Module) -> bool:

@@ -27,6 +27,7 @@ from hydraplus.core.ood import detection_scores, ood_detection
 from hydraplus.core.predict import predict
 from hydraplus.core.profile import profile_model
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty, total_variation
+from hydraplus.experiments.contracts import read_targets
 from hydraplus.experiments.distil import as_tensors
 from hydraplus.experiments.distil_inputs import ood_inputs
 from hydraplus.experiments.image_eval import RELIABILITY_BINS, UNCERTAINTIES, classification_metrics
@@ -77,6 +78,7 @@ def evaluate_distilled(result: Distilled, test: Any, *, ood: Any = None, out: st
     if any(b < 1 for b in batch_sizes):
         raise ValueError(f"latency batch sizes must be positive, got {batch_sizes}")
     x, y = as_tensors(test, "test")
+    y = read_targets(y, "test", 0, result.task)[1]
     x_ood = None if ood is None else ood_inputs(ood)
     task = result.task
     models = {name: model for name, model in (("teacher", result.teacher), ("student", result.model))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hydraplus.experiments.contracts import Selector, note, pick
 from hydraplus.experiments.distil import Members, as_tensors
 
 Shape = list[int | None]  # one input's expected shape with the batch; None: any size
@@ -180,9 +181,9 @@ class TeacherFiles(Members):
     outputs are joined to ``[B, N, D]``. Inputs are checked against each file's input shape
     and device first, so a mismatch names the file and what it takes."""
 
-    def __init__(self, paths: Sequence[Path]):
+    def __init__(self, paths: Sequence[Path], output: Selector = None):
         loaded = [load_teacher_file(Path(p)) for p in paths]
-        super().__init__([module for module, _ in loaded])
+        super().__init__([module for module, _ in loaded], output)
         self.names = [str(p) for p in paths]
         self.shapes = [shape for _, shape in loaded]
 
@@ -202,6 +203,7 @@ class TeacherFiles(Members):
                 out = member(x)
             except RuntimeError as err:
                 raise ValueError(f"teacher {name} failed on inputs of shape {given}: {_reason(err)}") from err
+            out = pick(out, self.output, f"teacher {name}", self.said)
             if out.dim() not in (2, 3):
                 raise ValueError(f"teacher {name} gives outputs of shape {list(out.shape)}; a teacher file "
                                  "gives [B, D] (one member) or [B, N, D] (N members)")
@@ -229,25 +231,34 @@ def uncuttable(teacher: nn.Module) -> str | None:
 
 
 def input_normalization(paths: Sequence[Path]) -> dict[str, Any] | None:
-    """The normalisation the teacher files' inputs need: from the JSON card beside a ``.pt2``
-    (``hydraplus export`` writes one) or a run folder's ``config.json``; None without one."""
-    found: dict[str, dict[str, Any]] = {}
+    """The normalisation the teacher files' inputs need: from the JSON card beside each ``.pt2``
+    (``hydraplus export`` writes one) or a run folder's ``config.json``; None without any. A card
+    is its own file's: files without one beside files with one, or cards that differ, are errors
+    naming them (one normalisation feeds every member)."""
+    found: dict[str, dict[str, Any] | None] = {}
     for path in map(Path, paths):
         card = path / "config.json" if path.is_dir() else path.with_suffix(".json")
-        if (path.suffix != ".pt2" and not path.is_dir()) or not card.is_file():
-            continue
-        try:
-            saved = json.loads(card.read_text()).get("normalization")
-        except (json.JSONDecodeError, AttributeError) as err:
-            raise ValueError(f"cannot read the teacher's card {card}: not a JSON object") from err
-        if saved is not None:
-            found[str(card)] = {"mean": [float(v) for v in saved["mean"]],
-                                "std": [float(v) for v in saved["std"]]}
-    values = list(found.values())
+        saved = None
+        if (path.suffix == ".pt2" or path.is_dir()) and card.is_file():
+            try:
+                saved = json.loads(card.read_text()).get("normalization")
+            except (json.JSONDecodeError, AttributeError) as err:
+                raise ValueError(f"cannot read the teacher's card {card}: not a JSON object") from err
+        found[str(card) if saved is not None else str(path)] = None if saved is None else {
+            "mean": [float(v) for v in saved["mean"]], "std": [float(v) for v in saved["std"]]}
+    cards = {card: value for card, value in found.items() if value is not None}
+    if not cards:
+        return None
+    without = [path for path, value in found.items() if value is None]
+    if without:
+        raise ValueError(f"teacher file(s) {', '.join(without)} have no input normalisation card while "
+                         f"{', '.join(cards)} has one; a card applies to its own .pt2 only: put one beside "
+                         "each (NAME.json), or pass --input-mean/--input-std for all")
+    values = list(cards.values())
     if any(value != values[0] for value in values):
         raise ValueError("the teacher files need different input normalisations: "
-                         + "; ".join(f"{card}: {value}" for card, value in found.items()))
-    return {**values[0], "source": ", ".join(found)} if values else None
+                         + "; ".join(f"{card}: {value}" for card, value in cards.items()))
+    return {**values[0], "source": ", ".join(cards)}
 
 
 def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float], name: str) -> Tensor:
@@ -263,12 +274,16 @@ def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float], name: str)
 
 
 def checked_pair(x: Tensor, y: Tensor, name: str) -> tuple[Tensor, Tensor]:
-    """``(x, y)`` with at least one example and as many targets as inputs."""
+    """``(x, y)`` with at least one example and as many targets as inputs; integer inputs as
+    float32 (values unchanged, said once), float64 ones as float32."""
     if x.dim() == 0 or len(x) == 0:
         raise ValueError(f"{name}: the data is empty (inputs of shape {list(x.shape)})")
     if y.dim() == 0 or len(y) != len(x):
         raise ValueError(f"{name}: {len(x)} inputs but {len(y) if y.dim() else 0} targets; they must match")
-    return x, y
+    if not (x.is_floating_point() or x.is_complex()):
+        note(f"{name} inputs: {str(x.dtype).removeprefix('torch.')} values read as float32 (unchanged; "
+             "scale them yourself if they need it)")
+    return (x.float() if x.dtype != torch.float32 and not x.is_complex() else x), y
 
 
 def read_image_folder(path: Path, name: str) -> tuple[Tensor, Tensor]:
