@@ -231,9 +231,11 @@ class ReadTeacher(nn.Module):
     is the module as given (a `Members` picks its members' outputs itself); ``contract`` (a buffer)
     spells out how the outputs are read, so cached teacher outputs are keyed by it too."""
 
-    def __init__(self, teacher: nn.Module, output: Selector, layout: str, members: int, mean_only: bool):
+    def __init__(self, teacher: nn.Module, output: Selector, layout: str, members: int, outputs: int,
+                 mean_only: bool):
         super().__init__()
         self.teacher, self.output, self.layout, self.members = teacher, output, layout, members
+        self.outputs = outputs  # D as the teacher gives it (before a mean-only's log-variance)
         self.mean_only, self.said = mean_only, set[str]()
         self.register_buffer("contract", torch.zeros(0, dtype=torch.uint8))
         self.set_kind("logits")
@@ -294,9 +296,9 @@ def read_teacher(teacher: nn.Module, x: Tensor, *, output: Selector = None, memb
             raise ValueError(f"members={members}, but the teacher is a list of {n} members")
     else:
         layout, n = find_layout({b: tuple(out.shape) for b, out in outs.items()}, members)
-    if layout != "BND":
+    if layout != "BND" and n > 1:
         note(f"the teacher's outputs are {LAYOUTS[layout]}: read as {n} members")
-    read = ReadTeacher(teacher, output, layout, n, mean_only)
+    read = ReadTeacher(teacher, output, layout, n, first.shape[-1], mean_only)
     read.said = said
     return read
 
@@ -348,8 +350,8 @@ def check_not_strings(values: Any, name: str) -> None:
         return
     first = array.flat[0]
     if array.dtype.kind in "USO" and isinstance(first, str | bytes | np.str_ | np.bytes_):
-        raise ValueError(f"{name}: the targets are strings (e.g. {first!r}); encode them as class indices "
-                         "0..C-1 first, e.g. classes, y = np.unique(y, return_inverse=True) (or "
+        raise ValueError(f"{name}: the targets are strings (e.g. {str(first)!r}); encode them as class "
+                         "indices 0..C-1 first, e.g. classes, y = np.unique(y, return_inverse=True) (or "
                          "scikit-learn's LabelEncoder)")
 
 

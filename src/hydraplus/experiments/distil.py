@@ -37,6 +37,7 @@ from hydraplus.engine.distributed import check_batches, is_rank_zero, process_ra
 from hydraplus.engine.modules import DistillModule
 from hydraplus.engine.trainer import fit
 from hydraplus.experiments.contracts import (
+    ReadTeacher,
     Selector,
     check_members,
     check_not_strings,
@@ -383,16 +384,11 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     from hydraplus.experiments.distil_inputs import ood_inputs
 
     x, y = as_tensors(train, "train")
-    inner = as_teacher(teacher, output).to(device)
-    module = read_teacher(inner, x.to(device), output=output, members=members,
-                          regression_output=regression_output)
-    with torch.no_grad():
-        probe = module.eval().raw(x[:2].to(device))
-    task, y = read_targets(y, "train", probe.shape[-1], None if regression_output is None else "regression")
-    check_members(module.members)
-    read_kind(module, x.to(device), task, regression_output)
-    num_classes = probe.shape[-1] if task == "classification" else 2
+    module, task, y = read_teacher_and_targets(teacher, x, y, output=output, members=members,
+                                               regression_output=regression_output, device=device)
+    num_classes = module.outputs if task == "classification" else 2
     check_dataset(x, y, task, num_classes, "train")
+    inner = module.teacher
     spec = _spec(task, module.members, method, heads, lam, epochs, settings)
     trainer_settings.check_batch_size(spec.batch_size, "distil batch_size")
     check_batches(len(x), spec.batch_size, world_size, "distil")
@@ -439,6 +435,19 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     if val_data is not None:
         result.metrics = result.evaluate(val_data, ood=x_ood, device=device, record=record)
     return result
+
+
+def read_teacher_and_targets(teacher: Any, x: Tensor, y: Tensor, *, output: Selector = None,
+                             members: int | None = None, regression_output: str | None = None,
+                             device: str = "cpu") -> tuple[ReadTeacher, str, Tensor]:
+    """The teacher (on ``device``) read in hydraplus' convention, the task and the training targets
+    converted for it (`hydraplus.experiments.contracts`); a one-member teacher is refused."""
+    module = read_teacher(as_teacher(teacher, output).to(device), x.to(device), output=output,
+                          members=members, regression_output=regression_output)
+    task, y = read_targets(y, "train", module.outputs, None if regression_output is None else "regression")
+    check_members(module.members)
+    read_kind(module, x.to(device), task, regression_output)
+    return module, task, y
 
 
 def _val_data(val: Any, task: str, num_classes: int) -> tuple[Tensor, Tensor]:

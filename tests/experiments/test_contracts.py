@@ -1,0 +1,285 @@
+"""The output-contract table: every convention a user's teacher may follow gives the teacher's
+true numbers (computed by hand from the raw members), or a one-line error; and the targets'
+conversions. Teacher side only (no training) except where a row's point is the student."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict, namedtuple
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+from torchvision.models import GoogLeNetOutputs
+
+import hydraplus
+from hydraplus.core.uncertainty import regression_uncertainty
+from hydraplus.experiments.contracts import (
+    MEAN_ONLY_LOG_VARIANCE,
+    ContractNote,
+    read_targets,
+    strip_output_activation,
+)
+from hydraplus.experiments.distil import as_tensors, read_teacher_and_targets
+
+N, C = 3, 4
+
+
+def tabular(n: int = 24, seed: int = 0) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=g)
+    return x, torch.randint(0, C, (n,), generator=g)
+
+
+def linears(d: int = C, count: int = N) -> list[nn.Module]:
+    torch.manual_seed(0)
+    return [nn.Linear(5, d).eval() for _ in range(count)]
+
+
+def true_probs(logits: list[Tensor]) -> Tensor:
+    """The ensemble's predictive probabilities by hand: the mean of the members' softmax."""
+    return sum(z.softmax(-1) for z in logits) / len(logits)
+
+
+def teacher_probs(teacher: Any, x: Tensor, y: Tensor, **kwargs: Any) -> Tensor:
+    read, task, _ = read_teacher_and_targets(teacher, x, y, **kwargs)
+    assert task == "classification"
+    with torch.no_grad():
+        return read(x).softmax(-1).mean(1)
+
+
+class Wrap(nn.Module):
+    """A member whose forward returns ``shape(logits)`` (an opaque forward, not a Sequential)."""
+
+    def __init__(self, member: nn.Module, shape: Callable[[Tensor], Any]):
+        super().__init__()
+        self.member, self.shape = member, shape
+
+    def forward(self, x: Tensor) -> Any:
+        return self.shape(self.member(x))
+
+
+@dataclasses.dataclass
+class Scored:
+    scores: Tensor
+    features: Tensor
+
+
+class HFOutput(OrderedDict):
+    """Hugging Face's ModelOutput in miniature: a dict whose keys are attributes too."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
+
+
+Pair = namedtuple("Pair", ["logits", "aux"])
+
+
+@pytest.mark.parametrize(("shape", "output", "said"), [
+    (lambda z: z, None, None),                                                       # logits
+    (lambda z: z.softmax(-1), None, "outputs are probabilities"),                    # softmax probs
+    (lambda z: z.log_softmax(-1), None, None),                                       # log-softmax: logits
+    (lambda z: (z, z.sum()), 0, None),                                               # tuple
+    (lambda z: [z.sum(), z], -1, None),                                              # list
+    (lambda z: {"scores": z, "hidden": z * 2}, "scores", None),                      # dict
+    (lambda z: Scored(z, z * 2), "scores", None),                                    # dataclass
+    (lambda z: Pair(z, z * 2), None, r"returns Pair: its \.logits are read"),        # namedtuple
+    (lambda z: HFOutput(loss=z.sum(), logits=z), None, r"its 'logits' are read"),    # HF-style output
+    (lambda z: GoogLeNetOutputs(z, z * 2, z * 3), None, r"GoogLeNetOutputs: its \.logits"),  # torchvision
+])
+def test_each_member_convention_gives_the_true_predictive_probabilities(
+        shape: Callable[[Tensor], Any], output: Any, said: str | None) -> None:
+    x, y = tabular()
+    members = linears()
+    with torch.no_grad():
+        expected = true_probs([m(x) for m in members])
+    teacher = [Wrap(m, shape) for m in members]
+    if said is None:
+        got = teacher_probs(teacher, x, y, output=output)
+    else:
+        with pytest.warns(ContractNote, match=said):
+            got = teacher_probs(teacher, x, y, output=output)
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("activation", [nn.Softmax(-1), nn.LogSoftmax(-1)])
+def test_members_ending_in_an_activation_are_read_as_their_logits(activation: nn.Module) -> None:
+    x, y = tabular()
+    members = [nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, C), activation))
+               for _ in range(N)]
+    with torch.no_grad():
+        expected = true_probs([m(x).log() if isinstance(activation, nn.Softmax) else m(x) for m in members])
+    with pytest.warns(ContractNote, match="end in nn.Softmax/nn.LogSoftmax"):
+        read, _, _ = read_teacher_and_targets(members, x, y)
+    with torch.no_grad():
+        torch.testing.assert_close(read(x).softmax(-1).mean(1), expected)
+        stripped, kind = strip_output_activation(members[0])
+        torch.testing.assert_close(stripped(x), members[0][2][0](members[0][1](members[0][0](x))))
+    assert kind in ("probabilities", "log_probabilities")
+    assert not any(isinstance(m, nn.Softmax | nn.LogSoftmax) for m in read.teacher.modules())
+    assert strip_output_activation(members[0][0]) == (members[0][0], "logits")
+
+
+class Stacked(nn.Module):
+    """One module running every member, its outputs in a given layout."""
+
+    def __init__(self, members: list[nn.Module], layout: str):
+        super().__init__()
+        self.members, self.layout = nn.ModuleList(members), layout
+
+    def forward(self, x: Tensor) -> Tensor:
+        outs = [m(x) for m in self.members]
+        if self.layout == "flat":
+            return torch.cat(outs)  # [N·B, C], member-major, as torch-uncertainty's deep ensembles
+        return torch.stack(outs, 0 if self.layout == "NBD" else 1)
+
+
+@pytest.mark.parametrize("layout", ["BND", "NBD", "flat"])
+@pytest.mark.parametrize("members", [None, N])
+def test_one_module_running_every_member(layout: str, members: int | None) -> None:
+    x, y = tabular()
+    ms = linears()
+    with torch.no_grad():
+        expected = true_probs([m(x) for m in ms])
+    if layout == "BND":
+        got = teacher_probs(Stacked(ms, layout), x, y, members=members)
+    else:
+        with pytest.warns(ContractNote, match=rf"outputs are \[N.*read as {N} members"):
+            got = teacher_probs(Stacked(ms, layout), x, y, members=members)
+    torch.testing.assert_close(got, expected)
+
+
+def test_torch_uncertaintys_deep_ensemble_gives_its_members() -> None:
+    from torch_uncertainty.methods import deep_ensembles
+
+    x, y = tabular()
+    ms = linears()
+    ensemble = deep_ensembles(ms, reset_model_parameters=False)
+    with torch.no_grad():
+        assert ensemble(x).shape == (N * len(x), C)  # what torch-uncertainty gives: [N·B, C]
+        expected = true_probs([m(x) for m in ms])
+    read, _, _ = read_teacher_and_targets(ensemble, x, y)
+    assert read.members == N
+    with torch.no_grad():
+        torch.testing.assert_close(read(x).softmax(-1).mean(1), expected)
+
+
+def regression_members() -> list[nn.Module]:
+    return linears(d=2)
+
+
+@pytest.mark.parametrize(("kind", "spread"), [
+    ("log_variance", lambda s: s),
+    ("variance", lambda s: s.exp()),
+    ("std", lambda s: (s / 2).exp()),
+])
+def test_regression_members_give_the_true_predictive_std(kind: str,
+                                                         spread: Callable[[Tensor], Tensor]) -> None:
+    x = torch.randn(20, 5, generator=torch.Generator().manual_seed(1))
+    y = torch.randn(20, generator=torch.Generator().manual_seed(2))
+    members = regression_members()
+    with torch.no_grad():
+        outs = [m(x) for m in members]  # (mean, log-variance)
+        means, variances = torch.stack([o[:, 0] for o in outs]), torch.stack([o[:, 1].exp() for o in outs])
+    true_std = (variances.mean(0) + means.var(0, unbiased=False)).sqrt()
+    teacher = [Wrap(m, lambda o: torch.stack([o[:, 0], spread(o[:, 1])], -1)) for m in members]
+    read, task, _ = read_teacher_and_targets(teacher, x, y, regression_output=kind)
+    with torch.no_grad():
+        got = regression_uncertainty(read(x))["predictive"].sqrt()
+    assert task == "regression"
+    torch.testing.assert_close(got, true_std)
+
+
+def test_mean_only_members_spread_is_all_the_uncertainty() -> None:
+    x = torch.randn(20, 5, generator=torch.Generator().manual_seed(1))
+    y = torch.randn(20, generator=torch.Generator().manual_seed(2))
+    members = linears(d=1)
+    with torch.no_grad():
+        means = torch.stack([m(x)[:, 0] for m in members])
+    for teacher in ([Wrap(m, lambda o: o[:, 0]) for m in members], members):  # [B] and [B, 1] outputs
+        with pytest.warns(ContractNote, match="means only"):
+            read, task, _ = read_teacher_and_targets(teacher, x, y)
+        with torch.no_grad():
+            out = read(x)
+            parts = regression_uncertainty(out)
+        assert task == "regression" and out.shape == (20, N, 2)
+        assert bool((out[..., 1] == MEAN_ONLY_LOG_VARIANCE).all())
+        torch.testing.assert_close(parts["epistemic"], means.var(0, unbiased=False))
+        assert float(parts["aleatoric"].max()) < 1e-12  # e^-30: zero to any printed precision
+    result = hydraplus.distil(members, (x, y), method="hydra", epochs=1, batch_size=10,
+                              student=(nn.Identity(), lambda: nn.Linear(5, 2)), regression_output="mean")
+    assert bool(torch.isfinite(result.predict(x)["mean"]).all())
+
+
+def test_impossible_or_unreadable_outputs_are_refused_with_the_reason() -> None:
+    x, y = tabular()
+    members = linears()
+    with pytest.raises(ValueError, match=r"teacher member 0 returns a tuple of 2 \(0: \[2, 4\], 1: \[\]\), "
+                                         r"not a tensor: pass output="):
+        read_teacher_and_targets([Wrap(m, lambda z: (z, z.sum())) for m in members], x, y)
+    with pytest.raises(ValueError, match=r"returns a dict with keys \['a'\], which has no part output='b'"):
+        read_teacher_and_targets([Wrap(m, lambda z: {"a": z}) for m in members], x, y, output="b")
+    with pytest.raises(ValueError, match=r"returns a tensor; output=0 is for tuple, dict or object outputs"):
+        read_teacher_and_targets(members, x, y, output=0)
+    with pytest.raises(ValueError, match=r"the teacher has 1 member: .* two or more members disagree on"):
+        read_teacher_and_targets(members[:1], x, y)
+    with pytest.raises(ValueError, match=r"the teacher has 1 member"):
+        read_teacher_and_targets(members[0], x, y)  # one module giving [B, C]: one member
+    with pytest.raises(ValueError, match=r"members=4, but the teacher is a list of 3 members"):
+        read_teacher_and_targets(members, x, y, members=4)
+    with pytest.raises(ValueError, match=r"outputs of shape \[6, 4\] for a batch of 2; .* with members=2"):
+        read_teacher_and_targets(Stacked(members, "flat"), x, y, members=2)
+    g = torch.Generator().manual_seed(0)
+    reg = [Wrap(m, lambda o: torch.stack([o[:, 0], o[:, 1] - 5], -1)) for m in regression_members()]
+    with pytest.raises(ValueError, match=r"negative variance \(-\d.*regression_output='variance' needs "
+                                         r"values >= 0: if they are log-variances, pass "
+                                         r"regression_output='log_variance'"):
+        read_teacher_and_targets(reg, x, torch.randn(24, generator=g), regression_output="variance")
+    with pytest.raises(ValueError, match=r"regression_output='mean' needs 1 output\(s\) per member, the "
+                                         r"teacher gives 2"):
+        read_teacher_and_targets(regression_members(), x, torch.randn(24, generator=g),
+                                 regression_output="mean")
+    with pytest.raises(ValueError, match=r"regression_output must be one of"):
+        read_teacher_and_targets(members, x, y, regression_output="sigma")
+
+
+# --- targets ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    (lambda y: y.float(), r"float labels 0\.\.3 read as class indices"),
+    (lambda y: y.to(torch.int32), "int32 labels read as int64"),
+    (lambda y: y.to(torch.int16), "int16 labels read as int64"),
+    (lambda y: y.to(torch.uint8), "uint8 labels read as int64"),
+    (lambda y: y[:, None], r"\[N, 1\] flattened to \[N\]"),
+    (lambda y: nn.functional.one_hot(y, C), r"one-hot \[N, 4\] read as class indices"),
+])
+def test_labels_are_converted_and_the_conversion_is_said(given: Callable[[Tensor], Tensor],
+                                                        said: str) -> None:
+    _, y = tabular()
+    with pytest.warns(ContractNote, match=said):
+        task, got = read_targets(given(y), "train", C)
+    assert task == "classification" and got.dtype == torch.int64 and torch.equal(got, y)
+
+
+def test_targets_that_are_not_labels() -> None:
+    x, y = tabular()
+    task, got = read_targets(y.float() + 0.5, "train", C)
+    assert task == "regression" and got.dtype == torch.float32  # non-integer floats: regression, as before
+    assert read_targets(y.float() * 10, "train", C)[0] == "regression"  # beyond the teacher's outputs
+    with pytest.raises(ValueError, match=r"^train targets have shape \[24, 4\]: give one target per example"):
+        read_targets(torch.full((24, C), 0.25), "train", C)
+    with pytest.raises(ValueError, match=r"^train: the targets are strings \(e\.g\. 'cat'\); encode them "
+                                         r"as class indices 0\.\.C-1 first, e\.g\. classes, "
+                                         r"y = np\.unique\(y, return_inverse=True\)"):
+        hydraplus.distil(linears(), (x.numpy(), np.array(["cat", "dog"] * 12)), epochs=1)
+
+
+def test_integer_inputs_are_read_as_floats_said_once() -> None:
+    x, y = tabular()
+    with pytest.warns(ContractNote, match=r"train inputs: int64 values read as float32"):
+        got, _ = as_tensors((x.round().long(), y), "train")
+    assert got.dtype == torch.float32 and torch.equal(got, x.round())
