@@ -5,8 +5,10 @@ conversions. Teacher side only (no training) except where a row's point is the s
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from hydraplus.experiments.contracts import (
     strip_output_activation,
 )
 from hydraplus.experiments.distil import as_tensors, read_teacher_and_targets
+from hydraplus.experiments.distil_inputs import input_normalization
 
 N, C = 3, 4
 
@@ -283,3 +286,79 @@ def test_integer_inputs_are_read_as_floats_said_once() -> None:
     with pytest.warns(ContractNote, match=r"train inputs: int64 values read as float32"):
         got, _ = as_tensors((x.round().long(), y), "train")
     assert got.dtype == torch.float32 and torch.equal(got, x.round())
+
+
+# --- data edge cases -------------------------------------------------------------------------------
+
+
+def test_an_npz_without_training_arrays_is_refused_naming_its_keys(tmp_path: Path) -> None:
+    x, y = tabular()
+    np.savez(tmp_path / "test-only.npz", x_test=x.numpy(), y_test=y.numpy())
+    with pytest.raises(ValueError, match=r"^train: .*test-only\.npz has none of the array pairs "
+                                         r"x_train/y_train, x/y \(a test split is never trained on\); "
+                                         r"it has \['x_test', 'y_test'\]"):
+        hydraplus.distil(linears(), tmp_path / "test-only.npz", epochs=1, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    got_x, _ = as_tensors(tmp_path / "test-only.npz", "test")  # evaluation data may be a test split
+    torch.testing.assert_close(got_x, x)
+
+
+def test_a_refused_run_writes_nothing_and_never_blocks_the_next(tmp_path: Path) -> None:
+    x, y = tabular(40)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="the teacher has 1 member"):
+        hydraplus.distil(linears(count=1), (x, y), method="hydra", epochs=1, out=out)
+    with pytest.raises(ValueError, match=r"train targets must be class labels in \[0, 3\]"):
+        hydraplus.distil(linears(), (x, y + 1), method="hydra", epochs=1, out=out)
+    with pytest.raises(ValueError, match=r"ood: the data is empty"):
+        hydraplus.distil(linears(), (x, y), epochs=1, out=out, ood=np.zeros((0, 5)))
+    assert not out.exists()
+    student = (nn.Identity(), lambda: nn.Linear(5, C))
+    result = hydraplus.distil(linears(), (x, y.to(torch.int32)), method="hydra", epochs=1, batch_size=20,
+                              student=student, out=out, val=(x, y.to(torch.int32)))  # int32 labels end to end
+    assert (out / "config.json").is_file() and result.metrics is not None
+    assert result.metrics["test_size"] == 40
+
+
+def test_ood_takes_what_val_and_evaluate_take(tmp_path: Path) -> None:
+    x, y = tabular(40)
+    far = 6 + np.random.default_rng(0).standard_normal((30, 5)).astype(np.float32)
+    np.savez(tmp_path / "ood.npz", x_test=far)
+    student = (nn.Linear(5, 8), lambda: nn.Linear(8, C))
+    for ood in (far, torch.from_numpy(far), tmp_path / "ood.npz", (far, np.zeros(30, np.int64))):
+        result = hydraplus.distil(linears(), (x, y), epochs=1, batch_size=20, student=student, ood=ood,
+                                  val=(x, y))
+        assert result.metrics is not None and result.metrics["ood_size"] == 30
+
+
+def test_python_out_follows_the_clis_rule(tmp_path: Path) -> None:
+    x, y = tabular(40)
+    out = tmp_path / "run"
+    settings: dict[str, Any] = {"method": "hydra", "epochs": 1, "batch_size": 20,
+                                "student": (nn.Identity(), lambda: nn.Linear(5, C))}
+    hydraplus.distil(linears(), (x, y), out=out, **settings)
+    with pytest.raises(ValueError, match=r"already holds a run; pass --resume \(resume=True\) to continue "
+                                         r"it or --overwrite \(overwrite=True\) to replace it"):
+        hydraplus.distil(linears(), (x, y), out=out, **settings)
+    (out / "marker").write_text("from the first run")
+    hydraplus.distil(linears(), (x, y), out=out, overwrite=True, **settings)
+    assert not (out / "marker").exists() and (out / "config.json").is_file()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a run")
+    with pytest.raises(ValueError, match=r"holds no hydraplus run .*--overwrite deletes runs only"):
+        hydraplus.distil(linears(), (x, y), out=mine, overwrite=True, **settings)
+    assert (mine / "notes.txt").read_text() == "not a run"
+
+
+def test_a_normalisation_card_applies_to_its_own_program_only(tmp_path: Path) -> None:
+    card = {"normalization": {"mean": [0.5], "std": [0.25]}}
+    for name in "abc":
+        (tmp_path / f"{name}.pt2").write_bytes(b"")
+    (tmp_path / "a.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"teacher file\(s\) .*b\.pt2, .*c\.pt2 have no input "
+                                         r"normalisation card while .*a\.json has one"):
+        input_normalization([tmp_path / f"{name}.pt2" for name in "abc"])
+    assert input_normalization([tmp_path / "b.pt2", tmp_path / "c.pt2"]) is None
+    (tmp_path / "b.json").write_text(json.dumps(card))
+    assert input_normalization([tmp_path / "a.pt2", tmp_path / "b.pt2"])["mean"] == [0.5]
