@@ -248,10 +248,8 @@ class ReadTeacher(nn.Module):
 
     def raw(self, x: Tensor) -> Tensor:
         """The teacher's outputs before conversion, ``[B, N, D]``."""
-        from hydraplus.experiments.distil import Members
-
         out = self.teacher(x)
-        if not isinstance(self.teacher, Members):
+        if not _stacks(self.teacher):
             out = pick(out, self.output, "the teacher", self.said)
         return arrange(_with_value_dim(out) if self.mean_only else out, self.layout, self.members)
 
@@ -264,20 +262,21 @@ def _with_value_dim(out: Tensor) -> Tensor:
     return out.unsqueeze(-1) if out.dim() == 1 or (out.dim() == 2 and out.shape[-1] != 1) else out
 
 
-def _probe(teacher: nn.Module, x: Tensor, output: Selector, batch: int, said: set[str]) -> Tensor:
-    from hydraplus.experiments.distil import Members
+def _stacks(teacher: nn.Module) -> bool:
+    """Whether the teacher stacks its members' picked outputs itself (`Members`)."""
+    return bool(getattr(teacher, "stacks", False))
 
+
+def _probe(teacher: nn.Module, x: Tensor, output: Selector, batch: int, said: set[str]) -> Tensor:
     with torch.no_grad():
         out = teacher.eval()(x[:batch])
-    return out if isinstance(teacher, Members) else pick(out, output, "the teacher", said)
+    return out if _stacks(teacher) else pick(out, output, "the teacher", said)
 
 
 def read_teacher(teacher: nn.Module, x: Tensor, *, output: Selector = None, members: int | None = None,
                  regression_output: str | None = None) -> ReadTeacher:
     """``teacher`` (a module on ``x``'s device) read as ``[B, N, D]``: its layout found from its
     outputs on ``x``'s first inputs; what the outputs are is left to `read_kind` (logits until then)."""
-    from hydraplus.experiments.distil import Members
-
     if members is not None and (isinstance(members, bool) or not isinstance(members, int) or members < 1):
         raise ValueError(f"members must be a positive whole number, got {members!r}")
     if regression_output is not None and regression_output not in REGRESSION_OUTPUTS:
@@ -285,7 +284,7 @@ def read_teacher(teacher: nn.Module, x: Tensor, *, output: Selector = None, memb
     said: set[str] = set()
     outs = {b: _probe(teacher, x, output, b, said) for b in sorted({min(b, len(x)) for b in PROBE_BATCHES})}
     first = next(iter(outs.values()))
-    stacked = isinstance(teacher, Members)
+    stacked = _stacks(teacher)
     mean_only = regression_output == "mean" or (stacked and first.dim() == 2)
     if mean_only:
         outs = {b: _with_value_dim(out) for b, out in outs.items()}

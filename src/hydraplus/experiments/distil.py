@@ -72,6 +72,7 @@ class Members(nn.Module):
                 raise TypeError(f"teacher member {i} must be an nn.Module, got {type(member).__name__}")
         self.members = nn.ModuleList(logit_members(list(members)))
         self.output, self.said = output, set[str]()
+        self.stacks = True  # gives [B, N, D] with each member's predictions picked (contracts.read_teacher)
 
     def forward(self, x: Tensor) -> Tensor:
         outs = [pick(member(x), self.output, f"teacher member {i}", self.said)

@@ -177,15 +177,17 @@ def _device(module: nn.Module) -> torch.device | None:
 
 
 class TeacherFiles(Members):
-    """Teacher files as one teacher: each gives ``[B, D]`` (one member) or ``[B, N, D]``; the
-    outputs are joined to ``[B, N, D]``. Inputs are checked against each file's input shape
-    and device first, so a mismatch names the file and what it takes."""
+    """Teacher files as one teacher: each of several gives ``[B, D]`` (one member) or ``[B, N, D]``;
+    the outputs are joined to ``[B, N, D]``. One file's outputs are passed on as they are, to be
+    read in any layout (`hydraplus.experiments.contracts.read_teacher`). Inputs are checked against
+    each file's input shape and device first, so a mismatch names the file and what it takes."""
 
     def __init__(self, paths: Sequence[Path], output: Selector = None):
         loaded = [load_teacher_file(Path(p)) for p in paths]
         super().__init__([module for module, _ in loaded], output)
         self.names = [str(p) for p in paths]
         self.shapes = [shape for _, shape in loaded]
+        self.stacks = len(paths) > 1  # one file's outputs are read as one module's, in any layout
 
     def forward(self, x: Tensor) -> Tensor:
         outs = []
@@ -204,6 +206,8 @@ class TeacherFiles(Members):
             except RuntimeError as err:
                 raise ValueError(f"teacher {name} failed on inputs of shape {given}: {_reason(err)}") from err
             out = pick(out, self.output, f"teacher {name}", self.said)
+            if not self.stacks:
+                return out
             if out.dim() not in (2, 3):
                 raise ValueError(f"teacher {name} gives outputs of shape {list(out.shape)}; a teacher file "
                                  "gives [B, D] (one member) or [B, N, D] (N members)")
