@@ -114,3 +114,50 @@ def test_data_without_a_test_split_needs_val(files: Path, tmp_path: Path,
                  "--out", str(tmp_path / "out"), "--method", "hydra"])
     assert code == 1
     assert "has no x_test/y_test; pass --val FILE" in capsys.readouterr().err
+
+
+def test_inputs_are_checked_before_anything_is_written(files: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    x, y = uint8_images(20, 2)
+    np.savez(tmp_path / "test-only.npz", x_test=x, y_test=y)
+    out = tmp_path / "out"
+    base = ["distil", "--method", "hydra", "--epochs", "1", "--latency-batches", "1", "--out", str(out)]
+    assert main([*base, "--teacher", str(files / "a.pt2"), "--data", str(files / "data.npz")]) == 1
+    assert "the teacher has 1 member" in capsys.readouterr().err and not out.exists()
+    assert main([*base, "--teacher", str(files / "a.pt2"), str(files / "b.pt2"), "--data",
+                 str(tmp_path / "test-only.npz"), "--val", str(files / "data.npz")]) == 1
+    assert "a test split is never trained on" in capsys.readouterr().err and not out.exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a run")
+    assert main([*base[:-1], str(mine), "--overwrite", "--teacher", str(files / "a.pt2"), str(files / "b.pt2"),
+                 "--data", str(files / "data.npz")]) == 1
+    assert "--overwrite deletes runs only" in capsys.readouterr().err and (mine / "notes.txt").is_file()
+    assert main([*base, "--teacher", str(files / "a.pt2"), str(files / "b.pt2"), "--data",
+                 str(files / "data.npz"), "--quiet"]) == 0  # the refused runs blocked nothing
+
+
+def test_one_file_running_every_member_with_members(files: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from hydraplus.experiments.contracts import ContractNote
+    from hydraplus.experiments.distil import read_teacher_and_targets
+
+    class Flat(torch.nn.Module):  # torch-uncertainty's layout: [N·B, C], member-major
+        def __init__(self, members: list[torch.nn.Module]):
+            super().__init__()
+            self.members = torch.nn.ModuleList(members)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([m(x) for m in self.members])
+
+    x, y = uint8_images(12, 3)
+    inputs = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
+    members = [torch.export.load(files / f"{name}.pt2").module() for name in "ab"]
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    torch.export.save(torch.export.export(Flat(members), (inputs[:2],), dynamic_shapes=({0: batch},)),
+                      tmp_path / "flat.pt2")
+    with pytest.warns(ContractNote, match=r"\[N·B, D\]: read as 2 members"):
+        read, _, _ = read_teacher_and_targets(tmp_path / "flat.pt2", inputs, torch.from_numpy(y), members=2)
+    with torch.no_grad():
+        expected = torch.stack([m(inputs) for m in members], 1)
+        torch.testing.assert_close(read(inputs), expected)
