@@ -47,3 +47,19 @@ def test_members_override_and_bad_value(capsys: pytest.CaptureFixture, tmp_path:
                                         tiny_config: Path) -> None:
     assert main(["train", str(tiny_config), "--out", str(tmp_path / "a"), "--members", "0"]) == 1
     assert f"config {tiny_config}: ensemble.members must be >= 1, got 0" in one_line_error(capsys)
+
+
+def test_contract_notes_print_as_one_note_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from hydraplus.cli import _show_warning
+    from hydraplus.experiments.contracts import ContractNote
+
+    _show_warning(ContractNote("train targets: int32 labels read as int64"), ContractNote, "x.py", 1)
+    assert capsys.readouterr().err == "hydraplus: note: train targets: int32 labels read as int64\n"
+
+
+def test_overwrite_deletes_runs_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("not a run")
+    assert main(["train", "toy-spiral", "--out", str(folder), "--overwrite"]) == 1
+    assert "holds no hydraplus run" in capsys.readouterr().err and (folder / "thesis.tex").is_file()

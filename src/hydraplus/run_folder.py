@@ -11,13 +11,19 @@ from pathlib import Path
 CONFIG = "config.json"
 
 
-def is_run_folder(path: Path) -> bool:
-    """Whether ``path`` holds a hydraplus run: a ``config.json`` that train, demo or distil wrote."""
+def _has_run_config(folder: Path) -> bool:
     try:
-        meta = json.loads((Path(path) / CONFIG).read_text())
+        meta = json.loads((folder / CONFIG).read_text())
     except (OSError, ValueError):
         return False
     return isinstance(meta, dict) and ("kind" in meta or "config" in meta)
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` holds hydraplus runs: a ``config.json`` that distil wrote, or one in a
+    sub-folder (train's ``seed-N``, demo's runs)."""
+    path = Path(path)
+    return _has_run_config(path) or any(_has_run_config(sub) for sub in path.iterdir() if sub.is_dir())
 
 
 def prepare_out_dir(path: Path, resume: bool, overwrite: bool) -> Path:

@@ -130,8 +130,8 @@ def test_inputs_are_checked_before_anything_is_written(files: Path, tmp_path: Pa
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("not a run")
-    assert main([*base[:-1], str(mine), "--overwrite", "--teacher", str(files / "a.pt2"), str(files / "b.pt2"),
-                 "--data", str(files / "data.npz")]) == 1
+    assert main([*base[:-1], str(mine), "--overwrite", "--teacher", str(files / "a.pt2"),
+                 str(files / "b.pt2"), "--data", str(files / "data.npz")]) == 1
     assert "--overwrite deletes runs only" in capsys.readouterr().err and (mine / "notes.txt").is_file()
     assert main([*base, "--teacher", str(files / "a.pt2"), str(files / "b.pt2"), "--data",
                  str(files / "data.npz"), "--quiet"]) == 0  # the refused runs blocked nothing
