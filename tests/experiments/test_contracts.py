@@ -126,6 +126,31 @@ def test_members_ending_in_an_activation_are_read_as_their_logits(activation: nn
     assert strip_output_activation(members[0][0]) == (members[0][0], "logits")
 
 
+class Classifier(nn.Module):
+    """A user's member whose forward runs its children in order, the last a Softmax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Linear(5, 8), nn.ReLU())
+        self.classifier = nn.Linear(8, C)
+        self.softmax = nn.Softmax(-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.softmax(self.classifier(self.features(x)))
+
+
+def test_a_module_whose_forward_ends_in_its_softmax_child_is_cut_without_it() -> None:
+    x, y = tabular(40)
+    members = [Classifier().eval() for _ in range(N)]
+    with torch.no_grad():
+        expected = true_probs([m(x).log() for m in members])
+    with pytest.warns(ContractNote, match=r"member\(s\) 0, 1, 2 end in nn.Softmax"):
+        result = hydraplus.distil(members, (x, y), method="hydra", epochs=1, batch_size=20)
+    with torch.no_grad():
+        torch.testing.assert_close(result.teacher(x).softmax(-1).mean(1), expected)
+    assert not any(isinstance(m, nn.Softmax) for m in result.model.modules())  # heads output logits
+
+
 class Stacked(nn.Module):
     """One module running every member, its outputs in a given layout."""
 

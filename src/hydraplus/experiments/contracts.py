@@ -121,29 +121,51 @@ def pick(out: Any, output: Selector, who: str, said: set[str]) -> Tensor:
 ACTIVATIONS = {nn.Softmax: "probabilities", nn.LogSoftmax: "log_probabilities"}
 
 
-def strip_output_activation(member: nn.Module) -> tuple[nn.Module, str]:
-    """``(module, kind)``: an ``nn.Sequential`` member whose last layer (at any nesting depth) is an
-    ``nn.Softmax`` or ``nn.LogSoftmax`` without it, and ``"probabilities"`` or ``"log_probabilities"``;
-    any other member as it is, and ``"logits"``. The stripped module shares the member's layers and
-    gives its logits (the same predictive distribution), so a student cut from it has no
-    activation copied into its heads."""
-    if not isinstance(member, nn.Sequential) or len(member) == 0:
+def _activation(module: nn.Module) -> str | None:
+    return next((kind for cls, kind in ACTIVATIONS.items() if type(module) is cls), None)
+
+
+def strip_output_activation(member: nn.Module, example: Tensor | None = None) -> tuple[nn.Module, str]:
+    """``(module, kind)``: a member ending in an ``nn.Softmax`` or ``nn.LogSoftmax`` without it, and
+    ``"probabilities"`` or ``"log_probabilities"``; any other member as it is, and ``"logits"``.
+
+    An ``nn.Sequential`` is stripped of its last layer (at any nesting depth). Another module whose
+    last child is the activation is replaced by its children but the last in order, with ``example``
+    inputs only, and only where the activation of those reproduces the member's output. The module
+    returned shares the member's layers and gives its logits (the same predictive distribution), so
+    a student cut from it has no activation copied into its heads."""
+    if isinstance(member, nn.Sequential):
+        if len(member) == 0:
+            return member, "logits"
+        kind = _activation(member[-1])
+        if kind is not None:
+            return (nn.Sequential(*list(member)[:-1]) if len(member) > 1 else nn.Identity()), kind
+        inner, kind = strip_output_activation(member[-1], example)
+        return (member, kind) if kind == "logits" else (nn.Sequential(*list(member)[:-1], inner), kind)
+    children = list(member.children())
+    kind = _activation(children[-1]) if len(children) > 1 and example is not None else None
+    if kind is None:
         return member, "logits"
-    last = member[-1]
-    kind = next((k for cls, k in ACTIVATIONS.items() if type(last) is cls), None)
-    if kind is not None:
-        return (nn.Sequential(*list(member)[:-1]) if len(member) > 1 else nn.Identity()), kind
-    inner, kind = strip_output_activation(last)
-    if kind == "logits":
-        return member, kind
-    return nn.Sequential(*list(member)[:-1], inner), kind
+    stripped = nn.Sequential(*children[:-1])
+    was_training = member.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            member.eval()
+            expected, got = member(example), children[-1](stripped(example))
+        same = isinstance(expected, Tensor) and expected.shape == got.shape and torch.allclose(
+            got, expected, atol=1e-6, rtol=1e-5)
+    except Exception:  # its forward is not its children in order
+        same = False
+    finally:
+        member.train(was_training)
+    return (stripped, kind) if same else (member, "logits")
 
 
-def logit_members(members: list[nn.Module]) -> list[nn.Module]:
+def logit_members(members: list[nn.Module], example: Tensor | None = None) -> list[nn.Module]:
     """The members with a trailing Softmax/LogSoftmax stripped (`strip_output_activation`), said once."""
     out, stripped = [], []
     for i, member in enumerate(members):
-        module, kind = strip_output_activation(member)
+        module, kind = strip_output_activation(member, example)
         out.append(module)
         if kind != "logits":
             stripped.append(str(i))
@@ -281,6 +303,10 @@ def read_teacher(teacher: nn.Module, x: Tensor, *, output: Selector = None, memb
         raise ValueError(f"members must be a positive whole number, got {members!r}")
     if regression_output is not None and regression_output not in REGRESSION_OUTPUTS:
         raise ValueError(f"regression_output must be one of {REGRESSION_OUTPUTS}, got {regression_output!r}")
+    from hydraplus.experiments.distil import Members
+
+    if type(teacher) is Members:  # modules whose forward ends in their last child's Softmax
+        teacher.members = nn.ModuleList(logit_members(list(teacher.members), x[:2]))
     said: set[str] = set()
     outs = {b: _probe(teacher, x, output, b, said) for b in sorted({min(b, len(x)) for b in PROBE_BATCHES})}
     first = next(iter(outs.values()))

@@ -1,7 +1,8 @@
 """`hydraplus.distil`: distil any trained ensemble into a student, from Python, in one call.
 
 The teacher is a list of trained modules (any architectures with the same number of outputs),
-an `Ensemble`, a hydraplus run folder, or any callable returning ``[B, N, D]``. The data is
+an `Ensemble`, a hydraplus run folder, or one module or callable running every member; its
+outputs are read in hydraplus' convention or refused (`hydraplus.experiments.contracts`). The data is
 ``(x, y)`` tensors or arrays, a `Dataset`, a `DataLoader` or an ``.npz`` file. Without a
 ``student``, Hydra's student is cut from the teacher's first member: the children before
 ``split`` become the shared core (starting from the member's weights) and M freshly
@@ -85,7 +86,8 @@ class Members(nn.Module):
 
 
 class _Callable(nn.Module):
-    """A callable returning ``[B, N, D]`` as a module (not cached: it has no weights to key on)."""
+    """A callable as a module, read like one (`contracts.read_teacher`; not cached: it has no
+    weights to key on)."""
 
     def __init__(self, function: Callable[[Tensor], Tensor]):
         super().__init__()
