@@ -245,6 +245,9 @@ def test_mean_only_members_spread_is_all_the_uncertainty() -> None:
 def test_impossible_or_unreadable_outputs_are_refused_with_the_reason() -> None:
     x, y = tabular()
     members = linears()
+    with pytest.raises(ValueError, match=r"without student=, .* these return tuples, dicts or objects: pass "
+                                         r"student="):
+        hydraplus.distil([Wrap(m, lambda z: (z, z.sum())) for m in members], (x, y), epochs=1, output=0)
     with pytest.raises(ValueError, match=r"teacher member 0 returns a tuple of 2 \(0: \[2, 4\], 1: \[\]\), "
                                          r"not a tensor: pass output="):
         read_teacher_and_targets([Wrap(m, lambda z: (z, z.sum())) for m in members], x, y)

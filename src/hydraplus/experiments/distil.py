@@ -74,10 +74,12 @@ class Members(nn.Module):
         self.members = nn.ModuleList(logit_members(list(members)))
         self.output, self.said = output, set[str]()
         self.stacks = True  # gives [B, N, D] with each member's predictions picked (contracts.read_teacher)
+        self.picks = False
 
     def forward(self, x: Tensor) -> Tensor:
-        outs = [pick(member(x), self.output, f"teacher member {i}", self.said)
-                for i, member in enumerate(self.members)]
+        raw = [member(x) for member in self.members]
+        self.picks = not all(isinstance(out, Tensor) for out in raw)  # outputs not tensors themselves
+        outs = [pick(out, self.output, f"teacher member {i}", self.said) for i, out in enumerate(raw)]
         sizes = [out.shape[1:] for out in outs]
         if any(size != sizes[0] for size in sizes):
             raise ValueError("teacher members must give outputs of one shape per example, got "
@@ -392,6 +394,10 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     num_classes = module.outputs if task == "classification" else 2
     check_dataset(x, y, task, num_classes, "train")
     inner = module.teacher
+    if student is None and getattr(inner, "picks", False):
+        raise ValueError("without student=, the student is cut from the first member, which needs a member "
+                         "that returns a tensor; these return tuples, dicts or objects: pass student= (an "
+                         "nn.Module returning [B, M, D], or a (core, head_factory) pair)")
     spec = _spec(task, module.members, method, heads, lam, epochs, settings)
     trainer_settings.check_batch_size(spec.batch_size, "distil batch_size")
     check_batches(len(x), spec.batch_size, world_size, "distil")
