@@ -161,3 +161,30 @@ def test_one_file_running_every_member_with_members(files: Path, tmp_path: Path,
     with torch.no_grad():
         expected = torch.stack([m(inputs) for m in members], 1)
         torch.testing.assert_close(read(inputs), expected)
+
+
+def test_regression_members_giving_a_variance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    class Variance(torch.nn.Module):  # (mean, variance): the second output through a softplus
+        def forward(self, out: torch.Tensor) -> torch.Tensor:
+            return torch.stack([out[:, 0], torch.nn.functional.softplus(out[:, 1])], -1)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 3, generator=g)
+    y = x.sum(1) + 0.1 * torch.randn(80, generator=g)
+    np.savez(tmp_path / "data.npz", x_train=x[:60].numpy(), y_train=y[:60].numpy(), x_test=x[60:].numpy(),
+             y_test=y[60:].numpy())
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    teachers = []
+    for i in range(2):
+        torch.manual_seed(i)
+        member = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2),
+                                     Variance())
+        torch.export.save(torch.export.export(member.eval(), (x[:2],), dynamic_shapes=({0: batch},)),
+                          tmp_path / f"{i}.pt2")
+        teachers.append(str(tmp_path / f"{i}.pt2"))
+    out = tmp_path / "out"
+    assert main(["distil", "--teacher", *teachers, "--data", str(tmp_path / "data.npz"), "--method", "hydra",
+                 "--epochs", "1", "--regression-output", "variance", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "the student's heads copy the first member's last layers, which give a variance where a student " \
+           "gives (mean, log-variance): pass student=" in err and not out.exists()

@@ -394,6 +394,11 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     num_classes = module.outputs if task == "classification" else 2
     check_dataset(x, y, task, num_classes, "train")
     inner = module.teacher
+    if student is None and module.kind in ("variance", "std", "mean"):
+        gives = "a mean only" if module.kind == "mean" else f"a {module.kind}"
+        raise ValueError(f"without student=, the student's heads copy the first member's last layers, which "
+                         f"give {gives} where a student gives (mean, log-variance): pass student= (an nn.Module returning [B, M, 2], or a "
+                         "(core, head_factory) pair)")
     if student is None and getattr(inner, "picks", False):
         raise ValueError("without student=, the student is cut from the first member, which needs a member "
                          "that returns a tensor; these return tuples, dicts or objects: pass student= (an "
