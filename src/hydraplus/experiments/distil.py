@@ -397,8 +397,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     if student is None and module.kind in ("variance", "std", "mean"):
         gives = "a mean only" if module.kind == "mean" else f"a {module.kind}"
         raise ValueError(f"without student=, the student's heads copy the first member's last layers, which "
-                         f"give {gives} where a student gives (mean, log-variance): pass student= (an nn.Module returning [B, M, 2], or a "
-                         "(core, head_factory) pair)")
+                         f"give {gives} where a student gives (mean, log-variance): pass student= (an "
+                         "nn.Module returning [B, M, 2], or a (core, head_factory) pair)")
     if student is None and getattr(inner, "picks", False):
         raise ValueError("without student=, the student is cut from the first member, which needs a member "
                          "that returns a tensor; these return tuples, dicts or objects: pass student= (an "
