@@ -69,8 +69,12 @@ def test_ood_detection_on_logits() -> None:
     disagreeing = torch.eye(c)[:3].mul(10.0).expand(4, 3, c)  # each member sure of another class
     out = ood_detection(confident, disagreeing)
     measures, keys = ("msp", "predictive", "epistemic"), ("auroc", "aupr", "fpr95")
-    assert set(out) == {f"{m}_{k}" for m in measures for k in keys}
-    assert all(v == pytest.approx(0.0 if k.endswith("fpr95") else 1.0) for k, v in out.items())
+    logit_measures = ("energy", "maxlogit")  # the outputs are logits
+    assert set(out) == {f"{m}_{k}" for m in (*measures, *logit_measures) for k in keys}
+    assert all(v == pytest.approx(0.0 if k.endswith("fpr95") else 1.0) for k, v in out.items()
+               if k.split("_")[0] in measures)
+    # Every input's members have one logit of 10 and three of 0: equal energies and max logits.
+    assert out["energy_auroc"] == out["maxlogit_auroc"] == pytest.approx(0.5)
     assert ood_detection(disagreeing, confident)["epistemic_auroc"] == pytest.approx(0.0)
 
 
@@ -93,6 +97,8 @@ def test_ood_detection_scores_by_hand() -> None:
         assert out[f"{measure}_fpr95"] == pytest.approx(1 / 2)
     # Only the disagreement separates the sets.
     assert [out[f"epistemic_{k}"] for k in ("auroc", "aupr", "fpr95")] == pytest.approx([1.0, 1.0, 0.0])
+    # Log-probabilities are no logits: no energy or max-logit scores.
+    assert not any(k.startswith(("energy", "maxlogit")) for k in out)
 
 
 @pytest.mark.parametrize(

@@ -6,30 +6,24 @@ input; these measures compare the two models' predictions on the same inputs.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
-from torchmetrics.functional import spearman_corrcoef
 from torchmetrics.utilities import dim_zero_cat
 
 from hydraplus.core.metrics import LOCAL
-from hydraplus.core.uncertainty import classification_uncertainty
+from hydraplus.core.ranks import spearman
+from hydraplus.core.uncertainty import classification_uncertainty, log_predictive
 from hydraplus.validation import check_finite
-
-
-def _log_mean_probs(logits: Tensor) -> Tensor:
-    """log of the mean softmax over the K predictions, ``[B, K, C]`` -> ``[B, C]``, in float64."""
-    return torch.logsumexp(F.log_softmax(logits.double(), dim=-1), dim=1) - math.log(logits.shape[1])
 
 
 class Fidelity(Metric):
     """Student-to-ensemble fidelity accumulated over batches; ``compute()`` returns
 
     * ``epistemic_spearman``: Spearman rank correlation, over all inputs seen, of the student's and
-      the ensemble's epistemic uncertainty (mutual information); 0 when either is constant;
+      the ensemble's epistemic uncertainty (mutual information, float64), average ranks for ties;
+      0 when either is constant;
     * ``agreement``: share of inputs whose mean predictions have the same argmax class;
     * ``kl``: mean over inputs of KL(ensemble mean prediction || student mean prediction), in nats.
 
@@ -61,9 +55,9 @@ class Fidelity(Metric):
         check_finite(student_logits, "student logits")
         check_finite(ensemble_logits, "ensemble logits")
         student, ensemble = student_logits.detach().cpu(), ensemble_logits.detach().cpu()
-        self.student_epistemic.append(classification_uncertainty(student)["epistemic"].double())
-        self.ensemble_epistemic.append(classification_uncertainty(ensemble)["epistemic"].double())
-        log_student, log_ensemble = _log_mean_probs(student), _log_mean_probs(ensemble)
+        self.student_epistemic.append(classification_uncertainty(student)["epistemic"])
+        self.ensemble_epistemic.append(classification_uncertainty(ensemble)["epistemic"])
+        log_student, log_ensemble = log_predictive(student), log_predictive(ensemble)
         self.agreements += (log_student.argmax(-1) == log_ensemble.argmax(-1)).sum()
         kl = F.kl_div(log_student, log_ensemble, reduction="none", log_target=True).sum(-1)
         self.kl_total += kl.clamp_min(0.0).sum()  # KL >= 0; clamp round-off
@@ -74,7 +68,7 @@ class Fidelity(Metric):
             raise ValueError(f"Fidelity needs at least 2 inputs (a rank correlation), got {int(self.count)}")
         student, ensemble = dim_zero_cat(self.student_epistemic), dim_zero_cat(self.ensemble_epistemic)
         return {
-            "epistemic_spearman": spearman_corrcoef(student, ensemble).item(),
+            "epistemic_spearman": spearman(student, ensemble),
             "agreement": (self.agreements / self.count).item(),
             "kl": (self.kl_total / self.count).item(),
         }

@@ -8,7 +8,6 @@ more likely OOD.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.classification import (
     binary_auroc,
@@ -16,9 +15,10 @@ from torchmetrics.functional.classification import (
     binary_specificity_at_sensitivity,
 )
 
-from hydraplus.core.uncertainty import classification_uncertainty
+from hydraplus.core.uncertainty import classification_uncertainty, log_predictive
 
 OOD_MEASURES = ("msp", "predictive", "epistemic")
+LOGIT_MEASURES = ("energy", "maxlogit")  # only for models whose outputs are logits
 FPR_AT_TPR = 0.95  # FPR95: the share of OOD inputs that must be detected
 
 
@@ -50,21 +50,35 @@ def detection_scores(in_scores: Tensor, ood_scores: Tensor) -> dict[str, float]:
     }
 
 
-def _ood_scores(logits: Tensor) -> dict[str, Tensor]:
-    """Each measure of `OOD_MEASURES` per input ``[B]``, higher = more likely OOD."""
-    logits = logits.detach().float().cpu()
+def is_log_probabilities(outputs: Tensor, atol: float = 1e-4) -> bool:
+    """Whether K-sample outputs ``[B, K, C]`` are normalised log-probabilities (logsumexp 0 over the
+    classes everywhere, as EnDD's samples) rather than logits: energy and max-logit need logits."""
+    return bool((torch.logsumexp(outputs.double(), dim=-1).abs() <= atol).all())
+
+
+def ood_scores(logits: Tensor) -> dict[str, Tensor]:
+    """Each measure per input ``[B]`` (float64), higher = more likely OOD: the measures of
+    `OOD_MEASURES`, and of `LOGIT_MEASURES` unless the outputs are log-probabilities."""
+    logits = logits.detach().cpu().double()
     scores = classification_uncertainty(logits)
-    scores["msp"] = 1.0 - F.softmax(logits, dim=-1).mean(1).amax(-1)
-    return scores
+    scores["msp"] = 1.0 - log_predictive(logits).amax(-1).exp()
+    if not is_log_probabilities(logits):
+        scores["energy"] = -torch.logsumexp(logits, dim=-1).mean(1)
+        scores["maxlogit"] = -logits.amax(-1).mean(1)
+    return {name: scores[name] for name in (*OOD_MEASURES, *LOGIT_MEASURES) if name in scores}
 
 
 def ood_detection(in_logits: Tensor, ood_logits: Tensor) -> dict[str, float]:
     """From K-sample logits ``[B, K, C]`` on both sets: ``{measure}_auroc``, ``{measure}_aupr`` and
     ``{measure}_fpr95`` for each measure in `OOD_MEASURES`: ``msp`` (1 - the maximum of the mean
-    softmax probability), ``predictive`` (entropy) and ``epistemic`` (mutual information)."""
-    scores_in, scores_ood = _ood_scores(in_logits), _ood_scores(ood_logits)
+    softmax probability), ``predictive`` (entropy) and ``epistemic`` (mutual information), and where
+    both sets' outputs are logits, `LOGIT_MEASURES`: ``energy`` (the members' mean of
+    -logsumexp_c s_kc, temperature 1) and ``maxlogit`` (the members' mean of -max_c s_kc)."""
+    scores_in, scores_ood = ood_scores(in_logits), ood_scores(ood_logits)
     out: dict[str, float] = {}
-    for measure in OOD_MEASURES:
+    for measure in scores_in:
+        if measure not in scores_ood:
+            continue
         for key, value in detection_scores(scores_in[measure], scores_ood[measure]).items():
             out[f"{measure}_{key}"] = value
     return out

@@ -1,8 +1,10 @@
 """Evaluate a distillation: the teacher beside its student on test data (`Distilled.evaluate`).
 
-Per model the test metrics (classification: error, ECE with 10 bins, NLL, Brier and the mean
-predictive/aleatoric/epistemic entropy; regression: RMSE, MAE, Gaussian NLL and the mean
-stds), out-of-distribution detection when OOD inputs are given, parameters, FLOPs and
+Per model the test metrics (classification: error, ECE with 10 equal-width and 10 equal-mass bins,
+NLL, Brier, the mean predictive/aleatoric/epistemic entropy, AURC, AUGRC and the risk at 80%/95%
+coverage; regression: RMSE, MAE, Gaussian NLL, the mean stds and the coverage and width of the
+50/90/95% central intervals), out-of-distribution detection when OOD inputs are given (energy and
+max-logit too where the outputs are logits), parameters, FLOPs and
 latency; for the student also the total variation between its and the teacher's histograms
 of each uncertainty on the test set. A result without a teacher (loaded from a run folder whose
 teacher could not be exported) has the student's row only. The result is plain JSON data::
@@ -30,7 +32,7 @@ from hydraplus.core.uncertainty import classification_uncertainty, regression_un
 from hydraplus.experiments.contracts import read_targets
 from hydraplus.experiments.distil import as_tensors
 from hydraplus.experiments.distil_inputs import ood_inputs
-from hydraplus.experiments.image_eval import RELIABILITY_BINS, UNCERTAINTIES, classification_metrics
+from hydraplus.experiments.image_eval import RELIABILITY_BINS, UNCERTAINTIES, image_metrics
 from hydraplus.report.distil import write_distil_report
 from hydraplus.validation import check_dataset
 
@@ -49,7 +51,7 @@ def _uncertainty(task: str, outputs: Tensor) -> dict[str, Tensor]:
 
 def _test_metrics(task: str, outputs: Tensor, y: Tensor) -> dict[str, float]:
     if task == "classification":
-        return classification_metrics(outputs, y, outputs.shape[-1])
+        return image_metrics(outputs, y, outputs.shape[-1])
     metrics = RegressionMetrics()
     metrics.update(outputs, y)
     return metrics.compute()

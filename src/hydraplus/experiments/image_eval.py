@@ -1,5 +1,6 @@
 """Evaluate every model of an image run (docs/method.md#metrics): clean and shifted test metrics
-(the four paper shifts and two corruptions, five levels each), out-of-distribution detection,
+(the four paper shifts and two corruptions, five levels each; clean also after temperature scaling
+fitted on the validation split), out-of-distribution detection,
 cost, a reliability diagram, the risk-coverage curve, per-input fidelity to the ensemble, and
 the uncertainty histograms under the paper's 30% vertical shift with each model's total
 variation to the ensemble's.
@@ -22,14 +23,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hydraplus.core.calibration import confidence_bins, temperature_metrics
 from hydraplus.core.fidelity import fidelity
 from hydraplus.core.metrics import ClassificationMetrics
 from hydraplus.core.ood import ood_detection
 from hydraplus.core.predict import predict
 from hydraplus.core.profile import profile_model
-from hydraplus.core.selective import aurc, risk_coverage_curve
-from hydraplus.core.uncertainty import classification_uncertainty, histogram, total_variation
+from hydraplus.core.selective import confidence_errors, risk_at, risk_coverage_curve, selective_metrics
+from hydraplus.core.uncertainty import classification_uncertainty, histogram, log_predictive, total_variation
 from hydraplus.data.images import ImageProblem
+from hydraplus.data.problem import Problem
 from hydraplus.data.shift import DISTORTIONS, SHIFTS, distort_images
 
 UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
@@ -48,30 +51,35 @@ def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> 
 
 
 def image_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str, float]:
-    """`classification_metrics` and the AURC (area under the risk-coverage curve)."""
-    return {**classification_metrics(logits, target, num_classes), "aurc": aurc(logits, target)}
+    """`classification_metrics` and the selective-prediction metrics (AURC, AUGRC, risk at 80% and
+    95% coverage)."""
+    return {**classification_metrics(logits, target, num_classes), **selective_metrics(logits, target)}
+
+
+def calibrated(model: nn.Module, problem: Problem, logits: Tensor, precision: str = "32") -> dict[str, float]:
+    """ECE and NLL on the test ``logits`` after temperature scaling fitted on the problem's validation
+    split (`temperature_metrics`); empty without a validation split (never fitted on the test set)."""
+    if len(problem.x_val) == 0:
+        return {}
+    val_logits = predict(model, problem.x_val, precision=precision)
+    return temperature_metrics(log_predictive(val_logits), problem.y_val, log_predictive(logits),
+                               problem.y_test, RELIABILITY_BINS)
 
 
 def risk_coverage(logits: Tensor, target: Tensor, points: int = RISK_COVERAGE_POINTS) -> dict[str, list]:
     """The risk-coverage curve at coverages ``1/points, 2/points, ..., 1``: the selective risk of
-    the ``ceil(coverage * n)`` most confident inputs."""
+    the ``ceil(coverage * n)`` most confident inputs (ties averaged, see `selective_risks`)."""
     _, risk = risk_coverage_curve(logits, target)
     coverage = [(i + 1) / points for i in range(points)]
-    covered = [max(1, math.ceil(c * len(risk) - 1e-9)) for c in coverage]
-    return {"coverage": coverage, "risk": [risk[k - 1].item() for k in covered]}
+    return {"coverage": coverage, "risk": [risk_at(risk, c) for c in coverage]}
 
 
 def reliability(logits: Tensor, target: Tensor, bins: int = RELIABILITY_BINS) -> dict[str, list]:
-    """Equal-width confidence bins of the mean prediction (the bins of the ECE): per bin the
+    """The ECE's equal-width confidence bins (`confidence_bins`) of the mean prediction: per bin the
     count, mean confidence and accuracy (None for an empty bin)."""
-    probs = logits.float().softmax(-1).mean(1)
-    confidence, predicted = probs.max(-1)
-    correct = (predicted == target).double()
-    index = (torch.bucketize(confidence, torch.linspace(0, 1, bins + 1), right=True) - 1).clamp(0, bins - 1)
-    count = torch.bincount(index, minlength=bins)
-    conf_sum = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, confidence.double())
-    correct_sum = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, correct)
-    counts = count.tolist()
+    confidence, errors = confidence_errors(logits, target)
+    counts, conf_sum, correct_sum = confidence_bins(confidence, ~errors, bins)
+    counts = counts.tolist()
     return {
         "count": counts,
         "confidence": [s / n if n else None for s, n in zip(conf_sum.tolist(), counts, strict=True)],
@@ -117,7 +125,8 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
         for name in order:
             model, row = models[name], results[name]
             logits = predict(model, problem.x_test, precision=precision)
-            row["clean"] = image_metrics(logits, problem.y_test, num_classes)
+            row["clean"] = {**image_metrics(logits, problem.y_test, num_classes),
+                            **calibrated(model, problem, logits, precision)}
             row["reliability"] = reliability(logits, problem.y_test)
             row["risk_coverage"] = risk_coverage(logits, problem.y_test)
             if reference is None:
@@ -162,6 +171,7 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
                                    "magnitude": SHIFTS[hist_kind][hist_level - 1],
                                    "bins": HISTOGRAM_BINS, "upper": upper},
                      "reliability_bins": RELIABILITY_BINS, "ece_bins": [RELIABILITY_BINS, 15],
+                     "ece_adaptive_bins": RELIABILITY_BINS, "val_size": len(problem.x_val),
                      "risk_coverage_points": RISK_COVERAGE_POINTS, "fidelity_reference": "ensemble",
                      "latency_batch_sizes": batch_sizes, "seed": seed},
         "models": {name: results[name] for name in models},

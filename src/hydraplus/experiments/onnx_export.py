@@ -115,7 +115,7 @@ class ClassificationView(OnnxView):
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         out = self.model(x)
         parts = classification_uncertainty(out)
-        return out, out.float().softmax(-1).mean(1), *(parts[name] for name in self.names[2:])
+        return out, out.float().softmax(-1).mean(1), *(parts[name].float() for name in self.names[2:])
 
 
 class RegressionView(OnnxView):

@@ -1,5 +1,6 @@
-"""Evaluate every model of a toy run: test metrics, off-data uncertainty, cost, and
-how close each student's uncertainty histograms are to the ensemble's."""
+"""Evaluate every model of a toy run: test metrics (classification: also selective prediction and
+temperature scaling fitted on the validation split; regression: also central-interval coverage),
+off-data uncertainty, cost, and how close each student's uncertainty histograms are to the ensemble's."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 from hydraplus.core.metrics import ClassificationMetrics, RegressionMetrics
 from hydraplus.core.predict import predict
 from hydraplus.core.profile import count_flops, count_params
+from hydraplus.core.selective import selective_metrics
 from hydraplus.core.uncertainty import (
     classification_uncertainty,
     predictive_gaussian,
@@ -20,6 +22,7 @@ from hydraplus.core.uncertainty import (
     total_variation,
 )
 from hydraplus.data.toy import REGRESSION_RANGE, ToyProblem
+from hydraplus.experiments.image_eval import calibrated
 
 OFF_DATA_DISTANCE = 5.0
 UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
@@ -74,8 +77,12 @@ def _evaluate(problem: ToyProblem, models: dict[str, nn.Module],
             test = ClassificationMetrics(problem.num_outputs)
         else:
             test = RegressionMetrics()
-        test.update(predict(model, problem.x_test, precision=precision), problem.y_test)
+        out = predict(model, problem.x_test, precision=precision)
+        test.update(out, problem.y_test)
         row: dict[str, Any] = test.compute()
+        if problem.task == "classification":
+            row.update(selective_metrics(out, problem.y_test))
+            row.update(calibrated(model, problem, out, precision))
         probe_out = predict(model, problem.x_probe, precision=precision)
         unc = _probe_uncertainty(problem, probe_out)
         result.probe[name] = unc
