@@ -166,11 +166,11 @@ def test_evaluate_puts_the_teacher_beside_the_student(tmp_path: Path) -> None:
     metrics = result.evaluate(tmp_path / "train", ood=torch.rand(10, 3, 8, 8), out=tmp_path / "eval",
                               latency_batches=(2,), record={"note": "test"})
     teacher, student = metrics["models"]["teacher"], metrics["models"]["student"]
-    keys = {"error", "ece", "ece_15", "nll", "brier", "predictive_entropy", "aleatoric_entropy",
-            "epistemic_entropy"}
+    keys = {"error", "ece", "ece_15", "ece_adaptive", "nll", "brier", "predictive_entropy",
+            "aleatoric_entropy", "epistemic_entropy", "aurc", "augrc", "risk_80", "risk_95"}
     assert set(teacher["test"]) == keys == set(student["test"])
-    assert set(student["ood"]) == {f"{m}_{s}" for m in ("msp", "predictive", "epistemic")
-                                   for s in ("auroc", "aupr", "fpr95")}
+    measures = ("msp", "predictive", "epistemic", "energy", "maxlogit")  # the student gives logits
+    assert set(student["ood"]) == {f"{m}_{s}" for m in measures for s in ("auroc", "aupr", "fpr95")}
     assert all(0.0 <= v <= 1.0 for v in student["tv"].values()) and "tv" not in teacher
     assert teacher["members"] == 2 and set(student["profile"]) >= {"params", "flops", "latency_b2_s"}
     assert metrics["test_size"] == 24 and metrics["ood_size"] == 10 and metrics["record"] == {"note": "test"}

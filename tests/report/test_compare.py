@@ -138,8 +138,13 @@ def test_evaluation_markdown_has_error_and_ece_per_level(evaluations: list[dict[
     assert "| ECE % | drop |" in text and "| NLL | drop |" not in text
     assert "| metric | method | clean | 15° | 30° | 45° | 60° | 75° |" in text
     assert "## Out-of-distribution detection" in text and "images of flipped" in text
-    assert "| method | AUROC (MSP) | AUROC (entropy) | AUROC (epistemic) | AUPR (MSP)" in text
-    assert "FPR95 % (epistemic)" in text and "latency b4 ms" in text
+    ood = text.split("## Out-of-distribution detection")[1].split("\n## ")[0]
+    assert [line.split("\n")[0] for line in ood.split("### ")[1:]] == ["AUROC", "AUPR", "FPR95 %"]
+    assert ood.count("| method | MSP | entropy | epistemic | energy | max logit |") == 3
+    assert "latency b4 ms" in text
+    calibration = text.split("## Calibration and selective prediction")[1].split("\n## ")[0]
+    assert "| method | adaptive ECE % | ECE % (T-scaled) | NLL (T-scaled) | T | AUGRC % | risk@80% % |" \
+        in calibration
     assert "### Gaussian blur corruption" in text and "| σ 0.4px | σ 0.6px |" in text
     assert "| agreement % | drop |" in text and "| agreement % | ensemble |" not in text
     fidelity = text.split("## Fidelity to the ensemble")[1].split("##")[0]

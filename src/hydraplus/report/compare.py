@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from hydraplus.report.distil import distil_tables
-from hydraplus.report.markdown import TOY_COLUMNS, toy_table
+from hydraplus.report.markdown import TOY_COLUMNS, toy_extra, toy_table
+from hydraplus.report.metric_columns import CALIBRATION_INTRO, calibration_columns
 from hydraplus.report.tables import Column, Getter, Row, at, cell, get, mean_std, table
 
 KINDS = ("toy", "image", "distil")
@@ -33,7 +34,10 @@ FIDELITY_METRICS: tuple[tuple[str, str, float, int], ...] = (  # each student ag
     ("kl", "KL to ensemble", 1.0, 4),
     ("epistemic_spearman", "epistemic Spearman", 1.0, 3),
 )
-OOD_SCORES = (("msp", "MSP"), ("predictive", "entropy"), ("epistemic", "epistemic"))
+OOD_SCORES = (("msp", "MSP"), ("predictive", "entropy"), ("epistemic", "epistemic"), ("energy", "energy"),
+              ("maxlogit", "max logit"))
+OOD_METRICS = (("auroc", "AUROC", 1.0, ".3f"), ("aupr", "AUPR", 1.0, ".3f"),  # key, title, scale, format
+               ("fpr95", "FPR95 %", 100.0, ".1f"))
 
 
 @dataclass
@@ -173,13 +177,19 @@ def uncertainty_columns(pooled: Pooled) -> list[Column]:
     return columns
 
 
-def ood_columns() -> list[Column]:
-    """AUROC, AUPR and FPR95 of each OOD score (MSP, predictive entropy, epistemic)."""
-    columns = [Column(f"AUROC ({title})", at("ood", f"{score}_auroc")) for score, title in OOD_SCORES]
-    columns += [Column(f"AUPR ({title})", at("ood", f"{score}_aupr")) for score, title in OOD_SCORES]
-    columns += [Column(f"FPR95 % ({title})", at("ood", f"{score}_fpr95"), 100.0, ".1f")
-                for score, title in OOD_SCORES]
-    return columns
+def ood_columns(metric: str) -> list[Column]:
+    """One detection metric (``auroc``, ``aupr`` or ``fpr95``) of each OOD score (MSP, predictive
+    entropy, epistemic, and energy and max logit where the model gives logits)."""
+    _, _, scale, fmt = next(m for m in OOD_METRICS if m[0] == metric)
+    return [Column(title, at("ood", f"{score}_{metric}"), scale, fmt) for score, title in OOD_SCORES]
+
+
+def ood_tables(pooled: Pooled) -> list[str]:
+    """One table per detection metric (`OOD_METRICS`), a column per score."""
+    parts = []
+    for metric, title, _, _ in OOD_METRICS:
+        parts += [f"### {title}", table(pooled.models, ood_columns(metric))]
+    return parts
 
 
 def fidelity_columns() -> list[Column]:
@@ -247,8 +257,10 @@ def _ood_intro(pooled: Pooled) -> str:
     problem = pooled.problem
     return (f"The {problem['test_size']:,} test images mixed with the {problem.get('probe_size') or 0:,} "
             f"images of {problem.get('probe_name')}, OOD being the positive class; each score is "
-            "1 - the maximum softmax probability (MSP), the predictive entropy or the epistemic "
-            "uncertainty. FPR95: the share of test images flagged when 95% of the OOD images are.")
+            "1 - the maximum softmax probability (MSP), the predictive entropy, the epistemic "
+            "uncertainty, or, for models that output logits, the energy (members' mean of "
+            "-logsumexp of the logits) or the negated max logit (members' mean). AUPR: average "
+            "precision. FPR95: the share of test images flagged when 95% of the OOD images are.")
 
 
 FIDELITY_INTRO = ("Each model against the ensemble, input by input on the clean test set: the share of "
@@ -264,10 +276,13 @@ def results_markdown(pooled: Pooled, title: str, intro: str,
     """Clean, uncertainty, OOD, fidelity and cost tables, then one dataset-shift table per kind
     (shift or corruption) with the ``fidelity_metrics`` of every model but the ensemble."""
     parts = [f"# {title}", intro,
-             "## Clean test set", table(pooled.models, clean_columns(pooled), seeds=seeds),
-             "## Uncertainty", table(pooled.models, uncertainty_columns(pooled))]
+             "## Clean test set", table(pooled.models, clean_columns(pooled), seeds=seeds)]
+    if pooled.has("clean", "augrc"):  # evaluations before these metrics lack them
+        parts += ["## Calibration and selective prediction", CALIBRATION_INTRO,
+                  table(pooled.models, calibration_columns("clean"))]
+    parts += ["## Uncertainty", table(pooled.models, uncertainty_columns(pooled))]
     if pooled.has("ood"):
-        parts += ["## Out-of-distribution detection", _ood_intro(pooled), table(pooled.models, ood_columns())]
+        parts += ["## Out-of-distribution detection", _ood_intro(pooled), *ood_tables(pooled)]
     students = with_fidelity(pooled)
     if students:
         parts += ["## Fidelity to the ensemble", FIDELITY_INTRO, table(students, fidelity_columns())]
@@ -309,7 +324,9 @@ def evaluation_markdown(evaluation: dict[str, Any]) -> str:
     uncertainty and cost, then error/ECE per shift level (image runs), or the teacher beside its
     student (distil runs)."""
     if evaluation["kind"] == "toy":
-        return toy_table(evaluation["models"], evaluation["task"]) + "\n"
+        rows = {name: [row] for name, row in evaluation["models"].items()}
+        return "\n\n".join([toy_table(evaluation["models"], evaluation["task"]),
+                            *toy_extra(rows, evaluation["task"])]) + "\n"
     pooled = pool({"run": [evaluation]})
     if pooled.kind == "distil":
         return _distil_markdown(pooled, "Evaluation", f"One seed; {_test_set(pooled)}.", seeds=False)
@@ -329,7 +346,7 @@ def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
                  "docs/method.md#paper-settings). Mean ± sample standard deviation over seeds; "
                  "the columns are those of the demo report.")
         rows = table(pooled.models, TOY_COLUMNS[pooled.task], seeds=True, label="model")
-        return "\n\n".join(["# Comparison", intro, rows]) + "\n"
+        return "\n\n".join(["# Comparison", intro, rows, *toy_extra(pooled.models, pooled.task)]) + "\n"
     if pooled.kind == "distil":
         intro = f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds."
         return _distil_markdown(pooled, "Comparison", intro, seeds=True)

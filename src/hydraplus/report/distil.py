@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from hydraplus.io import atomic_write_text
+from hydraplus.report.metric_columns import (
+    CALIBRATION_INTRO,
+    INTERVALS_INTRO,
+    calibration_columns,
+    interval_columns,
+)
 from hydraplus.report.tables import Column, Row, at, table
 
 KINDS = (("predictive", "pred."), ("aleatoric", "alea."), ("epistemic", "epi."))
@@ -34,7 +40,17 @@ def uncertainty_columns(task: str) -> list[Column]:
     for measure, short in (("predictive", "pred."), ("epistemic", "epi.")):
         columns += [Column(f"OOD AUROC ({short})", at("ood", f"{measure}_auroc")),
                     Column(f"OOD AUPR ({short})", at("ood", f"{measure}_aupr"))]
+    columns += [Column(f"OOD AUROC ({short})", at("ood", f"{measure}_auroc"))  # models with logits
+                for measure, short in (("energy", "energy"), ("maxlogit", "max logit"))]
     return columns
+
+
+def quality_section(task: str) -> tuple[str, str, list[Column]]:
+    """Heading, intro and columns of the calibration and selective-prediction metrics
+    (classification) or of the central intervals (regression)."""
+    if task == "classification":
+        return "## Calibration and selective prediction", CALIBRATION_INTRO, calibration_columns("test")
+    return "## Predictive intervals", INTERVALS_INTRO, interval_columns("test")
 
 
 def cost_columns(latency_batch_sizes: list[int]) -> list[Column]:
@@ -50,7 +66,9 @@ def distil_tables(models: Mapping[str, Sequence[Row]], task: str, latency_batch_
                   seeds: bool = False) -> list[str]:
     """The test, uncertainty and cost tables of distil runs' evaluations (``hydraplus evaluate`` and
     ``compare``): one line per model, over its rows (``seeds``: with their number)."""
+    heading, intro, columns = quality_section(task)
     return ["## Test set", table(models, test_columns(task), seeds=seeds, label="model"),
+            heading, intro, table(models, columns, label="model"),
             "## Uncertainty", table(models, uncertainty_columns(task), label="model"),
             "## Cost", table(models, cost_columns(latency_batch_sizes), label="model")]
 
@@ -60,6 +78,7 @@ def distil_markdown(metrics: dict[str, Any]) -> str:
     task, settings = metrics["task"], metrics["settings"]
     teacher, student = metrics["models"].get("teacher"), metrics["models"]["student"]
     spec = student["spec"]
+    quality = quality_section(task)
     rows = {f"student {student['name']}": [student]}
     if teacher is not None:
         rows = {f"teacher ({teacher['members']} members)": [teacher], **rows}
@@ -73,6 +92,7 @@ def distil_markdown(metrics: dict[str, Any]) -> str:
         f"{spec['epochs']} epoch{'s' * (spec['epochs'] != 1)}) "
         f"distilled {origin}; {task} on {metrics['test_size']} test examples{ood}.", "",
         "## Test set", "", table(rows, test_columns(task), label="model"), "",
+        quality[0], "", quality[1], "", table(rows, quality[2], label="model"), "",
         "## Uncertainty", "",
         f"Mean {unit} on the test set; TV is the total variation between the student's and the "
         f"teacher's histograms of each uncertainty on the test set ({settings['tv_bins']} bins; "

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+from hydraplus.report.metric_columns import (
+    CALIBRATION_INTRO,
+    INTERVALS_INTRO,
+    calibration_columns,
+    interval_columns,
+)
 from hydraplus.report.tables import Column, Row, at, table
 
 _SHARED: tuple[Column, ...] = (  # the last columns of both tables
@@ -30,6 +38,18 @@ REGRESSION_COLUMNS: tuple[Column, ...] = (
 )
 TOY_COLUMNS: dict[str, tuple[Column, ...]] = {"classification": SPIRAL_COLUMNS,
                                                "regression": REGRESSION_COLUMNS}  # by task
+
+
+def toy_extra(models: Mapping[str, Sequence[Row]], task: str) -> list[str]:
+    """Beyond the demo's columns: calibration and selective prediction (spiral) or the central
+    intervals (regression), a heading, its intro and the table; nothing for rows without them."""
+    key = "augrc" if task == "classification" else "coverage_90"
+    if not any(key in row for rows in models.values() for row in rows):
+        return []
+    if task == "classification":
+        return ["## Calibration and selective prediction", CALIBRATION_INTRO,
+                table(models, calibration_columns(), label="model")]
+    return ["## Predictive intervals", INTERVALS_INTRO, table(models, interval_columns(), label="model")]
 
 
 def toy_table(rows: dict[str, Row], task: str) -> str:
