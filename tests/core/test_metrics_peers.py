@@ -261,6 +261,31 @@ def test_aurc_augrc_and_risk_at_coverage_equal_torch_uncertainty(data) -> None:
         assert ours[f"risk_{c}"] == pytest.approx(peer.compute().item(), abs=1e-6)
 
 
+@pytest.mark.parametrize("case", ["all correct", "n = 7", "class never predicted"])
+def test_selective_metrics_edge_cases_equal_torch_uncertainty(case: str) -> None:
+    logits, y = ensemble(3.0, 13, n=300)
+    predicted = _probs(logits).argmax(-1)
+    if case == "all correct":
+        y = predicted
+    elif case == "n = 7":
+        logits, y = logits[:7], y[:7]
+    else:
+        keep = predicted != 3
+        logits, y = logits[keep], y[keep]
+    ours, probs = selective_metrics(logits, y), _probs(logits)
+    confidence, correct = _confidence_correct(logits, y)
+    risk = selective_risks(confidence, ~correct)
+    peer = AURC()
+    peer.update(probs, y)
+    assert peer.compute().item() == pytest.approx(_trapezoid_over_one_minus_one_over_n(risk), abs=1e-6)
+    for c in (80, 95):
+        at = RiskAtxCov(cov_threshold=c / 100)
+        at.update(probs, y)
+        assert ours[f"risk_{c}"] == pytest.approx(at.compute().item(), abs=1e-6)
+    if case == "all correct":
+        assert ours == {"aurc": 0.0, "augrc": 0.0, "risk_80": 0.0, "risk_95": 0.0}
+
+
 def test_aurc_with_ties_is_the_mean_over_the_orders_of_the_tied_inputs() -> None:
     confidence = torch.tensor([0.9, 0.9, 0.9, 0.7, 0.7, 0.5], dtype=torch.float64)
     errors = torch.tensor([1, 0, 0, 1, 0, 1], dtype=torch.bool)

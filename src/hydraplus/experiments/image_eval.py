@@ -58,10 +58,13 @@ def image_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str,
 
 def calibrated(model: nn.Module, problem: Problem, logits: Tensor, precision: str = "32") -> dict[str, float]:
     """ECE and NLL on the test ``logits`` after temperature scaling fitted on the problem's validation
-    split (`temperature_metrics`); empty without a validation split (never fitted on the test set)."""
+    split (`temperature_metrics`); empty without a validation split (never fitted on the test set).
+    A sampling student's draws on the validation split leave the random state as it was, so the
+    other measures draw the same samples as without this one."""
     if len(problem.x_val) == 0:
         return {}
-    val_logits = predict(model, problem.x_val, precision=precision)
+    with torch.random.fork_rng(devices=[]):
+        val_logits = predict(model, problem.x_val, precision=precision)
     return temperature_metrics(log_predictive(val_logits), problem.y_val, log_predictive(logits),
                                problem.y_test, RELIABILITY_BINS)
 
