@@ -13,10 +13,11 @@ import torch
 from _dummies import image_config
 from hydraplus.cli import main
 from hydraplus.config import parse_config
+from hydraplus.core.predict import predict
 from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
 from hydraplus.data.shift import DISTORTIONS
 from hydraplus.experiments.builders import build_ensemble, build_student
-from hydraplus.experiments.image_eval import evaluate_images, reliability
+from hydraplus.experiments.image_eval import calibrated, evaluate_images, reliability
 from hydraplus.report.compare import (
     compare_markdown,
     evaluation_markdown,
@@ -83,6 +84,25 @@ def test_evaluation_is_finite_json_with_every_shift(evaluations: list[dict[str, 
     assert "core_params" in evaluation["models"]["hydra+-2"]["profile"]
     assert evaluation["settings"]["histogram"]["magnitude"] == 0.3
     assert evaluation["settings"]["corruptions"] == ["gaussian_noise", "gaussian_blur"]
+
+
+def test_evaluation_has_calibration_selective_and_logit_ood_keys(evaluations: list[dict[str, Any]]) -> None:
+    for row in evaluations[0]["models"].values():
+        clean = row["clean"]
+        assert {"ece_adaptive", "augrc", "risk_80", "risk_95", "temperature", "ece_ts", "nll_ts"} \
+            <= set(clean)
+        assert 0.0 <= clean["augrc"] <= clean["aurc"] <= 1.0 and 1e-2 <= clean["temperature"] <= 1e2
+        assert all("augrc" in m and "temperature" not in m
+                   for levels in row["shifts"].values() for m in levels)
+        assert {"energy_auroc", "maxlogit_fpr95"} <= set(row["ood"])  # these models output logits
+
+
+def test_temperature_scaling_needs_a_validation_split() -> None:
+    problem, model = _problem(0), _models(0)["ensemble"]
+    logits = predict(model, problem.x_test)
+    assert set(calibrated(model, problem, logits)) == {"temperature", "ece_ts", "nll_ts"}
+    problem.x_val, problem.y_val = problem.x_val[:0], problem.y_val[:0]
+    assert calibrated(model, problem, logits) == {}  # never fitted on the test set
 
 
 def test_evaluation_has_aurc_ece_15_risk_coverage_and_fidelity(evaluations: list[dict[str, Any]]) -> None:
