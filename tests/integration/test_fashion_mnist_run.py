@@ -19,6 +19,7 @@ STUDENTS = [{"method": "hydra+", "heads": 2, "lambda": "auto"}, {"method": "hydr
             {"method": "drop"}, {"method": "endd"}]
 MODELS = {"ensemble", "hydra+-2-auto", "hydra-2", "drop", "endd"}
 OOD_KEYS = {f"{m}_{s}" for m in ("msp", "predictive", "epistemic") for s in ("auroc", "aupr", "fpr95")}
+LOGIT_OOD_KEYS = {f"{m}_{s}" for m in ("energy", "maxlogit") for s in ("auroc", "aupr", "fpr95")}
 FIDELITY_KEYS = {"epistemic_spearman", "agreement", "kl"}
 
 
@@ -73,7 +74,8 @@ def test_evaluation_json_has_every_new_metric(run: dict[str, Path]) -> None:
         assert all(math.isfinite(x) for x in numbers_in(row)), name
         assert {"error", "ece", "ece_15", "aurc"} <= set(row["clean"])
         assert {k: len(v) for k, v in row["shifts"].items()} == {k: 5 for k in DISTORTIONS}
-        assert set(row["ood"]) == OOD_KEYS
+        # EnDD's samples are log-probabilities: no energy or max-logit scores.
+        assert set(row["ood"]) == OOD_KEYS | (set() if name == "endd" else LOGIT_OOD_KEYS)
         assert len(row["risk_coverage"]["risk"]) == 50
         if name == "ensemble":
             assert "fidelity" not in row
@@ -91,9 +93,10 @@ def test_evaluate_ood_converts_like_the_runs_data_ood(run: dict[str, Path]) -> N
 def test_compare_tables_and_figures(run: dict[str, Path]) -> None:
     text = (run["out"] / "compare.md").read_text()
     for heading in ("## Out-of-distribution detection", "## Fidelity to the ensemble",
-                    "### Gaussian noise corruption", "### Gaussian blur corruption", "### Rotation shift"):
+                    "### Gaussian noise corruption", "### Gaussian blur corruption", "### Rotation shift",
+                    "## Calibration and selective prediction", "### FPR95 %"):
         assert heading in text, heading
-    assert "ECE-15 %" in text and "AURC %" in text and "FPR95 % (MSP)" in text
+    assert "ECE-15 %" in text and "AURC %" in text and "| MSP | entropy | epistemic | energy |" in text
     for png in ("shift-error.png", "shift-ece.png", "shift-epistemic-entropy.png", "fidelity-kl.png",
                 "fidelity-agreement.png", "fidelity-epistemic-spearman.png", "reliability.png",
                 "risk-coverage.png", "histograms-vertical-30.png"):
@@ -112,7 +115,7 @@ def test_held_out_classes_are_the_ood_set(run: dict[str, Path], capsys: pytest.C
     assert evaluation["problem"] == {"name": "fashion-mnist", "num_classes": 7, "test_size": 28,
                                      "probe_name": "held-out classes 5,7,9", "probe_size": 12,
                                      "held_out_classes": [5, 7, 9]}
-    assert set(evaluation["models"]["hydra+-2"]["ood"]) == OOD_KEYS
+    assert set(evaluation["models"]["hydra+-2"]["ood"]) == OOD_KEYS | LOGIT_OOD_KEYS
     assert main(["evaluate", str(out / "seed-0"), "--data", str(run["root"] / "cifar.npz")]) == 1
     assert "leaves classes [5, 7, 9] out of training" in capsys.readouterr().err
 
