@@ -151,8 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     distil.add_argument("--ood", type=Path, default=None, metavar="FILE",
                         help="out-of-distribution inputs (.npz or image folder) for OOD detection")
     distil.add_argument("--split", default=None, metavar="NAME",
-                        help="the first member's child where the heads start (default: before its last "
-                        "block with weights)")
+                        help="the first member's module where the heads start, as a path (fc, layer4, "
+                        "classifier.3; default: the block holding its final layer)")
+    distil.add_argument("--student", default=None, metavar="MODULE:FACTORY",
+                        help="your student instead of one cut from the first member: a Python callable "
+                        "(importable module or a .py file, then :name) called as FACTORY(heads=M, "
+                        "outputs=D), returning an nn.Module that gives [B, M, D] or a (core, head_factory) pair")
     distil.add_argument("--lam", default="auto", metavar="VALUE|auto",
                         help="Hydra+'s diversity weight lambda, or auto: chosen while training so the "
                         "student's off-data epistemic uncertainty matches the teacher's (default: auto)")
@@ -402,6 +406,7 @@ def _input_normalization(args: argparse.Namespace) -> dict[str, Any] | None:
 def _cmd_distil(args: argparse.Namespace) -> Path | None:
     from hydraplus.experiments.distil import as_teacher, as_tensors, distil
     from hydraplus.experiments.distil_inputs import normalize, npz_test_split, ood_inputs, uncuttable
+    from hydraplus.models.zoo import import_factory
     from hydraplus.report.evaluation import distil_evaluation, write_evaluation
 
     _check_batches(args.latency_batches)
@@ -419,7 +424,8 @@ def _cmd_distil(args: argparse.Namespace) -> Path | None:
     x_ood = None if args.ood is None else ood_inputs(args.ood)
     output = args.output if args.output is None or not args.output.lstrip("-").isdigit() else int(args.output)
     teacher = as_teacher(args.teacher[0] if len(args.teacher) == 1 else args.teacher, output)
-    problem = uncuttable(teacher)
+    student = None if args.student is None else import_factory(args.student)
+    problem = uncuttable(teacher) if student is None else None
     if problem is not None:
         raise ValueError(problem)
     if norm is not None:
@@ -434,10 +440,10 @@ def _cmd_distil(args: argparse.Namespace) -> Path | None:
         "ood data": None if args.ood is None else str(args.ood),
         "inputs": ("float in [0, 1]" if norm is None
                    else f"(x - mean) / std per channel of the [0, 1] inputs, from {norm['source']}"),
-        "normalization": norm,
+        "normalization": norm, "student factory": args.student,
     }
     result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
-                    split=args.split, lam=lam, ood=x_ood,
+                    split=args.split, student=student, lam=lam, ood=x_ood,
                     out=out, device=device, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                     output=output, members=args.members, regression_output=args.regression_output,
                     progress=not args.quiet,

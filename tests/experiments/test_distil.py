@@ -95,16 +95,21 @@ def test_the_automatic_split_reproduces_the_member() -> None:
 def test_bad_splits_say_what_to_pass() -> None:
     x, _ = images(4)
     member = TinyCNN()
-    with pytest.raises(ValueError, match=r"split 'head' is not a child of the first member; its children "
+    with pytest.raises(ValueError, match=r"split 'head' names no module of the first member; its children "
                                          r"are \['features', 'hidden', 'classifier'\]"):
         split_member(member, "head", x)
+    with pytest.raises(ValueError, match=r"split 'hiden' names no module of the first member; the closest "
+                                         r"module paths are \['hidden'"):
+        split_member(member, "hiden", x)
 
     class Skip(TinyCNN):
         def forward(self, x: Tensor) -> Tensor:
             features = self.features(x)
             return self.classifier(self.hidden(features)) + features[:, :3]
 
-    with pytest.raises(ValueError, match="cannot be split; pass student="):
+    with pytest.raises(ValueError, match=r"cannot cut the first member \(Skip\) into a core and heads; tried "
+                                         r".*torch.fx graph: not at 'classifier': 2 values cross the cut.*"
+                                         r"Pass split= .* or student="):
         split_member(Skip(), None, x)
 
 

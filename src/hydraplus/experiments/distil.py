@@ -11,7 +11,6 @@ initialised copies of the children after it become the heads.
 
 from __future__ import annotations
 
-import copy
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -51,6 +50,7 @@ from hydraplus.experiments.contracts import (
 )
 from hydraplus.io import atomic_torch_save
 from hydraplus.methods import get_method
+from hydraplus.models.zoo import STUDENT_FORMS, cut_member, fresh_copy
 from hydraplus.runtime import keep_allocator_memory
 from hydraplus.validation import check_dataset
 
@@ -208,75 +208,13 @@ def _read_npz(path: Path, name: str) -> tuple[Tensor, Tensor]:
 # --- cutting a member into core and heads ----------------------------------------------------
 
 
-def _children(member: nn.Module) -> list[tuple[str, nn.Module]]:
-    children = list(member.named_children())
-    if not children:
-        raise ValueError(f"cannot split the teacher's first member ({type(member).__name__}): it has no "
-                         "child modules; pass student= (an nn.Module returning [B, M, D], or a "
-                         "(core, head_factory) pair)")
-    return children
-
-
-def _split_index(children: list[tuple[str, nn.Module]], split: Split) -> int:
-    """Where the heads start: a child's name or index, or before the last block with weights."""
-    names = [name for name, _ in children]
-    if split is None:
-        trainable = [i for i, (_, child) in enumerate(children) if any(True for _ in child.parameters())]
-        if len(trainable) < 2:
-            raise ValueError("cannot choose a split: the first member has fewer than two child blocks "
-                             "with weights; pass split= or student=")
-        return trainable[-1]
-    if isinstance(split, int) and not isinstance(split, bool):
-        index = split if split >= 0 else len(children) + split
-        if not 0 < index < len(children):
-            raise ValueError(f"split index {split} must leave at least one child in the core and one in "
-                             f"the heads (the member has {len(children)} children)")
-        return index
-    if split not in names:
-        raise ValueError(f"split {split!r} is not a child of the first member; its children are {names}")
-    index = names.index(str(split))
-    if index == 0:
-        raise ValueError(f"split {split!r} is the first child: the core would be empty")
-    return index
-
-
 def split_member(member: nn.Module, split: Split, example: Tensor) -> tuple[nn.Module, nn.Module]:
-    """``(core, head)``: copies of the member's children before and from ``split``.
-
-    Checked by running the children in order on ``example`` and comparing with the member's
-    own output, so a member whose forward does more than chain its children is refused.
-    """
-    children = _children(member)
-    index = _split_index(children, split)
-    core = nn.Sequential(*[copy.deepcopy(child) for _, child in children[:index]])
-    head = nn.Sequential(*[copy.deepcopy(child) for _, child in children[index:]])
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        was_training = member.training
-        member.eval()
-        try:
-            expected = member(example)
-            got = head.eval()(core.eval()(example))
-        except RuntimeError as err:
-            raise ValueError(f"the first member's children do not run in order ({str(err).splitlines()[0]}); "
-                             "pass student=") from err
-        finally:
-            member.train(was_training)
-    core.train(), head.train()
-    if got.shape != expected.shape or not torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
-        raise ValueError("the first member's forward is not its children run in order, so it cannot be "
-                         "split; pass student= (an nn.Module returning [B, M, D], or a "
-                         "(core, head_factory) pair)")
+    """``(core, head)`` cut from ``member`` (`hydraplus.models.zoo.cut_member`: timm's convention,
+    its children in order, or its torch.fx / torch.export graph), checked on ``example`` against
+    the member's own output. ``split`` is None, a child's index, or the module path where the
+    heads start."""
+    core, head, _ = cut_member(member, split, example)
     return core, head
-
-
-def fresh_copy(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` with every layer's parameters initialised anew."""
-    out = copy.deepcopy(module)
-    for layer in out.modules():
-        reset = getattr(layer, "reset_parameters", None)
-        if callable(reset):
-            reset()
-    return out
 
 
 # --- the result --------------------------------------------------------------------------------
@@ -496,23 +434,57 @@ def _spec(task: str, members: int, method: str, heads: int | None, lam: float | 
 
 
 def _student(student: Any, teacher: nn.Module, split: Split, example: Tensor, spec: StudentSpec) -> nn.Module:
-    """The given student, one built from a (core, head_factory) pair, or one cut from the teacher."""
+    """The given student, one built from a (core, head_factory) pair or by a factory called as
+    ``student(heads=M, outputs=D)``, or one cut from the teacher's first member; checked to give
+    ``[B, M, D]`` on ``example``."""
     method = get_method(spec.method)
+    with torch.no_grad():
+        outputs = teacher.eval()(example).shape[-1]
+    if callable(student) and not isinstance(student, nn.Module):
+        name = getattr(student, "__name__", type(student).__name__)
+        student = student(heads=spec.heads, outputs=outputs)
+        if not isinstance(student, nn.Module | tuple) or (isinstance(student, tuple) and len(student) != 2):
+            raise TypeError(f"the student factory {name} returned {type(student).__name__}; it must return "
+                            f"{STUDENT_FORMS}")
     if isinstance(student, nn.Module):
         method.check_student(student)
-        return student
-    if isinstance(student, tuple) and len(student) == 2:
+        model = student
+    elif isinstance(student, tuple) and len(student) == 2:
         core, head_factory = student
-        return method.build(core, head_factory, spec)
-    if student is not None:
-        raise TypeError("student must be an nn.Module returning [B, M, D] or a (core, head_factory) pair, "
-                        f"got {type(student).__name__}")
+        model = method.build(core, head_factory, spec)
+    elif student is not None:
+        raise TypeError(f"student must be {STUDENT_FORMS}, or a factory returning one, got "
+                        f"{type(student).__name__}")
+    else:
+        model = _cut_student(teacher, split, example, spec)
+    _check_outputs(model, example, spec.heads if method.multi_head else spec.samples, outputs)
+    return model
+
+
+def _cut_student(teacher: nn.Module, split: Split, example: Tensor, spec: StudentSpec) -> nn.Module:
+    """The student cut from the teacher's first member, with M fresh copies of its head."""
     members = teacher.teacher if isinstance(teacher, _LogProbabilities) else teacher
     if isinstance(members, Ensemble) and members.members.looped is not None:
         members = Members(list(members.members.looped))
     if not isinstance(members, Members):
         raise ValueError("without student=, the student is cut from the teacher's first member, which "
-                         "needs the teacher as a list of modules; pass student= (an nn.Module returning "
-                         "[B, M, D], or a (core, head_factory) pair)")
+                         f"needs the teacher as a list of modules; pass student= ({STUDENT_FORMS})")
     core, head = split_member(members.members[0], split, example)
-    return method.build(core, lambda: fresh_copy(head), spec)
+    return get_method(spec.method).build(core, lambda: fresh_copy(head), spec)
+
+
+def _check_outputs(model: nn.Module, example: Tensor, heads: int, outputs: int) -> None:
+    """A ValueError unless ``model`` gives ``[B, heads, outputs]`` on ``example``."""
+    model.to(example.device)
+    was_training = model.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            got = model.eval()(example)
+    finally:
+        model.train(was_training)
+    expected = [len(example), heads, outputs]
+    if not isinstance(got, Tensor) or list(got.shape) != expected:
+        shape = list(got.shape) if isinstance(got, Tensor) else type(got).__name__
+        raise ValueError(f"the student gives outputs of shape {shape} on inputs of shape "
+                         f"{list(example.shape)}; it must give [B, M, D] = {expected} ({heads} heads or "
+                         f"samples of the teacher's {outputs} outputs)")

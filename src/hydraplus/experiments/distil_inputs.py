@@ -228,10 +228,11 @@ def uncuttable(teacher: nn.Module) -> str | None:
     if isinstance(first, FixedBatch):
         return (f"cannot cut the student from {name}: it was exported for batches of exactly {first.batch} "
                 "inputs; export it with a dynamic batch size "
-                "(dynamic_shapes=({0: torch.export.Dim('batch')},)), as `hydraplus export` does")
+                "(dynamic_shapes=({0: torch.export.Dim('batch')},)), as `hydraplus export` does, or "
+                "pass --student")
     if isinstance(first, torch.jit.ScriptModule):
         return (f"cannot cut the student from {name}: a TorchScript module does not copy into trainable "
-                "layers; save the members with torch.export (.pt2, dynamic batch size) instead")
+                "layers; save the members with torch.export (.pt2, dynamic batch size) instead, or pass --student")
     return None
 
 
