@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     distil.add_argument("--student", default=None, metavar="MODULE:FACTORY",
                         help="your student instead of one cut from the first member: a Python callable "
                         "(importable module or a .py file, then :name) called as FACTORY(heads=M, "
-                        "outputs=D), returning an nn.Module that gives [B, M, D] or a (core, head_factory) pair")
+                        "outputs=D), returning an nn.Module that gives [B, M, D] or a (core, "
+                        "head_factory) pair")
     distil.add_argument("--lam", default="auto", metavar="VALUE|auto",
                         help="Hydra+'s diversity weight lambda, or auto: chosen while training so the "
                         "student's off-data epistemic uncertainty matches the teacher's (default: auto)")

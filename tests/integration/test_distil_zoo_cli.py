@@ -69,7 +69,8 @@ def head_weights(out: Path) -> dict[str, list[int]]:
     return {key: list(value.shape) for key, value in state.items() if key.startswith("heads.")}
 
 
-def test_program_members_are_cut_from_their_graph_by_default_and_at_split(files: Path, tmp_path: Path) -> None:
+def test_program_members_are_cut_from_their_graph_by_default_and_at_split(files: Path,
+                                                                          tmp_path: Path) -> None:
     assert distil(files, tmp_path / "auto") == 0
     heads = head_weights(tmp_path / "auto")  # the classifier: one Linear per head, batched
     assert heads == {"heads.stacked.0.weight": [2, CLASSES, 32], "heads.stacked.0.bias": [2, CLASSES]}
@@ -77,7 +78,7 @@ def test_program_members_are_cut_from_their_graph_by_default_and_at_split(files:
     assert metrics["models"]["student"]["name"] == "hydra+-2" and metrics["test_size"] == 8
 
     assert distil(files, tmp_path / "split", "--split", "features.transition1") == 0
-    heads = head_weights(tmp_path / "split")  # from the transition on: its convolution, the block, the classifier
+    heads = head_weights(tmp_path / "split")  # from the transition on: it, the second block, the classifier
     convolutions = [key for key, shape in heads.items() if len(shape) == 4]
     assert len(convolutions) == 2 * 5  # per head: the transition's and the block's two layers' two each
     assert heads["heads.looped.0.0.features_transition1_conv.weight"] == [16, 32, 1, 1]
@@ -101,8 +102,9 @@ def test_a_student_factory_from_a_file_or_a_module(files: Path, tmp_path: Path,
 @pytest.mark.parametrize(("extra", "message"), [
     (["--split", "features.transiton1"], r"split 'features.transiton1' names no module of the first member; "
                                          r"the closest module paths are \['features.transition1'"),
-    (["--student", "students.py:wrong_width"], r"the student gives outputs of shape \[2, 2, 11\] on inputs of "
-                                               r"shape \[2, 3, 32, 32\]; it must give \[B, M, D\] = \[2, 2, 10\]"),
+    (["--student", "students.py:wrong_width"], r"the student gives outputs of shape \[2, 2, 11\] on inputs "
+                                               r"of shape \[2, 3, 32, 32\]; it must give \[B, M, D\] = "
+                                               r"\[2, 2, 10\]"),
     (["--student", "students.py:not_a_student"], r"the student factory not_a_student returned str; it must "
                                                  r"return an nn.Module returning \[B, M, D\], or a \(core, "
                                                  r"head_factory\) pair"),
@@ -110,8 +112,8 @@ def test_a_student_factory_from_a_file_or_a_module(files: Path, tmp_path: Path,
                                            r"'missing'"),
     (["--student", "students"], r"--student must be MODULE:FACTORY"),
 ])
-def test_bad_splits_and_factories_are_one_clear_line(files: Path, tmp_path: Path, extra: list[str], message: str,
-                                                     capsys: pytest.CaptureFixture[str],
+def test_bad_splits_and_factories_are_one_clear_line(files: Path, tmp_path: Path, extra: list[str],
+                                                     message: str, capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(files)
     assert distil(files, tmp_path / "out", *extra) == 1

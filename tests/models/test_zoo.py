@@ -32,8 +32,8 @@ def tiny_vit() -> nn.Module:
 
 def tiny_convnext() -> nn.Module:
     """torchvision's ConvNeXt class with two one-block stages."""
-    return torchvision.models.ConvNeXt([convnext.CNBlockConfig(16, 32, 1), convnext.CNBlockConfig(32, None, 1)],
-                                       num_classes=CLASSES)
+    stages = [convnext.CNBlockConfig(16, 32, 1), convnext.CNBlockConfig(32, None, 1)]
+    return torchvision.models.ConvNeXt(stages, num_classes=CLASSES)
 
 
 def tiny_densenet() -> nn.Module:
@@ -56,7 +56,8 @@ def tiny_efficientnet() -> nn.Module:
 
 
 def plain_sequential() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, CLASSES))
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, CLASSES))
 
 
 FULL_SIZE: dict[str, tuple[Builder, str]] = {  # full-size zoo members: where their heads start
@@ -68,14 +69,19 @@ FULL_SIZE: dict[str, tuple[Builder, str]] = {  # full-size zoo members: where th
     "torchvision convnext_tiny": (partial(torchvision.models.convnext_tiny, num_classes=CLASSES),
                                   "'classifier'"),
     "torchvision densenet121": (partial(torchvision.models.densenet121, num_classes=CLASSES), "'classifier'"),
-    "torchvision vit_b_16 at 32 x 32": (partial(torchvision.models.vit_b_16, image_size=32, num_classes=CLASSES),
-                                        "'heads'"),
+    "torchvision vit_b_16 at 32 x 32": (partial(torchvision.models.vit_b_16, image_size=32,
+                                                num_classes=CLASSES), "'heads'"),
     "torchvision googlenet": (partial(torchvision.models.googlenet, num_classes=CLASSES, init_weights=False),
                               "'fc'"),
     "timm resnet18": (partial(timm.create_model, "resnet18", num_classes=CLASSES), "'fc'"),
     "timm convnext_atto": (partial(timm.create_model, "convnext_atto", num_classes=CLASSES), "'head.fc'"),
+    "timm mobilenetv3_small_050": (partial(timm.create_model, "mobilenetv3_small_050", num_classes=CLASSES),
+                                   "'classifier'"),
+    "timm vit_tiny at 32 x 32": (partial(timm.create_model, "vit_tiny_patch16_224", num_classes=CLASSES,
+                                         img_size=32, patch_size=8), "'head'"),
     "torch-uncertainty lenet": (partial(tu.lenet, in_channels=3, num_classes=CLASSES), "'fc3'"),
-    "torch-uncertainty resnet18": (partial(tu.resnet, in_channels=3, num_classes=CLASSES, arch=18), "'linear'"),
+    "torch-uncertainty resnet18": (partial(tu.resnet, in_channels=3, num_classes=CLASSES, arch=18),
+                                   "'linear'"),
     "nn.Sequential": (plain_sequential, "'4'"),
 }
 
@@ -140,7 +146,9 @@ def test_split_errors_name_the_path_and_the_nearest_ones() -> None:
     member = torchvision.models.resnet18(num_classes=CLASSES)
     x, _ = images(2)
     with pytest.raises(ValueError, match=r"split 'layer5' names no module of the first member; the closest "
-                                         r"module paths are \['layer4', 'layer3', 'layer2', 'layer1', 'layer4.1'\]; its children are \['conv1', 'bn1'"):
+                                         r"module paths are \['layer4', 'layer3', 'layer2', 'layer1', "
+                                         r"'layer4.1'\]; "
+                                         r"its children are \['conv1', 'bn1'"):
         cut_member(member, "layer5", x)
     with pytest.raises(ValueError, match=r"split 'conv1' is the first child: the core would be empty"):
         cut_member(member, "conv1", x)
@@ -182,16 +190,16 @@ def test_single_head_methods_take_a_zoo_members_classifier() -> None:
 
 
 MATRIX: dict[str, Builder] = {  # tiny variants of the zoo's classes, distilled end to end
-    "torchvision resnet": partial(torchvision.models.ResNet, torchvision.models.resnet.BasicBlock, [1, 1, 1, 1],
-                                  num_classes=CLASSES),
+    "torchvision resnet": partial(torchvision.models.ResNet, torchvision.models.resnet.BasicBlock,
+                                  [1, 1, 1, 1], num_classes=CLASSES),
     "torchvision mobilenet_v3": tiny_mobilenet_v3,
     "torchvision efficientnet": tiny_efficientnet,
     "torchvision convnext": tiny_convnext,
     "torchvision densenet": tiny_densenet,
     "torchvision vit": tiny_vit,
     "timm resnet10t": partial(timm.create_model, "resnet10t", num_classes=CLASSES),
-    "timm convnext_atto": partial(timm.create_model, "convnext_atto", num_classes=CLASSES, depths=(1, 1, 1, 1)),
-    "timm mobilenetv3": partial(timm.create_model, "mobilenetv3_small_050", num_classes=CLASSES),
+    "timm convnext_atto": partial(timm.create_model, "convnext_atto", num_classes=CLASSES,
+                                  depths=(1, 1, 1, 1)),
     "timm vit": partial(timm.create_model, "vit_tiny_patch16_224", num_classes=CLASSES, img_size=32,
                         patch_size=8, depth=2),
     "torch-uncertainty lenet": partial(tu.lenet, in_channels=3, num_classes=CLASSES),

@@ -232,7 +232,8 @@ def uncuttable(teacher: nn.Module) -> str | None:
                 "pass --student")
     if isinstance(first, torch.jit.ScriptModule):
         return (f"cannot cut the student from {name}: a TorchScript module does not copy into trainable "
-                "layers; save the members with torch.export (.pt2, dynamic batch size) instead, or pass --student")
+                "layers; save the members with torch.export (.pt2, dynamic batch size) instead, or pass "
+                "--student")
     return None
 
 

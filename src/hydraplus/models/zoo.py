@@ -251,7 +251,8 @@ def _export_graph(member: nn.Module, example: Tensor) -> fx.GraphModule:
         for name, param in list(owner.named_parameters(recurse=False)):
             setattr(owner, name, nn.Parameter(param.detach().clone(), param.requires_grad))
         for name, buffer in list(owner.named_buffers(recurse=False)):
-            owner.register_buffer(name, buffer.clone(), persistent=name not in owner._non_persistent_buffers_set)
+            persistent = name not in owner._non_persistent_buffers_set
+            owner.register_buffer(name, buffer.clone(), persistent=persistent)
     return gm
 
 
@@ -307,8 +308,8 @@ def _graph_cut(gm: fx.GraphModule, paths: list[str] | None) -> tuple[nn.Module, 
         layer = _final_layer(gm)
         path = _node_paths(layer)[-1] if _node_paths(layer) else ""
         atoms = path.split(".") if path else []
-        starts = [(".".join(atoms[:k]), next(i for i, n in enumerate(nodes) if _inside(n, ".".join(atoms[:k]))))
-                  for k in range(1, len(atoms) + 1)]
+        prefixes = [".".join(atoms[:k]) for k in range(1, len(atoms) + 1)]
+        starts = [(p, next(i for i, n in enumerate(nodes) if _inside(n, p))) for p in prefixes]
         starts.append((path or "the final layer", nodes.index(layer)))
         limit = True
     reasons = []
@@ -499,7 +500,8 @@ def import_factory(text: str) -> Callable[..., Any]:
         try:
             module = importlib.import_module(module_name)
         except ImportError as err:
-            raise ValueError(f"cannot import {module_name!r} for --student {text}: {_first_line(err)}") from err
+            raise ValueError(f"cannot import {module_name!r} for --student {text}: "
+                             f"{_first_line(err)}") from err
         finally:
             sys.path.remove(str(Path.cwd()))
     try:
