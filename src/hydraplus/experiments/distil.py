@@ -4,9 +4,11 @@ The teacher is a list of trained modules (any architectures with the same number
 an `Ensemble`, a hydraplus run folder, or one module or callable running every member; its
 outputs are read in hydraplus' convention or refused (`hydraplus.experiments.contracts`). The data is
 ``(x, y)`` tensors or arrays, a `Dataset`, a `DataLoader` or an ``.npz`` file. Without a
-``student``, Hydra's student is cut from the teacher's first member: the children before
-``split`` become the shared core (starting from the member's weights) and M freshly
-initialised copies of the children after it become the heads.
+``student``, Hydra's student is cut from the teacher's first member (`hydraplus.models.zoo`:
+timm's convention, its children in order, or its torch.fx / torch.export graph): what runs
+before ``split`` (a module path; by default the block holding the final layer) becomes the
+shared core, starting from the member's weights, and M freshly initialised copies of the rest
+become the heads.
 """
 
 from __future__ import annotations
@@ -50,11 +52,9 @@ from hydraplus.experiments.contracts import (
 )
 from hydraplus.io import atomic_torch_save
 from hydraplus.methods import get_method
-from hydraplus.models.zoo import STUDENT_FORMS, cut_member, fresh_copy
+from hydraplus.models.zoo import STUDENT_FORMS, Split, cut_member, fresh_copy
 from hydraplus.runtime import keep_allocator_memory
 from hydraplus.validation import check_dataset
-
-Split = str | int | None
 
 
 class Members(nn.Module):
@@ -280,6 +280,9 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
            devices: int = 1, num_nodes: int = 1, strategy: str = "auto", **settings: Any) -> Distilled:
     """Distil ``teacher`` into a student trained with ``method`` on ``train``; see the module doc.
 
+    ``student`` is an nn.Module returning ``[B, M, D]``, a ``(core, head_factory)`` pair, or a
+    callable ``student(heads=M, outputs=D)`` returning either; without it the student is cut from
+    the first member, its heads starting at the module path ``split`` (see the module doc).
     ``settings`` are any student settings (``lr``, ``weight_decay``, ``batch_size``, ``alpha``,
     ``beta``, ``t_mean``, ``t_ind``, ``kl_coeff``, ``samples``). ``lam`` is Hydra+'s diversity
     weight: a number, or ``"auto"`` (default) to have it chosen while training so that the
