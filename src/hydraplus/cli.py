@@ -441,8 +441,10 @@ def _cmd_distil(args: argparse.Namespace) -> Path | None:
         "ood data": None if args.ood is None else str(args.ood),
         "inputs": ("float in [0, 1]" if norm is None
                    else f"(x - mean) / std per channel of the [0, 1] inputs, from {norm['source']}"),
-        "normalization": norm, "student factory": args.student,
+        "normalization": norm,
     }
+    if args.student is not None:
+        record["student factory"] = args.student
     result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
                     split=args.split, student=student, lam=lam, ood=x_ood,
                     out=out, device=device, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
