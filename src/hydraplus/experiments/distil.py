@@ -353,7 +353,7 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     if spec.lam.auto:
         probe_set = teacher_probe(module, off_data_probe(x, seed=seed) if x_ood is None else x_ood, task)
     L.seed_everything(seed, verbose=False)
-    student_model = _student(student, inner, split, x[:2].to(device), spec)
+    student_model = _student(student, inner, split, x[:2].to(device), spec, num_classes)
     if channels_last and has_conv(student_model):
         use_channels_last(student_model)
     if compile:
@@ -436,13 +436,12 @@ def _spec(task: str, members: int, method: str, heads: int | None, lam: float | 
         raise ConfigError(str(err).replace("students[0] ", "distil ")) from err
 
 
-def _student(student: Any, teacher: nn.Module, split: Split, example: Tensor, spec: StudentSpec) -> nn.Module:
+def _student(student: Any, teacher: nn.Module, split: Split, example: Tensor, spec: StudentSpec,
+             outputs: int) -> nn.Module:
     """The given student, one built from a (core, head_factory) pair or by a factory called as
     ``student(heads=M, outputs=D)``, or one cut from the teacher's first member; checked to give
-    ``[B, M, D]`` on ``example``."""
+    ``[B, M, D]`` on ``example`` (D = ``outputs``: classes, or 2 for regression)."""
     method = get_method(spec.method)
-    with torch.no_grad():
-        outputs = teacher.eval()(example).shape[-1]
     if callable(student) and not isinstance(student, nn.Module):
         name = getattr(student, "__name__", type(student).__name__)
         student = student(heads=spec.heads, outputs=outputs)
