@@ -30,6 +30,7 @@ import importlib
 import importlib.util
 import operator
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -376,7 +377,9 @@ def _copy_node(graph: fx.Graph, node: fx.Node, env: dict[fx.Node, fx.Node]) -> f
 def _copied(module: nn.Module) -> nn.Module:
     """A deep copy of ``module``, or Refused when it does not copy (a program's modules may not)."""
     try:
-        return copy.deepcopy(module)
+        with warnings.catch_warnings():  # torch warns before failing on a program's symbolic tensors
+            warnings.simplefilter("ignore", UserWarning)
+            return copy.deepcopy(module)
     except Exception as err:  # deepcopy fails in many ways on modules holding traced state
         raise Refused(f"it does not copy ({_first_line(err)})") from err
 
