@@ -188,3 +188,18 @@ def test_regression_members_giving_a_variance(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert "the student's heads copy the first member's last layers, which give a variance where a student " \
            "gives (mean, log-variance): pass student=" in err and not out.exists()
+
+
+def test_a_torchscript_member_teaches_a_student_from_a_factory(files: Path, tmp_path: Path) -> None:
+    (tmp_path / "mlp.py").write_text(
+        "from torch import nn\n\n\n"
+        "def student(heads, outputs):\n"
+        "    core = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU())\n"
+        "    return core, lambda: nn.Linear(16, outputs)\n")
+    out = tmp_path / "out"
+    assert main(["distil", "--teacher", str(files / "a.ts"), str(files / "b.pt2"), "--data",
+                 str(files / "data.npz"), "--method", "hydra", "--epochs", "1", "--latency-batches", "1",
+                 "--student", f"{tmp_path / 'mlp.py'}:student", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["models"]["student"]["name"] == "hydra-2"
+    assert metrics["record"]["student factory"] == f"{tmp_path / 'mlp.py'}:student"
