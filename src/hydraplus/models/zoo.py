@@ -102,8 +102,8 @@ def _attempts(member: nn.Module, split: Split) -> Iterator[tuple[str, Attempt]]:
         _check_path(member, str(split))
         if str(split) in dict(member.named_children()):
             yield "children in order", lambda _: _chain(member, split)
-        yield "torch.fx graph", lambda _: _graph_cut(_fx_graph(member), [str(split)])
-        yield "torch.export graph", lambda x: _graph_cut(_export_graph(member, x), [str(split)])
+        yield "torch.fx graph", lambda _: _graph_cut(_fx_graph(member), str(split))
+        yield "torch.export graph", lambda x: _graph_cut(_export_graph(member, x), str(split))
         return
     yield "timm's forward_head(pre_logits=True) and get_classifier()", lambda _: _timm(member)
     yield "children in order", lambda _: _chain(member, None)
@@ -298,32 +298,37 @@ def _final_layer(gm: fx.GraphModule) -> fx.Node:
     return layers[-1]
 
 
-def _graph_cut(gm: fx.GraphModule, paths: list[str] | None) -> tuple[nn.Module, nn.Module, str]:
-    """Cut ``gm`` where the heads start: at the first of ``paths`` that cuts, else (None) as the
-    module doc says."""
+def _graph_cut(gm: fx.GraphModule, split: str | None) -> tuple[nn.Module, nn.Module, str]:
+    """Cut ``gm`` where the heads start: at the module ``split``, else as the module doc says."""
     nodes = list(gm.graph.nodes)
-    if paths is not None:
-        starts = [(path, next((i for i, n in enumerate(nodes) if _inside(n, path)), None)) for path in paths]
-        limit = False
-    else:
+
+    def start(path: str) -> int | None:
+        return next((i for i, n in enumerate(nodes) if _inside(n, path)), None)
+
+    if split is not None:
+        candidates = [(split, start(split), False)]
+    else:  # the blocks holding the final layer, outermost first (no bigger than the rest), then it alone
         layer = _final_layer(gm)
         path = _node_paths(layer)[-1] if _node_paths(layer) else ""
         atoms = path.split(".") if path else []
-        prefixes = [".".join(atoms[:k]) for k in range(1, len(atoms) + 1)]
-        starts = [(p, next(i for i, n in enumerate(nodes) if _inside(n, p))) for p in prefixes]
-        starts.append((path or "the final layer", nodes.index(layer)))
-        limit = True
-    reasons = []
-    for k, (path, index) in enumerate(starts):
+        blocks = [".".join(atoms[:k]) for k in range(1, len(atoms))]
+        candidates = [(block, start(block), True) for block in blocks]
+        candidates += [(path, start(path), False)] if path else []
+        candidates += [(path or "the final layer", nodes.index(layer), False)]
+    reasons, tried = [], set()
+    for path, index, limited in candidates:
         if index is None:
             reasons.append(f"{path!r} does not run in the member's forward (evaluation mode)")
             continue
+        if index in tried:
+            continue
+        tried.add(index)
         try:
             core, head = _cut_at(gm, index)
         except Refused as why:
             reasons.append(f"not at {path!r}: {why}")
             continue
-        if limit and k < len(starts) - 1 and _weights(head) > _weights(core):
+        if limited and _weights(head) > _weights(core):
             reasons.append(f"{path!r} has more weights than the rest")
             continue
         return core, head, repr(path)
