@@ -81,7 +81,7 @@ def test_program_members_are_cut_from_their_graph_by_default_and_at_split(files:
     heads = head_weights(tmp_path / "split")  # from the transition on: it, the second block, the classifier
     convolutions = [key for key, shape in heads.items() if len(shape) == 4]
     assert len(convolutions) == 2 * 5  # per head: the transition's and the block's two layers' two each
-    assert heads["heads.looped.0.0.features_transition1_conv.weight"] == [16, 32, 1, 1]
+    assert heads["heads.looped.0.0.features.transition1.conv.weight"] == [16, 32, 1, 1]
     assert heads["heads.looped.1.1.weight"] == [CLASSES, 32]  # each head ends with the classifier
 
 

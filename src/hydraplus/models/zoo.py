@@ -339,7 +339,7 @@ def _cut_at(gm: fx.GraphModule, index: int) -> tuple[fx.GraphModule, nn.Module]:
     """The graph's nodes before ``index`` as the core, those from it as the head; one tensor alone
     must cross between them."""
     nodes = list(gm.graph.nodes)
-    compute = [n for n in nodes if n.op not in ("placeholder", "get_attr", "output")]
+    compute = {n for n in nodes if n.op not in ("placeholder", "get_attr", "output")}
     core_part, head_part = nodes[:index], set(nodes[index:])
     inputs = [n for n in nodes if n.op == "placeholder"]
     if len(inputs) != 1:
@@ -372,7 +372,7 @@ def _cut_at(gm: fx.GraphModule, index: int) -> tuple[fx.GraphModule, nn.Module]:
 
 
 def _copy_node(graph: fx.Graph, node: fx.Node, env: dict[fx.Node, fx.Node]) -> fx.Node:
-    """``node`` copied into ``graph`` with its module paths only (a traced graph's other notes hold
+    """``node`` copied into ``graph`` with its module paths only (a traced graph's other entries hold
     symbolic tensors, which do not copy)."""
     new = graph.node_copy(node, env.__getitem__)
     new.meta = {key: node.meta[key] for key in ("nn_module_stack",) if key in node.meta}
@@ -394,19 +394,22 @@ def _typed_layers(gm: fx.GraphModule, graph: fx.Graph) -> fx.GraphModule:
     and ``nn.Conv2d`` layers (a ``torch.export`` graph has only calls), so heads can be
     re-initialised and Hydra+ sees their weights."""
     root: dict[str, Any] = {}
+    calls = []
     for node in list(graph.nodes):
         layer = _layer_of(gm, node)
         if layer is None:
             continue
-        name = _free_name(graph, _node_paths(node)[-1] if _node_paths(node) else "layer")
-        root[name] = layer
         with graph.inserting_before(node):
-            call = graph.call_module(name, (node.args[0],))
+            call = graph.call_module(f"_layer{len(calls)}", (node.args[0],))
+        calls.append((call, layer, _node_paths(node)[-1] if _node_paths(node) else "layer"))
         node.replace_all_uses_with(call)
         graph.erase_node(node)
     for node in list(graph.nodes):
-        if node.op == "get_attr" and not node.users:
+        if node.op == "get_attr" and not node.users:  # the converted layers' parameters
             graph.erase_node(node)
+    for call, layer, path in calls:  # named after their module once its parameters are gone
+        call.target = _free_name(graph, path)
+        root[call.target] = layer
     for node in graph.nodes:
         if node.op in ("get_attr", "call_module") and node.target not in root:
             root[str(node.target)] = _attribute(gm, str(node.target))
@@ -419,11 +422,16 @@ def _attribute(gm: nn.Module, target: str) -> Any:
 
 
 def _free_name(graph: fx.Graph, path: str) -> str:
-    """A module name from ``path`` that no other node's target uses."""
-    taken = {str(n.target).split(".")[0] for n in graph.nodes if n.op in ("get_attr", "call_module")}
-    base = path.replace(".", "_") or "layer"
+    """A module name from ``path`` (the layer's own, where free) that no other node's target
+    uses or nests with."""
+    targets = {str(n.target) for n in graph.nodes if n.op in ("get_attr", "call_module")}
+
+    def taken(name: str) -> bool:
+        return any(t == name or t.startswith(name + ".") or name.startswith(t + ".") for t in targets)
+
+    base = path or "layer"
     name, k = base, 1
-    while name in taken:
+    while taken(name):
         name, k = f"{base}_{k}", k + 1
     return name
 
