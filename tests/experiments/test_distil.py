@@ -185,3 +185,20 @@ def test_an_automatic_lambda_uses_the_given_ood_inputs_as_its_probe() -> None:
     assert result.spec.name == "hydra+-3-auto" and result.spec.lam.auto
     default = hydraplus.distil(members, (x, y), epochs=2, batch_size=50)
     assert default.spec.lam.auto  # lam="auto" unless a number is given
+
+
+def test_a_student_factory_gets_the_heads_and_outputs_and_a_wrong_shape_is_named() -> None:
+    x, y = images(32)
+    calls = []
+
+    def factory(heads: int, outputs: int) -> tuple[nn.Module, object]:
+        calls.append((heads, outputs))
+        return TinyCNN().features, lambda: nn.Linear(24, outputs)
+
+    result = hydraplus.distil([TinyCNN(), TinyCNN()], (x, y), heads=4, epochs=1, batch_size=16, lam=0.05,
+                              student=factory)
+    assert calls == [(4, 3)] and result.model.num_heads == 4
+    wrong = MultiHeadStudent(TinyCNN().features, [nn.Linear(24, 5) for _ in range(2)])
+    with pytest.raises(ValueError, match=r"the student gives outputs of shape \[2, 2, 5\] on inputs of shape "
+                                         r"\[2, 1, 8, 8\]; it must give \[B, M, D\] = \[2, 2, 3\]"):
+        hydraplus.distil([TinyCNN(), TinyCNN()], (x, y), method="hydra", epochs=1, student=wrong)
