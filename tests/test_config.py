@@ -133,6 +133,9 @@ def broken(raw: dict[str, Any], section: str, **changes: Any) -> dict[str, Any]:
     (lambda r: broken(r, "student", **{"lambda": {"M20": {"value": 1.0}}}), "student.lambda keys"),
     (lambda r: broken(r, "student", **{"lambda": {"20": {"valeu": 1.0}}}),
      "unknown key 'student.lambda.20.valeu'; did you mean 'value'?"),
+    (lambda r: broken(r, "student", patince=5), "unknown key 'student.patince'; did you mean 'patience'?"),
+    (lambda r: broken(r, "student", patience=0), "student.patience must be >= 1, got 0"),
+    (lambda r: broken(r, "student", patience="5"), "student.patience must be an integer or null, got '5'"),
 ])
 def test_config_mistakes_name_the_key(spiral: dict, change: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace("?", "\\?")):
@@ -152,6 +155,16 @@ def test_config_mistakes_name_the_key(spiral: dict, change: Any, message: str) -
     ({"method": "drop", "heads": 3}, "'heads' applies to multi-head methods only"),
     ({"method": "hydra++"}, "unknown method 'hydra++'; choose one of"),
     ({}, "must be an object with a 'method'"),
+    ({"method": "drop", "patiense": 3},
+     "unknown key 'students[0] (drop).patiense'; did you mean 'patience'?"),
+    ({"method": "drop", "nmae": "x"}, "did you mean 'name'?"),
+    ({"method": "drop", "patience": 2.5}, "patience must be an integer or null, got 2.5"),
+    ({"method": "drop", "patience": -1}, "patience must be >= 1, got -1"),
+    ({"method": "drop", "name": "a/b"}, "must be usable as a folder name"),
+    ({"method": "drop", "name": ""}, "name must be a non-empty string"),
+    ({"method": "drop", "name": 3}, "name must be a non-empty string, got 3"),
+    ({"method": "drop", "name": "ensemble"}, "name 'ensemble' is taken by hydraplus itself"),
+    ({"method": "drop", "name": "member-best"}, "is taken by hydraplus itself"),
 ])
 def test_bad_student_entries_name_the_problem(spiral: dict, entry: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -165,8 +178,29 @@ def test_endd_refuses_regression(regression: dict) -> None:
 
 
 def test_two_students_with_one_name_are_refused(spiral: dict) -> None:
-    with pytest.raises(ConfigError, match="appear more than once"):
+    with pytest.raises(ConfigError, match=r"\['drop'\] appear more than once .* its own \"name\""):
         parse_config({**spiral, "students": [{"method": "drop"}, {"method": "drop"}]})
+    with pytest.raises(ConfigError, match=r"\['b'\] appear more than once"):
+        parse_config({**spiral, "students": [{"method": "drop", "name": "b"},
+                                             {"method": "gauss", "name": "b"}]})
+
+
+def test_students_of_one_method_and_heads_under_their_own_names(spiral: dict) -> None:
+    config = parse_config({**spiral, "students": [{"method": "hydra+", "heads": 20},
+                                                  {"method": "hydra+", "heads": 20, "name": "hydra+-20-slow",
+                                                   "lr": 0.001, "patience": 4}]})
+    first, second = config.students
+    assert (first.name, second.name) == ("hydra+-20", "hydra+-20-slow")
+    assert (first.patience, second.patience, second.lr) == (None, 4, 0.001)
+    assert StudentSpec.from_dict(json.loads(json.dumps(second.to_dict()))) == second
+
+
+def test_patience_is_shared_and_overridable(spiral: dict) -> None:
+    raw = broken(spiral, "student", patience=5)
+    raw["students"] = [{"method": "drop"}, {"method": "gauss", "patience": None},
+                       {"method": "endd", "patience": 2}]
+    assert [spec.patience for spec in parse_config(raw).students] == [5, None, 2]
+    assert all(spec.patience is None for spec in parse_config(spiral).students)  # the toy presets: off
 
 
 def test_hydra_plus_needs_a_lambda(spiral: dict) -> None:
@@ -353,3 +387,12 @@ def test_every_students_batch_size_must_divide_by_the_world_size(spiral: dict[st
     raw = {**spiral, "trainer": {"devices": 4}, "students": [{"method": "drop", "batch_size": 50}]}
     with pytest.raises(ConfigError, match=r"student drop: batch_size 50 does not divide over world size 4"):
         parse_config(raw)
+
+
+def test_image_presets_stop_early_and_the_paper_settings_do_not() -> None:
+    """Early stopping where the preset is this project's own (validation split, 10-epoch cap); the
+    toy and paper presets keep the paper's fixed schedule (their results keep their meaning)."""
+    for name in available_configs():
+        patience = {spec.patience for spec in load_config(name).students}
+        expected = {5} if name.startswith(("cpu-", "gpu-")) else {None}
+        assert patience == expected, name

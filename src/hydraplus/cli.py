@@ -144,7 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     distil.add_argument("--method", default="hydra+", help="the student's method (default: hydra+)")
     distil.add_argument("--heads", type=int, default=None, metavar="M",
                         help="the student's heads (default: one per member)")
-    distil.add_argument("--epochs", type=int, default=20, metavar="E", help="training epochs (default: 20)")
+    distil.add_argument("--epochs", type=int, default=20, metavar="E",
+                        help="the most training epochs (default: 20; early stopping may end sooner)")
+    distil.add_argument("--patience", default="5", metavar="P|none",
+                        help="stop once P epochs in a row have not lowered the student's KL to the teacher "
+                        "on the held-out validation part of --data, keeping the best epoch; none: train all "
+                        "--epochs on all of --data (default: 5)")
+    distil.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                        help="the share of --data held out for early stopping (default: 0.1)")
     distil.add_argument("--val", type=Path, default=None, metavar="FILE",
                         help="test data of the evaluation, .npz or image folder (default: x_test/y_test "
                         "of --data)")
@@ -243,6 +250,7 @@ def _cmd_demo(args: argparse.Namespace) -> Path | None:
 
 def _cmd_train(args: argparse.Namespace) -> Path | None:
     from hydraplus.config import load_config
+    from hydraplus.experiments.builders import build_members
     from hydraplus.experiments.runner import run_experiment
 
     _check_batches(args.latency_batches)
@@ -260,26 +268,33 @@ def _cmd_train(args: argparse.Namespace) -> Path | None:
             checkpoint_every=args.checkpoint_every)
         if rank_zero:  # on the full test data, while any other processes wait for the next seed
             _evaluate(run_dir, config.kind, problem, models.all(), seed, device, args.latency_batches,
-                      train_seconds=models.train_seconds, precision=config.precision)
+                      train_seconds=models.train_seconds, precision=config.precision,
+                      members=build_members(config, models.ensemble), early_stopping=models.early_stopping)
     return out if rank_zero else None
 
 
 def _evaluate(run_dir: Path, kind: str, problem: Any, models: dict[str, Any], seed: int, device: str,
               latency_batches: Sequence[int], *, shifts: bool = True,
-              train_seconds: dict[str, float] | None = None, precision: str = "32") -> Path:
-    """Evaluate every model of a run the way its kind asks and write evaluation.json/.md."""
+              train_seconds: dict[str, float] | None = None, precision: str = "32",
+              members: Sequence[Any] | None = None,
+              early_stopping: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Evaluate every model of a run the way its kind asks and write evaluation.json/.md; ``members``
+    are the ensemble's members alone (`build_members`), for their cost."""
     from hydraplus.report.evaluation import toy_evaluation, write_evaluation
 
     if kind == "toy":
         from hydraplus.experiments.toy_eval import evaluate_toy
 
-        toy = evaluate_toy(problem, models, train_seconds, seed=seed, precision=precision)
-        return write_evaluation(run_dir, toy_evaluation(toy.metrics, problem.task, problem.name))
+        toy = evaluate_toy(problem, models, train_seconds, seed=seed, precision=precision, members=members,
+                           early_stopping=early_stopping)
+        return write_evaluation(run_dir, toy_evaluation(toy.metrics, problem.task, problem.name, toy.members))
     from hydraplus.experiments.image_eval import evaluate_images
 
     models = {name: model.to(device) for name, model in models.items()}
+    members = None if members is None else [member.to(device) for member in members]
     evaluation = evaluate_images(problem, models, shifts=shifts, latency_batch_sizes=latency_batches,
-                                 train_seconds=train_seconds, seed=seed, precision=precision)
+                                 train_seconds=train_seconds, seed=seed, precision=precision,
+                                 members=members, early_stopping=early_stopping)
     return write_evaluation(run_dir, {"kind": "image", "task": "classification", **evaluation})
 
 
@@ -322,6 +337,7 @@ def _image_problem(meta: dict[str, Any], config: Any, data: Path | None, ood: Pa
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> Path:
+    from hydraplus.experiments.builders import build_members
     from hydraplus.experiments.distil_run import evaluate_run, is_distil_run
     from hydraplus.experiments.runner import load_problem, load_trained
 
@@ -347,7 +363,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> Path:
         else:
             problem = _image_problem(meta, config, args.data, args.ood)
         _evaluate(target, meta["kind"], problem, models.all(), meta["seed"], device, args.latency_batches,
-                  shifts=not args.no_shifts, precision=args.precision or config.precision)
+                  shifts=not args.no_shifts, precision=args.precision or config.precision,
+                  members=build_members(config, models.ensemble), early_stopping=models.early_stopping)
     return out / "evaluation.md" if runs == [run_dir] else out
 
 
@@ -390,6 +407,19 @@ def _lam(value: str) -> float | str:
         raise ValueError(f"--lam must be a number or auto, got {value!r}") from None
 
 
+def _patience(value: str) -> int | None:
+    """--patience as distil takes it: a positive integer or none."""
+    if value.lower() == "none":
+        return None
+    try:
+        patience = int(value)
+    except ValueError:
+        raise ValueError(f"--patience must be a positive integer or none, got {value!r}") from None
+    if patience < 1:
+        raise ValueError(f"--patience must be a positive integer or none, got {value!r}")
+    return patience
+
+
 def _input_normalization(args: argparse.Namespace) -> dict[str, Any] | None:
     """The inputs' normalisation: --input-mean/--input-std, else the teacher's card, else None."""
     from hydraplus.experiments.distil_inputs import input_normalization
@@ -413,6 +443,7 @@ def _cmd_distil(args: argparse.Namespace) -> Path | None:
     _check_batches(args.latency_batches)
     device = _torch_device(args.device)
     lam = _lam(args.lam)
+    patience = _patience(args.patience)
     norm = _input_normalization(args)
     x, y = as_tensors(args.data, "train")
     if args.val is not None:
@@ -446,7 +477,8 @@ def _cmd_distil(args: argparse.Namespace) -> Path | None:
     if args.student is not None:
         record["student factory"] = args.student
     result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
-                    split=args.split, student=student, lam=lam, ood=x_ood,
+                    split=args.split, student=student, lam=lam, ood=x_ood, patience=patience,
+                    val_fraction=args.val_fraction,
                     out=out, device=device, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                     output=output, members=args.members, regression_output=args.regression_output,
                     progress=not args.quiet,

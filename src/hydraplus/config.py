@@ -50,6 +50,10 @@ class ConfigWarning(UserWarning):
 
 
 def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(k) for k in typing.get_args(kind))
+    if kind is type(None):
+        return "null"
     if kind is bool:
         return "true or false"
     if kind is int:
@@ -255,11 +259,14 @@ class StudentDefaults:
     kl_coeff: float = 0.0
     lam: dict[str, Any] = field(default_factory=dict)  # JSON "lambda": M -> schedule
     augment: Any = None
+    patience: int | None = None  # early stopping (None: train all epochs)
 
 
 # Settings a student entry may override (the lambda table is replaced by one "lambda").
 OVERRIDABLE = ("epochs", "lr", "weight_decay", "batch_size", "alpha", "beta", "t_mean", "t_ind",
-               "kl_coeff", "samples", "augment")
+               "kl_coeff", "samples", "augment", "patience")
+# Names a student may not take: the run folder's and the evaluation's own.
+RESERVED_NAMES = ("ensemble", "member", "member-best", "teacher", "cache", "log")
 
 
 @dataclass(frozen=True)
@@ -280,11 +287,19 @@ class StudentSpec:
     kl_coeff: float = StudentDefaults.kl_coeff
     samples: int = 1
     augment: Augmentation | None = None
+    patience: int | None = None  # stop after this many epochs without a better validation KL
+    label: str | None = None  # the entry's own "name" (default: derived from method and heads)
 
     def __post_init__(self) -> None:
         _check_range("", "heads", self.heads, low=1)
         for key in ("epochs", "batch_size", "samples"):
             _check_range("", key, getattr(self, key), low=1)
+        if self.patience is not None:
+            if not _matches(self.patience, int):
+                raise ConfigError(f"patience must be an integer or null, got {self.patience!r}")
+            _check_range("", "patience", self.patience, low=1)
+        if self.label is not None:
+            _check_name(self.label)
         _check_range("", "lr", self.lr, low=0, inclusive=False)
         for key in ("weight_decay", "kl_coeff"):
             _check_range("", key, getattr(self, key), low=0)
@@ -295,7 +310,10 @@ class StudentSpec:
 
     @property
     def name(self) -> str:
-        """``hydra+-20`` for multi-head methods, else the method's name."""
+        """The entry's own name, else ``hydra+-20`` for multi-head methods and the method's name
+        for the others."""
+        if self.label is not None:
+            return self.label
         from hydraplus.methods import get_method
 
         return get_method(self.method).student_name(self)
@@ -321,6 +339,18 @@ class StudentSpec:
         values["lam"] = LambdaSchedule(**saved["lam"])
         values["augment"] = None if saved.get("augment") is None else Augmentation(**saved["augment"])
         return cls(**values)
+
+
+def _check_name(name: Any) -> None:
+    """A student's own name: it names its run folder and its rows in every report."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"name must be a non-empty string, got {name!r}")
+    if name != name.strip() or any(c in name for c in '/\\') or name in (".", ".."):
+        raise ConfigError(f"name {name!r} must be usable as a folder name "
+                          "(no slashes, no surrounding spaces)")
+    if name in RESERVED_NAMES:
+        raise ConfigError(f"name {name!r} is taken by hydraplus itself ({', '.join(RESERVED_NAMES)}); "
+                          "choose another")
 
 
 @dataclass(frozen=True)
@@ -423,6 +453,8 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(f"student.lambda keys are numbers of heads M (e.g. \"20\"), got {key!r}")
         _schedule(value, f"student.lambda.{key}")
     _augmentation(shared.augment, "student.augment")
+    if shared.patience is not None:
+        _check_range("student", "patience", shared.patience, low=1)
     if not isinstance(raw["students"], list):
         raise ConfigError(f"students must be a list of entries (empty: train the ensemble only), "
                           f"got {raw['students']!r}")
@@ -433,7 +465,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"students: {duplicates} appear more than once (each student needs its own "
-                          "folder; give them different methods or heads)")
+                          "folder; give each its own \"name\", e.g. \"name\": \"hydra+-8-long\")")
     for spec in specs:
         trainer.check_batch_size(spec.batch_size, f"student {spec.name}: batch_size")
     return ExperimentConfig(raw["name"], raw["task"], data, arch, ensemble, shared, specs,
@@ -464,13 +496,15 @@ def resolve_student(task: str, members: int, shared: StudentDefaults, entry: Any
     except ValueError as err:
         raise ConfigError(f"{where}: {err}") from err
     where = f"{where} ({entry['method']})"
-    check_keys(entry, {"method", "heads", "lambda", *OVERRIDABLE}, where)
+    check_keys(entry, {"method", "name", "heads", "lambda", *OVERRIDABLE}, where)
     if "heads" in entry and not method.multi_head:
         raise ConfigError(f"{where}: 'heads' applies to multi-head methods only "
                           f"({entry['method']} has one head; its 'samples' default to N)")
     for key in ("heads", "samples", "epochs", "batch_size"):
         if key in entry and not _matches(entry[key], int):
             raise ConfigError(f"{where}.{key} must be an integer, got {entry[key]!r}")
+    if entry.get("patience") is not None and not _matches(entry["patience"], int):
+        raise ConfigError(f"{where}.patience must be an integer or null, got {entry['patience']!r}")
     for key in ("lr", "weight_decay", "alpha", "beta", "t_mean", "t_ind", "kl_coeff"):
         if key in entry and not _matches(entry[key], float):
             raise ConfigError(f"{where}.{key} must be a number, got {entry[key]!r}")
@@ -480,7 +514,7 @@ def resolve_student(task: str, members: int, shared: StudentDefaults, entry: Any
         "alpha": shared.alpha, "beta": shared.beta, "t_mean": shared.t_mean, "t_ind": shared.t_ind,
         "lr": shared.lr, "weight_decay": shared.weight_decay, "epochs": shared.epochs,
         "batch_size": shared.batch_size, "kl_coeff": 0.0, "samples": 1,
-        "augment": shared.augment,
+        "augment": shared.augment, "patience": shared.patience,
     }
     settings.update(method.defaults(shared, members))
     settings.update({k: v for k, v in entry.items() if k in OVERRIDABLE})
@@ -497,7 +531,7 @@ def resolve_student(task: str, members: int, shared: StudentDefaults, entry: Any
     elif method.uses_lambda:
         lam = _table_lambda(shared, heads, where, found)
     try:
-        spec = StudentSpec(method=method.name, heads=heads, lam=lam, **settings)
+        spec = StudentSpec(method=method.name, heads=heads, lam=lam, label=entry.get("name"), **settings)
         method.check_task(task)
     except ValueError as err:
         raise ConfigError(f"{where}: {err}") from err

@@ -20,6 +20,7 @@ from hydraplus.config import (
     with_trainer,
 )
 from hydraplus.engine.distributed import is_rank_zero
+from hydraplus.experiments.builders import build_members
 from hydraplus.experiments.runner import run_experiment, versions
 from hydraplus.experiments.toy_eval import evaluate_toy
 from hydraplus.io import atomic_write_text
@@ -56,6 +57,7 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, progress: bool = 
     trainer = configs[PROBLEMS[0]].trainer
     rank_zero = is_rank_zero(trainer.devices, trainer.num_nodes)
     results: dict[str, Any] = {}
+    members: dict[str, Any] = {}
     sections: list[str] = []
     for name, config in configs.items():
         problem, models = run_experiment(config, out / name, seed, progress=progress,
@@ -64,8 +66,9 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, progress: bool = 
         if not rank_zero:
             continue
         evaluation = evaluate_toy(problem, models.all(), models.train_seconds, seed=seed,
-                                  precision=config.precision)
+                                  precision=config.precision, members=build_members(config, models.ensemble))
         results[name] = evaluation.metrics
+        members[name] = evaluation.members
         if problem.task == "classification":
             figure, summary = spiral_figure, spiral_summary
             title = "Spiral (3-class classification)"
@@ -75,8 +78,8 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, progress: bool = 
         png = f"{name}.png"
         save_figure(figure(problem, evaluation.probe), out / png)
         sections.append(
-            f"## {title}\n\n{toy_table(evaluation.metrics, problem.task)}\n\n![{name}]({png})\n\n"
-            f"{summary(evaluation.metrics)}\n"
+            f"## {title}\n\n{toy_table(evaluation.metrics, problem.task, evaluation.members)}\n\n"
+            f"![{name}]({png})\n\n{summary(evaluation.metrics)}\n"
         )
     if not rank_zero:
         return out / "report.md"
@@ -89,11 +92,14 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, progress: bool = 
         "Off-data: spiral grid points farther than 5 from every training point; regression "
         "x outside [-6, 6]. TV: total variation between a model's uncertainty histogram on the "
         "probe set (spiral grid / x in [-12, 12]) and the ensemble's (0 = identical, 1 = disjoint). "
-        "NLL includes the 0.5 log 2π constant for regression.\n"
+        "NLL includes the 0.5 log 2π constant for regression. Member rows: each member of the ensemble "
+        "alone (mean ± std over the members) and the member with the lowest validation error (RMSE for "
+        "regression): what shipping one member gives.\n"
     )
     atomic_write_text(out / "report.md", header + "\n" + "\n".join(sections))
     atomic_write_text(out / "metrics.json", json.dumps({
         "results": results,
+        "members": members,
         "config": {name: config.raw for name, config in configs.items()},
         "seed": seed,
         "quick": quick,

@@ -15,6 +15,9 @@ from hydraplus.report.figures import DPI, SPIRAL_PANEL_INCHES
 SPIRAL_MODELS = ["ensemble", "hydra+-20", "hydra+-20-auto", "hydra+-10", "hydra+-5", "hydra-20",
                  "drop", "gauss", "endd"]
 REGRESSION_MODELS = SPIRAL_MODELS[:-1]
+MEMBER_ROWS = ["member", "member-best"]  # each member alone, after the ensemble
+SPIRAL_ROWS = [SPIRAL_MODELS[0], *MEMBER_ROWS, *SPIRAL_MODELS[1:]]
+REGRESSION_ROWS = [REGRESSION_MODELS[0], *MEMBER_ROWS, *REGRESSION_MODELS[1:]]
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -44,8 +47,12 @@ def test_quiet_prints_only_the_report_path(demo_run: tuple[Path, str]) -> None:
 def test_metrics_list_every_model_with_finite_numbers(demo_run: tuple[Path, str]) -> None:
     out, _ = demo_run
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics["results"]["toy-spiral"]) == SPIRAL_MODELS
-    assert list(metrics["results"]["toy-regression"]) == REGRESSION_MODELS
+    assert list(metrics["results"]["toy-spiral"]) == SPIRAL_ROWS
+    assert list(metrics["results"]["toy-regression"]) == REGRESSION_ROWS
+    for name, members in metrics["members"].items():
+        assert members["count"] == len(members["rows"]) == len(members["scores"]["error"]) == 5, name
+        assert members["selected_by"].startswith(("validation error", "validation RMSE"))
+        assert metrics["results"][name]["member-best"] == members["rows"][members["best"]]
     for rows in metrics["results"].values():
         for name, row in rows.items():
             for key, value in row.items():
@@ -58,8 +65,9 @@ def test_metrics_list_every_model_with_finite_numbers(demo_run: tuple[Path, str]
 def test_report_has_every_model_and_both_figures(demo_run: tuple[Path, str]) -> None:
     out, _ = demo_run
     report = (out / "report.md").read_text()
-    for name in SPIRAL_MODELS:
+    for name in [*SPIRAL_MODELS, "member (mean ± std of 5)"]:
         assert f"| {name} |" in report
+    assert "| member (best: #" in report
     assert "![toy-spiral](toy-spiral.png)" in report
     assert "![toy-regression](toy-regression.png)" in report
 
@@ -81,9 +89,9 @@ def test_checkpoints_are_saved_and_reevaluated(demo_run: tuple[Path, str]) -> No
     evaluation = json.loads((out / "toy-spiral" / "evaluation.json").read_text())
     assert (evaluation["kind"], evaluation["task"], evaluation["problem"]) == ("toy", "classification",
                                                                                {"name": "spiral"})
-    assert list(evaluation["models"]) == SPIRAL_MODELS
+    assert list(evaluation["models"]) == SPIRAL_ROWS
     reported = json.loads((out / "metrics.json").read_text())["results"]["toy-spiral"]
-    for name in SPIRAL_MODELS:  # reloaded weights + seeded sampling give the report's numbers
+    for name in SPIRAL_ROWS:  # reloaded weights + seeded sampling give the report's numbers
         expected = {k: v for k, v in reported[name].items() if k != "train_seconds"}
         assert evaluation["models"][name] == pytest.approx(expected, rel=1e-6, abs=1e-9), name
 

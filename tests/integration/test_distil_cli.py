@@ -61,6 +61,11 @@ def test_distil_writes_the_student_and_a_report(files: Path, tmp_path: Path,
     assert metrics["record"]["teacher"] == teachers and metrics["record"]["normalization"] is None
     report = (out / "report.md").read_text()
     assert "| teacher (3 members) |" in report and "| student hydra-3 |" in report
+    assert "| member (mean ± std of 3) |" in report and "by validation error" in report
+    stopped = student["early_stopping"]  # on by default: 10% of data.npz held out
+    assert (stopped["patience"], stopped["max_epochs"]) == (5, 2)
+    assert "on the 18 validation inputs" in stopped["monitor"]
+    assert metrics["members"]["selected_by"] == "validation error (the early-stopping split; ties: NLL)"
 
     assert main(["distil", "--teacher", *teachers, "--data", str(files / "data.npz"), "--out", str(out),
                  "--method", "hydra"]) == 1
@@ -78,9 +83,11 @@ def test_hydra_plus_and_a_card_beside_a_program_that_normalises_the_inputs(files
     out = tmp_path / "out"
     assert main(["distil", "--teacher", str(folder / "a.pt2"), str(folder / "b.pt2"), "--data",
                  str(files / "data.npz"), "--lam", "0.05", "--epochs", "1", "--latency-batches", "1",
-                 "--out", str(out), "--quiet"]) == 0
+                 "--out", str(out), "--quiet", "--patience", "none"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["models"]["student"]["spec"]["lam"]["value"] == 0.05
+    assert "early_stopping" not in metrics["models"]["student"]
+    assert metrics["members"]["selected_by"] == "test error (no validation split; ties: NLL)"
     record = metrics["record"]
     assert record["normalization"] == {"mean": [0.5], "std": [0.25],
                                        "source": f"{folder / 'a.json'}, {folder / 'b.json'}"}
@@ -94,6 +101,8 @@ def test_hydra_plus_and_a_card_beside_a_program_that_normalises_the_inputs(files
     (["a.ts"], [], r"cannot cut the student from .*a\.ts: a TorchScript module does not copy"),
     (["a.pt2"], ["--input-mean", "0.5"], "--input-mean and --input-std go together"),
     (["a.pt2"], ["--lam", "lots"], "--lam must be a number or auto, got 'lots'"),
+    (["a.pt2"], ["--patience", "0"], "--patience must be a positive integer or none, got '0'"),
+    (["a.pt2"], ["--patience", "never"], "--patience must be a positive integer or none, got 'never'"),
 ])
 def test_errors_are_one_line(files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                              teacher: list[str], extra: list[str], message: str) -> None:

@@ -60,6 +60,10 @@ def test_the_folder_holds_its_config_and_programs_and_loads_back(
     assert meta["programs"] == {"student": f"{STUDENTS[name]}/student.pt2", "teacher": "teacher.pt2"}
     loaded = load_distilled(run)
     assert loaded.spec == result.spec and loaded.task == result.task and loaded.folder == run
+    assert result.early_stopping is not None and result.early_stopping["max_epochs"] == 2  # the default
+    assert loaded.early_stopping == result.early_stopping
+    assert loaded.member_validation == result.member_validation
+    assert meta["val_fraction"] == 0.1 and meta["spec"]["patience"] == 5
     x = blob_images(7, seed=3)[0]  # a batch size the export never saw
     with torch.no_grad():
         torch.testing.assert_close(loaded.teacher(x), torch.stack([m(x) for m in members], 1))

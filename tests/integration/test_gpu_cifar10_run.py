@@ -18,8 +18,8 @@ from hydraplus.cli import main
 from hydraplus.config import read_config, scale_epochs, with_members
 from hydraplus.experiments import runner
 
-MODELS = {"ensemble", "hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2", "hydra-10", "drop", "gauss",
-          "endd"}
+MODELS = {"ensemble", "member", "member-best", "hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2",
+          "hydra-10", "drop", "gauss", "endd"}
 TINY_WIDTHS = [4, 8, 8]
 
 

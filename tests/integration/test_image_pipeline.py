@@ -14,7 +14,7 @@ from _dummies import image_config, numbers_in
 from hydraplus.cli import main
 from hydraplus.data.shift import DISTORTIONS, SHIFTS
 
-MODELS = {"ensemble", "hydra+-2", "hydra-2", "drop", "gauss", "endd"}
+MODELS = {"ensemble", "member", "member-best", "hydra+-2", "hydra-2", "drop", "gauss", "endd"}
 SEEDS = (1, 2)
 OOD_KEYS = {f"{m}_{s}" for m in ("msp", "predictive", "epistemic") for s in ("auroc", "aupr", "fpr95")}
 LOGIT_OOD_KEYS = {f"{m}_{s}" for m in ("energy", "maxlogit") for s in ("auroc", "aupr", "fpr95")}
@@ -110,7 +110,7 @@ def test_compare_writes_mean_and_std_and_figures(pipeline: dict[str, Path]) -> N
         assert f"### {kind.capitalize()} shift" in text
     assert "| ECE % | hydra+-2 |" in text
     for png in ("shift-error.png", "shift-ece.png", "shift-nll.png", "shift-predictive-entropy.png",
-                "reliability.png", "histograms-vertical-30.png"):
+                "reliability.png", "histograms-vertical-30.png", "error-flops.png"):
         assert (pipeline["out"] / png).stat().st_size > 1000, png
         assert f"]({png})" in text
 

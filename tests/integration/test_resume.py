@@ -147,6 +147,33 @@ def test_resume_after_sigkill_in_bf16_matches_an_uninterrupted_bf16_run(tmp_path
     assert all(p.dtype == torch.float32 for model in models.all().values() for p in model.parameters())
 
 
+def early_stopping_config() -> dict[str, Any]:
+    """`small_config` with early stopping (patience 3, at most 60 student epochs): Drop stops at its
+    29th epoch and keeps its 26th (seed 3)."""
+    config = small_config()
+    config["student"].update(epochs=60, patience=3)
+    return config
+
+
+def test_early_stopping_resumes_exactly_after_sigkill(tmp_path: Path) -> None:
+    """The patience count, the best value and the best weights survive the kill: the resumed run
+    stops at the same epoch and keeps the same weights as an uninterrupted one."""
+    config = early_stopping_config()
+    problem, models = run_experiment(config, tmp_path / "reference", seed=SEED, progress=False)
+    reference = outcome(tmp_path / "reference", problem, models)
+    stopped = models.early_stopping["drop"]
+    assert stopped["stopped_early"] and 5 < stopped["best_epoch"] < stopped["epochs_run"] < 60
+    run_dir = tmp_path / "run"
+    kill_midway(config, run_dir, "drop", tmp_path)
+    assert logged_epochs(run_dir / "drop" / "log" / "metrics.csv") < stopped["epochs_run"]
+    problem, models = run_experiment(config, run_dir, seed=SEED, progress=False, resume=True)
+    assert_same(reference, outcome(run_dir, problem, models))
+    assert models.early_stopping["drop"] == stopped
+    # resuming a run that has stopped trains no further and keeps the best weights
+    problem, again = run_experiment(config, tmp_path / "reference", seed=SEED, progress=False, resume=True)
+    assert_same(reference, outcome(tmp_path / "reference", problem, again))
+
+
 def test_checkpoint_every_sets_the_interval(tmp_path: Path) -> None:
     """With checkpoint_every=4 and 6 epochs, last.ckpt is written after epochs 4 and 6 (the last)."""
     config = scale_epochs(small_config(), 6)

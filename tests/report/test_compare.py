@@ -16,7 +16,7 @@ from hydraplus.config import parse_config
 from hydraplus.core.predict import predict
 from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
 from hydraplus.data.shift import DISTORTIONS
-from hydraplus.experiments.builders import build_ensemble, build_student
+from hydraplus.experiments.builders import build_ensemble, build_members, build_student
 from hydraplus.experiments.image_eval import calibrated, evaluate_images, reliability
 from hydraplus.report.compare import (
     compare_markdown,
@@ -55,7 +55,9 @@ def _problem(seed: int) -> ImageProblem:
 
 def _evaluation(seed: int) -> dict[str, Any]:
     """An image evaluation as `hydraplus train` writes it."""
-    result = evaluate_images(_problem(seed), _models(seed), latency_batch_sizes=(1, 4), seed=seed)
+    models = _models(seed)
+    result = evaluate_images(_problem(seed), models, latency_batch_sizes=(1, 4), seed=seed,
+                             members=build_members(CONFIG, models["ensemble"]))
     return {"kind": "image", "task": "classification", **result}
 
 
@@ -74,7 +76,7 @@ def _write_run(folder: Path, evaluations: list[dict[str, Any]]) -> Path:
 def test_evaluation_is_finite_json_with_every_shift(evaluations: list[dict[str, Any]]) -> None:
     evaluation = evaluations[0]
     text = json.dumps(evaluation, allow_nan=False)
-    assert set(json.loads(text)["models"]) == {"ensemble", "hydra+-2", "drop"}
+    assert list(json.loads(text)["models"]) == ["ensemble", "member", "member-best", "hydra+-2", "drop"]
     for row in evaluation["models"].values():
         assert {k: len(v) for k, v in row["shifts"].items()} == {k: 5 for k in DISTORTIONS}
         assert sum(row["reliability"]["count"]) == evaluation["problem"]["test_size"] == 15
@@ -154,7 +156,10 @@ def test_mean_std_and_cells() -> None:
 
 def test_evaluation_markdown_has_error_and_ece_per_level(evaluations: list[dict[str, Any]]) -> None:
     text = evaluation_markdown(evaluations[0])
-    assert "| ensemble | " in text and " ± " not in text
+    assert "| ensemble | " in text
+    spread = [line for line in text.splitlines() if " ± " in line and not line.startswith("One seed")]
+    assert spread and all("| member (mean ± std of 2) |" in line for line in spread)  # over members only
+    assert "| member (best: #" in text
     assert "| ECE % | drop |" in text and "| NLL | drop |" not in text
     assert "| metric | method | clean | 15° | 30° | 45° | 60° | 75° |" in text
     assert "## Out-of-distribution detection" in text and "images of flipped" in text
@@ -180,7 +185,8 @@ def test_compare_pools_seeds_and_prefixes_runs(tmp_path: Path, evaluations: list
     assert "| NLL | hydra+-2 |" in text and "![x](x.png)" in text
     assert "| ensemble | 2 | " in text
     both = load_pooled([a, b])
-    assert set(both.models) == {f"{r}/{m}" for r in "ab" for m in ("ensemble", "hydra+-2", "drop")}
+    assert set(both.models) == {f"{r}/{m}" for r in "ab"
+                                for m in ("ensemble", "member", "member-best", "hydra+-2", "drop")}
 
 
 def _toy_seed(folder: Path, error: float, epistemic: float, task: str = "classification") -> None:

@@ -6,6 +6,7 @@ Both return one prediction per member/head: ``[B, K, D]`` with D = classes
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -140,6 +141,46 @@ class Ensemble(nn.Module):
 
     def forward(self, x: Tensor, per_member: bool = False) -> Tensor:
         return self.members(x, grouped_input=per_member)
+
+    def member_state_dict(self, index: int) -> dict[str, Tensor]:
+        """Member ``index``'s weights, named as in a one-member ensemble of the same layout.
+
+        Looped: its own module's. Stacked: every tensor's ``index``-th of N equal blocks along its
+        first dimension (`hydraplus.core.batched` puts the copies there); scalars (batch norm's
+        step counters) are shared.
+        """
+        if not 0 <= index < self.size:
+            raise IndexError(f"member index {index} out of range for an ensemble of {self.size}")
+        state = self.state_dict()
+        if self.members.looped is not None:
+            prefix = f"members.looped.{index}."
+            return {"members.looped.0." + key[len(prefix):]: value
+                    for key, value in state.items() if key.startswith(prefix)}
+        out = {}
+        for key, value in state.items():
+            if value.dim() == 0:
+                out[key] = value
+            elif value.shape[0] % self.size:
+                raise ValueError(f"{key}: first dimension {value.shape[0]} does not split into "
+                                 f"{self.size} members")
+            else:
+                out[key] = value.chunk(self.size, dim=0)[index]
+        return out
+
+    def member(self, index: int, factory: Callable[[], nn.Module] | None = None) -> Ensemble:
+        """Member ``index`` alone, as a one-member ensemble of the same layout with a copy of its weights,
+        on the same device. A stacked ensemble needs ``factory`` (a fresh member of its architecture)."""
+        if self.members.looped is not None:
+            if not 0 <= index < self.size:
+                raise IndexError(f"member index {index} out of range for an ensemble of {self.size}")
+            return Ensemble([copy.deepcopy(self.members.looped[index])], batched=False)
+        if factory is None:
+            raise ValueError("a stacked ensemble's member is rebuilt from a factory of its architecture; "
+                             "pass factory=")
+        one = Ensemble.from_factory(factory, 1, batched=True)
+        one.load_state_dict(self.member_state_dict(index))
+        device = next(self.parameters(), torch.empty(0)).device
+        return one.to(device)
 
     def clip_member_grad_norms(self, max_norm: float) -> Tensor:
         """Clip each member's gradient norm to ``max_norm`` separately; returns the norms."""

@@ -10,7 +10,8 @@ from lightning.pytorch.callbacks import Callback
 
 
 class AtomicCheckpoint(Callback):
-    """Keeps ``last.ckpt`` (full training state) current every ``every`` epochs, atomically.
+    """Keeps ``last.ckpt`` (full training state) current every ``every`` epochs and at the last
+    one (the epoch cap, or an epoch after which training was told to stop), atomically.
 
     The state is captured at the end of an epoch (where Lightning resumes cleanly) into a
     temporary file, which replaces ``last.ckpt`` only once that epoch has fully finished (its
@@ -29,7 +30,7 @@ class AtomicCheckpoint(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
-        if epoch % self.every == 0 or epoch >= (trainer.max_epochs or epoch):
+        if epoch % self.every == 0 or epoch >= (trainer.max_epochs or epoch) or trainer.should_stop:
             writer = trainer.is_global_zero
             if writer:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

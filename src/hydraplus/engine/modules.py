@@ -54,6 +54,7 @@ class _TrainingModule(L.LightningModule):
         self._skip_step = False  # several processes: this step is skipped on all of them
         self._epoch_sums: dict[str, Tensor] = {}
         self._epoch_examples = 0
+        self.epoch_extras: dict[str, float] = {}  # values callbacks add to the epoch's log row
 
     @property
     def world_size(self) -> int:
@@ -134,15 +135,16 @@ class _TrainingModule(L.LightningModule):
         self._epoch_examples += batch_size
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_sums, self._epoch_examples = {}, 0
+        self._epoch_sums, self._epoch_examples, self.epoch_extras = {}, 0, {}
 
     def epoch_metrics(self) -> dict[str, float]:
-        """One CSV row per epoch: every term's example-weighted mean, skipped steps, learning rate."""
+        """One CSV row per epoch: every term's example-weighted mean, skipped steps, learning rate,
+        and what callbacks added (``val/kl`` of early stopping)."""
         out = {f"train/{name}": (total / max(self._epoch_examples, 1)).item()
                for name, total in self._epoch_sums.items()}
         out["train/skipped_steps"] = float(self.skipped_steps)
         out["train/lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
-        return out
+        return {**out, **self.epoch_extras}
 
     def _add_up_processes(self) -> None:
         """The epoch sums of every process added up (on each), so the means are the global batches'."""

@@ -7,11 +7,12 @@ import csv
 import logging
 import signal
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -64,8 +65,9 @@ def _keep_log_rows(logger: CSVLogger, last_epoch: int) -> None:
 
 def _trainer(folder: Path, label: str, epochs: int, progress: bool, accelerator: str,
              checkpoint_every: int, precision: str, devices: int, num_nodes: int,
-             strategy: str) -> tuple[L.Trainer, CSVLogger]:
-    callbacks: list = [AtomicCheckpoint(folder, checkpoint_every)]
+             strategy: str, extra: Sequence[Callback] = ()) -> tuple[L.Trainer, CSVLogger]:
+    # `extra` first: each epoch's checkpoint holds what they decided at its end (early stopping)
+    callbacks: list = [*extra, AtomicCheckpoint(folder, checkpoint_every)]
     if progress:
         callbacks.append(EpochProgress(label))
     logger = CSVLogger(folder, name="", version="log")
@@ -108,13 +110,16 @@ def fit(
     devices: int = 1,
     num_nodes: int = 1,
     strategy: str = "auto",
+    callbacks: Sequence[Callback] = (),
 ) -> L.Trainer:
     """Train ``module`` on ``data`` for ``epochs`` in ``precision`` (`hydraplus.core.precision`);
     resume from ``folder/last.ckpt`` when asked and present.
 
     ``devices`` per node × ``num_nodes`` processes train together with ``strategy`` (``auto``: DDP
     when there are several); ``data`` must then be `SeededData`, which gives each process its rows.
-    A checkpoint is resumed only with the world size it was saved with.
+    A checkpoint is resumed only with the world size it was saved with. ``callbacks`` (e.g.
+    `hydraplus.engine.early_stopping.EarlyStopping`) run before the checkpoint is taken each epoch,
+    and their state is part of it.
 
     Ctrl-C stops after Lightning's clean shutdown and is raised again as KeyboardInterrupt
     (the last finished checkpoint stays), so callers can say how to resume.
@@ -128,7 +133,7 @@ def fit(
     with _quiet_lightning():
         check_precision(precision, "cuda" if accelerator in ("gpu", "cuda") else "cpu")
         trainer, logger = _trainer(folder, label, epochs, progress, accelerator, checkpoint_every, precision,
-                                   devices, num_nodes, strategy)
+                                   devices, num_nodes, strategy, callbacks)
         if resume and last.is_file():
             state = safe_load(last)  # clear error for a corrupt or unsafe file before Lightning sees it
             if not isinstance(state, dict) or "epoch" not in state:

@@ -17,6 +17,12 @@ def build_ensemble(config: ExperimentConfig, batched: bool | None = None) -> Ens
     return _laid_out(config, ensemble)
 
 
+def build_members(config: ExperimentConfig, ensemble: Ensemble) -> list[Ensemble]:
+    """Each member of ``ensemble`` alone, as a one-member ensemble laid out as the config asks."""
+    return [_laid_out(config, ensemble.member(i, lambda: build(config.arch, "member")))
+            for i in range(ensemble.size)]
+
+
 def build_student(config: ExperimentConfig, spec: StudentSpec, batched: bool | None = None) -> nn.Module:
     """The student of ``spec``: its method's model around a fresh core and fresh heads."""
     student = get_method(spec.method).build(build(config.arch, "core"), lambda: build(config.arch, "head"),

@@ -36,6 +36,7 @@ from hydraplus.engine import cache
 from hydraplus.engine.auto_lambda import teacher_probe
 from hydraplus.engine.data import SeededData
 from hydraplus.engine.distributed import check_batches, is_rank_zero, process_rank
+from hydraplus.engine.early_stopping import EarlyStopping
 from hydraplus.engine.modules import DistillModule
 from hydraplus.engine.trainer import fit
 from hydraplus.experiments.contracts import (
@@ -50,6 +51,7 @@ from hydraplus.experiments.contracts import (
     read_targets,
     read_teacher,
 )
+from hydraplus.experiments.members import member_scores
 from hydraplus.io import atomic_torch_save
 from hydraplus.methods import get_method
 from hydraplus.models.zoo import STUDENT_FORMS, Split, cut_member, fresh_copy
@@ -232,6 +234,8 @@ class Distilled:
     folder: Path | None = None
     precision: str = "32"
     metrics: dict[str, Any] | None = None  # from `evaluate`, when `distil` was given ``val``
+    early_stopping: dict[str, Any] | None = None  # what early stopping decided (EarlyStopping.record)
+    member_validation: dict[str, list[float]] | None = None  # each member's validation error (RMSE) and NLL
 
     def predict(self, x: Any, batch_size: int = 1024) -> dict[str, Tensor]:
         """Mean prediction (``probs``, or ``mean`` and ``variance``) and the predictive, aleatoric and
@@ -277,7 +281,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
            members: int | None = None, regression_output: str | None = None,
            progress: bool = False, precision: str = "32",
            channels_last: bool = True, compile: bool = False, record: dict[str, Any] | None = None,
-           devices: int = 1, num_nodes: int = 1, strategy: str = "auto", **settings: Any) -> Distilled:
+           devices: int = 1, num_nodes: int = 1, strategy: str = "auto", patience: int | None = 5,
+           val_fraction: float = 0.1, **settings: Any) -> Distilled:
     """Distil ``teacher`` into a student trained with ``method`` on ``train``; see the module doc.
 
     ``student`` is an nn.Module returning ``[B, M, D]``, a ``(core, head_factory)`` pair, or a
@@ -312,6 +317,12 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     anything is written: an ``out`` that already holds a run needs ``resume`` (continue it) or
     ``overwrite`` (replace it; only a hydraplus run is ever deleted).
 
+    Early stopping (docs/method.md#early-stopping): ``val_fraction`` of ``train`` (seeded by ``seed``)
+    is held out, and training stops once ``patience`` epochs in a row have not lowered the KL from the
+    teacher's predictive distribution to the student's on it; ``epochs`` is the cap and the best
+    epoch's weights are kept (`Distilled.early_stopping` records it). ``patience=None`` trains all
+    ``epochs`` on all of ``train``.
+
     ``devices`` per node × ``num_nodes`` processes train together with ``strategy`` (``auto``: DDP on
     several; `hydraplus.engine.distributed`). Each runs this whole call (Lightning starts the others
     by running the calling script again); the batch size is the global one, ``out`` is needed and
@@ -344,7 +355,10 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         raise ValueError("without student=, the student is cut from the first member, which needs a member "
                          "that returns a tensor; these return tuples, dicts or objects: pass student= (an "
                          "nn.Module returning [B, M, D], or a (core, head_factory) pair)")
-    spec = _spec(task, module.members, method, heads, lam, epochs, settings)
+    spec = _spec(task, module.members, method, heads, lam, epochs, {**settings, "patience": patience})
+    x_val = y_val = None
+    if spec.patience is not None:
+        (x, y), (x_val, y_val) = holdout(x, y, val_fraction, seed)
     trainer_settings.check_batch_size(spec.batch_size, "distil batch_size")
     check_batches(len(x), spec.batch_size, world_size, "distil")
     x_ood = None if ood is None else ood_inputs(ood)
@@ -367,18 +381,26 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         if write:
             prepare_out_dir(folder, resume, overwrite)
         start_run(folder, spec, task, list(x.shape[1:]), seed=seed, precision=precision, record=record,
-                  resume=resume, world_size=world_size, write=write)
+                  resume=resume, world_size=world_size, write=write,
+                  val_fraction=None if spec.patience is None else val_fraction)
     targets = cache.TeacherOutputs(module, x, folder / "cache" if _cacheable(inner) else None)
     data = SeededData((x, y), spec.batch_size, seed, names=("train inputs", "train targets"), extra=targets)
     engine = DistillModule(student_model, spec.method, task, spec, probe=probe_set)
+    stopping, member_validation = None, None
+    if x_val is not None and y_val is not None and spec.patience is not None:
+        teacher_val = predict(module, x_val, precision=precision)
+        stopping = EarlyStopping(x_val, teacher_val, task, spec.patience, precision=precision)
+        member_validation = member_scores(teacher_val, y_val, task)
     start = time.perf_counter()
     trainer = fit(engine, data, folder=folder / spec.name, label=spec.name, epochs=spec.epochs,
                   progress=progress, accelerator="gpu" if str(device).startswith("cuda") else "cpu",
-                  resume=resume, precision=precision, devices=devices, num_nodes=num_nodes, strategy=strategy)
+                  resume=resume, precision=precision, devices=devices, num_nodes=num_nodes, strategy=strategy,
+                  callbacks=[] if stopping is None else [stopping])
     seconds = time.perf_counter() - start
     student_model.cpu()
     result = Distilled(student_model, spec, task, module.cpu(), seconds, folder if out is not None else None,
-                       precision)
+                       precision, early_stopping=None if stopping is None else stopping.record(spec.epochs),
+                       member_validation=member_validation)
     if not trainer.is_global_zero:
         return result
     if out is not None:
@@ -411,6 +433,22 @@ def _val_data(val: Any, task: str, num_classes: int) -> tuple[Tensor, Tensor]:
     y = read_targets(y, "val", num_classes, task)[1]
     check_dataset(x, y, task, num_classes, "val")
     return x, y
+
+
+def holdout(x: Tensor, y: Tensor, fraction: float, seed: int
+            ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """``((x_train, y_train), (x_val, y_val))``: a seeded ``fraction`` of the examples held out for
+    validation (both parts keep the original order)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        raise ValueError(f"val_fraction must be a number in (0, 1), got {fraction!r}")
+    n_val = round(fraction * len(x))
+    if n_val < 2 or len(x) - n_val < 1:
+        raise ValueError(f"distil: early stopping holds out val_fraction={fraction:g} of the {len(x)} "
+                         f"training examples ({n_val}), but needs at least 2 for validation and 1 for "
+                         "training; pass more data, a larger val_fraction, or patience=None")
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    val, train = order[:n_val].sort().values, order[n_val:].sort().values
+    return (x[train], y[train]), (x[val], y[val])
 
 
 def _cacheable(module: nn.Module) -> bool:

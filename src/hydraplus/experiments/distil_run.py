@@ -4,9 +4,10 @@ config of registered architectures, so the folder keeps the student and the teac
 ``torch.export`` programs (dynamic batch size, checked against the modules when written)::
 
     OUT/config.json              kind "distil", task, student (its name), method, spec, seed,
-                                 precision, input_shape, versions and the caller's record (e.g.
-                                 the inputs' normalisation); written when training starts and
-                                 completed with train_seconds and programs when it ends
+                                 precision, input_shape, val_fraction (early stopping), versions
+                                 and the caller's record (e.g. the inputs' normalisation); written
+                                 when training starts and completed with train_seconds, programs,
+                                 early_stopping and member_validation when it ends
     OUT/<student>/model.pt       the student's weights; last.ckpt: its training state (resume)
     OUT/<student>/student.pt2    its method's export view (EnDD: the Dirichlet concentrations)
     OUT/teacher.pt2              the teacher; absent when torch.export cannot trace it (e.g. a
@@ -41,7 +42,7 @@ KIND = "distil"
 CONFIG = "config.json"
 STUDENT_PROGRAM = "student.pt2"
 TEACHER_PROGRAM = "teacher.pt2"
-SAME_ON_RESUME = ("kind", "task", "student", "spec", "seed", "input_shape")
+SAME_ON_RESUME = ("kind", "task", "student", "spec", "seed", "input_shape", "val_fraction")
 
 
 def _first_line(err: BaseException) -> str:
@@ -75,13 +76,13 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 def start_run(folder: Path, spec: StudentSpec, task: str, input_shape: list[int], *, seed: int,
               precision: str, record: Mapping[str, Any] | None, resume: bool, world_size: int = 1,
-              write: bool = True) -> None:
+              write: bool = True, val_fraction: float | None = None) -> None:
     """Write ``config.json`` as training starts (``record``'s keys first; the run's own win); with
     ``resume`` refuse a folder whose saved run differs in its student, data, seed or world size
     (processes). On several processes each checks and global rank 0 alone (``write``) writes."""
     meta = {**dict(record or {}), "kind": KIND, "task": task, "student": spec.name, "method": spec.method,
             "spec": spec.to_dict(), "seed": seed, "precision": precision, "input_shape": input_shape,
-            "world_size": world_size, "versions": versions()}
+            "world_size": world_size, "versions": versions(), "val_fraction": val_fraction}
     meta = json.loads(json.dumps(meta))  # as it reads back
     path = Path(folder) / CONFIG
     if resume and path.is_file():
@@ -115,7 +116,8 @@ def finish_run(result: Distilled, example: Tensor) -> None:
     except Exception as err:  # whatever torch.export cannot trace: the student is still usable alone
         teacher, meta["teacher_not_exported"] = None, _first_line(err)
         (folder / TEACHER_PROGRAM).unlink(missing_ok=True)
-    meta.update(train_seconds=result.train_seconds, programs={"student": student, "teacher": teacher})
+    meta.update(train_seconds=result.train_seconds, programs={"student": student, "teacher": teacher},
+                early_stopping=result.early_stopping, member_validation=result.member_validation)
     atomic_write_text(folder / CONFIG, json.dumps(meta, indent=2))
 
 
@@ -170,7 +172,8 @@ def _load(run_dir: Path) -> tuple[dict[str, Any], Distilled]:
     model = get_method(spec.method).from_export_view(load_program(run_dir / programs["student"]), spec)
     teacher = None if programs["teacher"] is None else load_program(run_dir / programs["teacher"])
     return meta, Distilled(model, spec, meta["task"], teacher, meta["train_seconds"], run_dir,
-                           meta["precision"])
+                           meta["precision"], early_stopping=meta.get("early_stopping"),
+                           member_validation=meta.get("member_validation"))
 
 
 def load_distilled(run_dir: str | Path) -> Distilled:

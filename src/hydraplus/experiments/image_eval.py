@@ -11,7 +11,11 @@ The result is plain JSON data::
      "models": {name: {"clean": {...}, "shifts": {kind: [level 1, ..., level 5]}, "ood": {...},
                        "profile": {...}, "reliability": {...}, "risk_coverage": {...},
                        "fidelity": {"clean": {...}, "shifts": {kind: [...]}},  # not the ensemble
-                       "shift_histograms": {...}}}}
+                       "shift_histograms": {...}, "early_stopping": {...}}},  # a stopped student's
+     "members": {"count", "best", "selected_by", "scores", "rows": [each member's row]}}
+
+``models`` has the rows ``member`` (mean over the members) and ``member-best`` after the ensemble
+(`hydraplus.experiments.members`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from hydraplus.core.uncertainty import classification_uncertainty, histogram, lo
 from hydraplus.data.images import ImageProblem
 from hydraplus.data.problem import Problem
 from hydraplus.data.shift import DISTORTIONS, SHIFTS, distort_images
+from hydraplus.experiments.members import member_outputs, member_scores, summarize, with_members
 
 UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
 HISTOGRAM_SHIFT = ("vertical", 3)  # the paper's 30% vertical shift
@@ -65,6 +70,12 @@ def calibrated(model: nn.Module, problem: Problem, logits: Tensor, precision: st
         return {}
     with torch.random.fork_rng(devices=[]):
         val_logits = predict(model, problem.x_val, precision=precision)
+    return calibrated_from(val_logits, problem, logits)
+
+
+def calibrated_from(val_logits: Tensor, problem: Problem, logits: Tensor) -> dict[str, float]:
+    """`calibrated` from a model's outputs on the validation split (each member's slice of the
+    ensemble's, for the member rows)."""
     return temperature_metrics(log_predictive(val_logits), problem.y_val, log_predictive(logits),
                                problem.y_test, RELIABILITY_BINS)
 
@@ -101,17 +112,44 @@ def _shift_histograms(uncertainty: dict[str, dict[str, Tensor]], upper: float) -
     return out
 
 
+def _clean_row(logits: Tensor, target: Tensor, num_classes: int, reference: Tensor | None,
+               probe_logits: Tensor | None, calibration: dict[str, float]) -> dict[str, Any]:
+    """Clean metrics (with the ``calibration`` ones, `calibrated`), reliability, risk-coverage, fidelity
+    to ``reference`` (the ensemble's logits; None for the ensemble itself) and OOD detection with
+    ``probe_logits``."""
+    row: dict[str, Any] = {"clean": {**image_metrics(logits, target, num_classes), **calibration},
+                           "reliability": reliability(logits, target),
+                           "risk_coverage": risk_coverage(logits, target)}
+    if reference is not None:
+        row["fidelity"] = {"clean": fidelity(logits, reference)}
+    if probe_logits is not None:
+        row["ood"] = ood_detection(logits, probe_logits)
+    return row
+
+
+def _shifted(row: dict[str, Any], kind: str, logits: Tensor, target: Tensor, num_classes: int,
+             reference: Tensor | None) -> None:
+    """Append one shift level's metrics (and fidelity to ``reference``) to ``row``."""
+    row.setdefault("shifts", {}).setdefault(kind, []).append(image_metrics(logits, target, num_classes))
+    if reference is not None:
+        row["fidelity"].setdefault("shifts", {}).setdefault(kind, []).append(fidelity(logits, reference))
+
+
 def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shifts: bool = True,
                     latency: bool = True, latency_batch_sizes: Sequence[int] = LATENCY_BATCH_SIZES,
                     train_seconds: dict[str, float] | None = None, seed: int = 0,
-                    precision: str = "32") -> dict[str, Any]:
+                    precision: str = "32", members: Sequence[nn.Module] | None = None,
+                    early_stopping: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Evaluate ``models`` (one must be the ``ensemble``) on the problem's test set, in ``precision``.
 
     ``shifts`` adds the six distortions (`DISTORTIONS`) at five levels, Gaussian noise drawn from
     ``seed``, and the vertical-shift histograms; OOD detection needs ``problem.x_probe``. Every
     other model's fidelity to the ensemble is measured on the same inputs. Sampling students draw
     from a generator seeded with ``seed`` (the caller's random state is left untouched). Models run
-    on their own device.
+    on their own device. Each member is scored alone from its slice of the ensemble's outputs
+    (`hydraplus.experiments.members`): rows ``member`` and ``member-best`` and, under ``members``,
+    every member's row; ``members`` (each a one-member model, `Ensemble.member`) adds their cost.
+    ``early_stopping`` records (per student) are kept in the students' rows.
     """
     if "ensemble" not in models:
         raise ValueError("evaluate_images needs the 'ensemble' among the models")
@@ -124,42 +162,65 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
     results: dict[str, dict[str, Any]] = {name: {} for name in models}
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        reference = None
+        reference: Tensor | None = None
+        reference_probe: Tensor | None = None
         for name in order:
-            model, row = models[name], results[name]
+            model = models[name]
             logits = predict(model, problem.x_test, precision=precision)
-            row["clean"] = {**image_metrics(logits, problem.y_test, num_classes),
-                            **calibrated(model, problem, logits, precision)}
-            row["reliability"] = reliability(logits, problem.y_test)
-            row["risk_coverage"] = risk_coverage(logits, problem.y_test)
+            probe = None if problem.x_probe is None else predict(model, problem.x_probe, precision=precision)
+            results[name].update(_clean_row(logits, problem.y_test, num_classes, reference, probe,
+                                            calibrated(model, problem, logits, precision)))
             if reference is None:
-                reference = logits
-            else:
-                row["fidelity"] = {"clean": fidelity(logits, reference)}
-            if problem.x_probe is not None:
-                row["ood"] = ood_detection(logits, predict(model, problem.x_probe, precision=precision))
-            row["profile"] = profile_model(model, problem.x_test[:1], batch_sizes, precision=precision)
+                reference, reference_probe = logits, probe
+            results[name]["profile"] = profile_model(model, problem.x_test[:1], batch_sizes,
+                                                     precision=precision)
             if train_seconds and name in train_seconds:
-                row["train_seconds"] = train_seconds[name]
+                results[name]["train_seconds"] = train_seconds[name]
+            if early_stopping and name in early_stopping:
+                results[name]["early_stopping"] = early_stopping[name]
+        assert reference is not None
+        val_logits = (predict(models["ensemble"], problem.x_val, precision=precision) if len(problem.x_val)
+                      else None)
+        member_rows = []
+        for i, out in enumerate(member_outputs(reference)):
+            probe = None if reference_probe is None else reference_probe[:, i : i + 1]
+            calibration = ({} if val_logits is None
+                           else calibrated_from(val_logits[:, i : i + 1], problem, out))
+            member_rows.append(_clean_row(out, problem.y_test, num_classes, reference, probe, calibration))
         if shifts:
             shifted_unc: dict[str, dict[str, Tensor]] = {}
+            member_unc: dict[str, dict[str, Tensor]] = {}
             for kind, magnitudes in DISTORTIONS.items():
                 for level in range(1, len(magnitudes) + 1):
                     x = problem.normalize(distort_images(problem.x_test_raw, kind, level, seed))
-                    reference = None
+                    ensemble_logits: Tensor | None = None
                     for name in order:
                         logits = predict(models[name], x, precision=precision)
-                        metrics = image_metrics(logits, problem.y_test, num_classes)
-                        results[name].setdefault("shifts", {}).setdefault(kind, []).append(metrics)
-                        if reference is None:
-                            reference = logits
-                        else:
-                            shifted = results[name]["fidelity"].setdefault("shifts", {})
-                            shifted.setdefault(kind, []).append(fidelity(logits, reference))
+                        _shifted(results[name], kind, logits, problem.y_test, num_classes, ensemble_logits)
+                        if ensemble_logits is None:
+                            ensemble_logits = logits
                         if (kind, level) == HISTOGRAM_SHIFT:
                             shifted_unc[name] = classification_uncertainty(logits)
+                    assert ensemble_logits is not None
+                    for i, out in enumerate(member_outputs(ensemble_logits)):
+                        _shifted(member_rows[i], kind, out, problem.y_test, num_classes, ensemble_logits)
+                        if (kind, level) == HISTOGRAM_SHIFT:
+                            member_unc[str(i)] = classification_uncertainty(out)
             for name, entry in _shift_histograms(shifted_unc, upper).items():
                 results[name]["shift_histograms"] = entry
+            member_unc["ensemble"] = shifted_unc["ensemble"]
+            for i, entry in _shift_histograms(member_unc, upper).items():
+                if i != "ensemble":
+                    member_rows[int(i)]["shift_histograms"] = entry
+    for i, model in enumerate(members or []):  # deterministic members: no random numbers drawn
+        member_rows[i]["profile"] = profile_model(model, problem.x_test[:1], batch_sizes, precision=precision)
+    if val_logits is not None:
+        scores = member_scores(val_logits, problem.y_val, "classification")
+        selected_by = f"validation error ({len(problem.x_val):,} images; ties: validation NLL)"
+    else:
+        scores = {key: [row["clean"][key] for row in member_rows] for key in ("error", "nll")}
+        selected_by = "test error (no validation split; ties: test NLL)"
+    member_models, member_record = summarize(member_rows, scores, selected_by)
     hist_kind, hist_level = HISTOGRAM_SHIFT
     described = {"name": problem.name, "num_classes": num_classes, "test_size": len(problem.x_test),
                  "probe_name": problem.probe_name,
@@ -177,5 +238,6 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
                      "ece_adaptive_bins": RELIABILITY_BINS, "val_size": len(problem.x_val),
                      "risk_coverage_points": RISK_COVERAGE_POINTS, "fidelity_reference": "ensemble",
                      "latency_batch_sizes": batch_sizes, "seed": seed},
-        "models": {name: results[name] for name in models},
+        "models": with_members({name: results[name] for name in models}, member_models),
+        "members": member_record,
     }

@@ -7,7 +7,8 @@ Run folder layout::
     RUN/ensemble/model.pt      weights (state dict, weights-only loadable)
     RUN/ensemble/last.ckpt     full training state (resume)
     RUN/ensemble/log/metrics.csv  every loss term per epoch
-    RUN/<student>/...          the same per student
+    RUN/<student>/...          the same per student; with early stopping (``patience``) also
+                               early_stopping.json: the epoch whose weights model.pt holds
     RUN/cache/                 teacher outputs on the training set (memory-mapped, keyed by
                                a hash of the teacher weights and the data)
 
@@ -33,6 +34,7 @@ from torch import nn
 import hydraplus
 from hydraplus.config import ConfigWarning, ExperimentConfig, StudentSpec, parse_config
 from hydraplus.core.containers import Ensemble
+from hydraplus.core.predict import predict
 from hydraplus.data.augment import Augmentation
 from hydraplus.data.probe import off_data_probe
 from hydraplus.data.problem import Problem
@@ -40,6 +42,7 @@ from hydraplus.engine import cache
 from hydraplus.engine.auto_lambda import teacher_probe
 from hydraplus.engine.data import SeededAugment, SeededData
 from hydraplus.engine.distributed import check_batches, check_world_size, is_rank_zero
+from hydraplus.engine.early_stopping import EarlyStopping
 from hydraplus.engine.modules import DistillModule, EnsembleModule
 from hydraplus.engine.trainer import fit
 from hydraplus.experiments.builders import build_ensemble, build_student
@@ -62,6 +65,7 @@ class TrainedModels:
     specs: dict[str, StudentSpec] = field(default_factory=dict)
     train_seconds: dict[str, float] = field(default_factory=dict)
     skipped_steps: dict[str, int] = field(default_factory=dict)
+    early_stopping: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stopped student
 
     def all(self) -> dict[str, nn.Module]:
         return {"ensemble": self.ensemble, **self.students}
@@ -143,12 +147,16 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
                   teacher_outputs: torch.Tensor | cache.TeacherOutputs | None, folder: Path, seed: int, *,
                   teacher: Ensemble | None = None, progress: bool = True,
                   accelerator: str = "cpu", resume: bool = False,
-                  checkpoint_every: int = 1) -> tuple[nn.Module, float, int]:
+                  checkpoint_every: int = 1,
+                  teacher_val: torch.Tensor | None = None) -> tuple[nn.Module, float, int]:
     """Distil the teacher into the student of ``spec``.
 
     Without augmentation the student learns from ``teacher_outputs`` (one row per training
     example; a `cache.TeacherOutputs` is computed in the fit, by global rank 0 only); with
-    ``spec.augment`` the ``teacher`` runs on every augmented batch.
+    ``spec.augment`` the ``teacher`` runs on every augmented batch. With ``spec.patience`` the
+    student stops early on its validation KL to the teacher (``teacher_val``: the teacher's outputs
+    on the validation inputs, else computed here) and ends with its best epoch's weights, recorded in
+    ``early_stopping.json``.
     """
     folder = Path(folder)
     check_dataset(problem.x_train, problem.y_train, config.task, problem.num_outputs, "train")
@@ -187,10 +195,12 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
                            teacher=teacher if augment is not None else None, augment=augment, probe=probe)
     data = SeededData(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"), names=names,
                       extra=extra)
+    stopping = _early_stopping(config, spec, problem, teacher, teacher_val)
     start = time.perf_counter()
     trainer = fit(module, data, folder=folder, label=f"{problem.name}/{spec.name}", epochs=spec.epochs,
                   progress=progress, accelerator=accelerator, resume=resume,
-                  checkpoint_every=checkpoint_every, precision=config.precision, **asdict(config.trainer))
+                  checkpoint_every=checkpoint_every, precision=config.precision,
+                  callbacks=[] if stopping is None else [stopping], **asdict(config.trainer))
     seconds = time.perf_counter() - start
     student.cpu()
     if teacher is not None:
@@ -198,6 +208,8 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
     if not trainer.is_global_zero:
         return student, seconds, module.skipped_steps
     atomic_torch_save(student.state_dict(), folder / "model.pt")
+    if stopping is not None:
+        atomic_write_text(folder / EARLY_STOPPING, json.dumps(stopping.record(spec.epochs), indent=2))
     if module.auto_lambda is not None:
         atomic_write_text(folder / "auto_lambda.json", json.dumps({
             "start": spec.lam.value, "final": module.auto_lambda.value,
@@ -206,6 +218,31 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
             "probe": "off-data points made from the training inputs (hydraplus.data.probe)",
             "per_epoch": "log/metrics.csv: train/lambda"}, indent=2))
     return student, seconds, module.skipped_steps
+
+
+EARLY_STOPPING = "early_stopping.json"
+
+
+def _early_stopping(config: ExperimentConfig, spec: StudentSpec, problem: Problem, teacher: Ensemble | None,
+                    teacher_val: torch.Tensor | None) -> EarlyStopping | None:
+    """The early-stopping callback of a student with ``patience`` (None without)."""
+    if spec.patience is None:
+        return None
+    if len(problem.x_val) < 2:
+        raise ValueError(f"student {spec.name}: early stopping (patience) needs a validation split of at "
+                         f"least 2 inputs; {problem.name} has {len(problem.x_val)}")
+    if teacher_val is None:
+        if teacher is None:
+            raise ValueError(f"student {spec.name}: early stopping needs the teacher "
+                             "(or its validation outputs)")
+        teacher_val = predict(teacher, problem.x_val, precision=config.precision)
+    return EarlyStopping(problem.x_val, teacher_val, config.task, spec.patience, precision=config.precision)
+
+
+def read_early_stopping(folder: Path) -> dict[str, Any] | None:
+    """A student folder's early-stopping record, or None (trained for all its epochs)."""
+    path = Path(folder) / EARLY_STOPPING
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, seed: int = 0, *,
@@ -251,15 +288,21 @@ def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, see
     teacher_outputs = None
     if any(spec.augment is None for spec in specs):  # augmented students run the teacher instead
         teacher_outputs = cache.TeacherOutputs(ensemble, problem.x_train, run_dir / "cache")
+    teacher_val = None  # the teacher's validation outputs, once for every early-stopping student
+    if any(spec.patience is not None for spec in specs) and len(problem.x_val):
+        teacher_val = predict(ensemble, problem.x_val, precision=config.precision)
     for spec in specs:
         student, seconds, skipped = train_student(
             config, spec, problem, teacher_outputs, run_dir / spec.name, seed, teacher=ensemble,
             progress=progress, accelerator=accelerator, resume=resume,
-            checkpoint_every=checkpoint_every)
+            checkpoint_every=checkpoint_every, teacher_val=teacher_val)
         models.students[spec.name] = student
         models.specs[spec.name] = spec
         models.train_seconds[spec.name] = seconds
         models.skipped_steps[spec.name] = skipped
+        record = read_early_stopping(run_dir / spec.name) if rank_zero else None
+        if record is not None:
+            models.early_stopping[spec.name] = record
     return problem, models
 
 
@@ -325,4 +368,7 @@ def load_trained(run_dir: Path) -> tuple[dict[str, Any], ExperimentConfig, Train
         student = build_student(config, spec, _saved_layout(state))
         student.load_state_dict(state)
         models.students[spec.name], models.specs[spec.name] = student, spec
+        record = read_early_stopping(run_dir / spec.name)
+        if record is not None:
+            models.early_stopping[spec.name] = record
     return meta, config, models

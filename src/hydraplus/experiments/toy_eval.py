@@ -1,10 +1,12 @@
 """Evaluate every model of a toy run: test metrics (classification: also selective prediction and
 temperature scaling fitted on the validation split; regression: also central-interval coverage),
-off-data uncertainty, cost, and how close each student's uncertainty histograms are to the ensemble's."""
+off-data uncertainty, cost, and how close each student's uncertainty histograms are to the ensemble's;
+each member alone too."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,8 @@ from hydraplus.core.uncertainty import (
     total_variation,
 )
 from hydraplus.data.toy import REGRESSION_RANGE, ToyProblem
-from hydraplus.experiments.image_eval import calibrated
+from hydraplus.experiments.image_eval import calibrated, calibrated_from
+from hydraplus.experiments.members import member_outputs, member_scores, summarize, with_members
 
 OFF_DATA_DISTANCE = 5.0
 UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
@@ -32,9 +35,10 @@ UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
 class ToyEvaluation:
     """Per-model metrics plus the probe-set uncertainties used by the figures."""
 
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    probe: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probe: dict[str, dict[str, Tensor]] = field(default_factory=dict)  # the models', not the members'
     off_data: Tensor | None = None
+    members: dict[str, Any] | None = None  # every member's row and how the best was chosen
 
 
 def off_data_mask(problem: ToyProblem) -> Tensor:
@@ -55,54 +59,96 @@ def _probe_uncertainty(problem: ToyProblem, out: Tensor) -> dict[str, Tensor]:
 
 def evaluate_toy(problem: ToyProblem, models: dict[str, nn.Module],
                  train_seconds: dict[str, float] | None = None, seed: int = 0,
-                 precision: str = "32") -> ToyEvaluation:
+                 precision: str = "32", members: Sequence[nn.Module] | None = None,
+                 early_stopping: dict[str, dict[str, Any]] | None = None) -> ToyEvaluation:
     """Evaluate ``models`` (one must be the ensemble) on the toy problem.
 
     Sampling students draw from the seeded generator, so an evaluation is repeatable and
-    leaves the caller's random state untouched.
+    leaves the caller's random state untouched. Each member is scored alone from its slice of the
+    ensemble's outputs (`hydraplus.experiments.members`): rows ``member`` and ``member-best`` after
+    the ensemble, and every member's row in `ToyEvaluation.members`; ``members`` (each a one-member
+    model, `Ensemble.member`) adds their parameters and FLOPs. ``early_stopping`` records (per
+    student) are kept in the students' rows.
     """
     if "ensemble" not in models:
         raise ValueError("evaluate_toy needs the 'ensemble' among the models")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return _evaluate(problem, models, train_seconds, precision)
+        return _evaluate(problem, models, train_seconds, precision, members, early_stopping or {})
 
 
-def _evaluate(problem: ToyProblem, models: dict[str, nn.Module],
-              train_seconds: dict[str, float] | None, precision: str) -> ToyEvaluation:
-    result = ToyEvaluation(off_data=off_data_mask(problem))
-    example = problem.x_test[:1]
-    for name, model in models.items():
+def _scores(problem: ToyProblem, out: Tensor, probe_out: Tensor, off_data: Tensor,
+            calibration: dict[str, float]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """One model's test metrics (with the ``calibration`` ones, `calibrated`) and off-data uncertainty
+    from its test and probe outputs."""
+    if problem.task == "classification":
+        test: ClassificationMetrics | RegressionMetrics = ClassificationMetrics(problem.num_outputs)
+    else:
+        test = RegressionMetrics()
+    test.update(out, problem.y_test)
+    row: dict[str, Any] = test.compute()
+    if problem.task == "classification":
+        row.update(selective_metrics(out, problem.y_test))
+        row.update(calibration)
+    unc = _probe_uncertainty(problem, probe_out)
+    row["offdata_epistemic"] = unc["epistemic"][off_data].mean().item()
+    row["ondata_epistemic"] = unc["epistemic"][~off_data].mean().item()
+    if problem.task == "regression" and problem.y_probe is not None:
+        oor = RegressionMetrics()
+        oor.update(probe_out, problem.y_probe)
+        row.update({f"oor_{k}": v for k, v in oor.compute().items() if k in ("rmse", "nll")})
+    return row, unc
+
+
+def _add_tv(problem: ToyProblem, row: dict[str, Any], unc: dict[str, Tensor],
+            reference: dict[str, Tensor]) -> None:
+    """The total variation between each of the model's uncertainty histograms and the ensemble's."""
+    for kind in UNCERTAINTIES:
         if problem.task == "classification":
-            test = ClassificationMetrics(problem.num_outputs)
+            upper = math.log(problem.num_outputs)
         else:
-            test = RegressionMetrics()
+            upper = max(reference[kind].max().item(), unc[kind].max().item(), 1e-12)
+        row[f"tv_{kind}"] = total_variation(unc[kind], reference[kind], upper)
+
+
+def _evaluate(problem: ToyProblem, models: dict[str, nn.Module], train_seconds: dict[str, float] | None,
+              precision: str, members: Sequence[nn.Module] | None,
+              early_stopping: dict[str, dict[str, Any]]) -> ToyEvaluation:
+    result = ToyEvaluation(off_data=off_data_mask(problem))
+    assert result.off_data is not None
+    example = problem.x_test[:1]
+    outputs: dict[str, tuple[Tensor, Tensor]] = {}
+    for name, model in models.items():
         out = predict(model, problem.x_test, precision=precision)
-        test.update(out, problem.y_test)
-        row: dict[str, Any] = test.compute()
-        if problem.task == "classification":
-            row.update(selective_metrics(out, problem.y_test))
-            row.update(calibrated(model, problem, out, precision))
         probe_out = predict(model, problem.x_probe, precision=precision)
-        unc = _probe_uncertainty(problem, probe_out)
-        result.probe[name] = unc
-        row["offdata_epistemic"] = unc["epistemic"][result.off_data].mean().item()
-        row["ondata_epistemic"] = unc["epistemic"][~result.off_data].mean().item()
-        if problem.task == "regression" and problem.y_probe is not None:
-            oor = RegressionMetrics()
-            oor.update(probe_out, problem.y_probe)
-            row.update({f"oor_{k}": v for k, v in oor.compute().items() if k in ("rmse", "nll")})
+        calibration = calibrated(model, problem, out, precision) if problem.task == "classification" else {}
+        row, result.probe[name] = _scores(problem, out, probe_out, result.off_data, calibration)
+        outputs[name] = (out, probe_out)
         row["params"] = count_params(model)
         row["flops"] = count_flops(model, example)
         if train_seconds and name in train_seconds:
             row["train_seconds"] = train_seconds[name]
+        if name in early_stopping:
+            row["early_stopping"] = early_stopping[name]
         result.metrics[name] = row
     reference = result.probe["ensemble"]
     for name, unc in result.probe.items():
-        for kind in UNCERTAINTIES:
-            if problem.task == "classification":
-                upper = math.log(problem.num_outputs)
-            else:
-                upper = max(reference[kind].max().item(), unc[kind].max().item(), 1e-12)
-            result.metrics[name][f"tv_{kind}"] = total_variation(unc[kind], reference[kind], upper)
+        _add_tv(problem, result.metrics[name], unc, reference)
+    member_rows = []
+    out, probe_out = outputs["ensemble"]
+    val_out = predict(models["ensemble"], problem.x_val, precision=precision)
+    for i, (member_out, member_probe) in enumerate(zip(member_outputs(out), member_outputs(probe_out),
+                                                        strict=True)):
+        calibration = (calibrated_from(val_out[:, i : i + 1], problem, member_out)
+                       if problem.task == "classification" else {})
+        row, unc = _scores(problem, member_out, member_probe, result.off_data, calibration)
+        if members is not None:
+            row["params"], row["flops"] = count_params(members[i]), count_flops(members[i], example)
+        _add_tv(problem, row, unc, reference)
+        member_rows.append(row)
+    scores = member_scores(val_out, problem.y_val, problem.task)
+    unit = "error" if problem.task == "classification" else "RMSE"
+    selected_by = f"validation {unit} ({len(problem.x_val)} points; ties: validation NLL)"
+    rows, result.members = summarize(member_rows, scores, selected_by)
+    result.metrics = with_members(result.metrics, rows)
     return result

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydraplus.experiments.members import MEMBER
 from hydraplus.report.distil import distil_tables
 from hydraplus.report.markdown import TOY_COLUMNS, toy_extra, toy_table
+from hydraplus.report.members import POOLED_NOTE, member_note, single_run
 from hydraplus.report.metric_columns import CALIBRATION_INTRO, calibration_columns
 from hydraplus.report.tables import Column, Getter, Row, at, cell, get, mean_std, table
 
@@ -207,7 +209,8 @@ def cost_columns(pooled: Pooled) -> list[Column]:
     """Latency per batch size and training time."""
     columns = [Column(f"latency b{b} ms", at("profile", f"latency_b{b}_s"), 1e3, ".2f")
                for b in pooled.settings.get("latency_batch_sizes", [])]
-    return [*columns, Column("train s", at("train_seconds"), fmt=".1f")]
+    return [*columns, Column("train s", at("train_seconds"), fmt=".1f"),
+            Column("best epoch", at("early_stopping", "best_epoch"), fmt=".1f")]
 
 
 def shift_label(kind: str, magnitude: float) -> str:
@@ -323,15 +326,19 @@ def evaluation_markdown(evaluation: dict[str, Any]) -> str:
     """``evaluation.md`` of one run: the demo's table (toy runs), or per model its clean metrics,
     uncertainty and cost, then error/ECE per shift level (image runs), or the teacher beside its
     student (distil runs)."""
+    members = evaluation.get("members")
     if evaluation["kind"] == "toy":
-        rows = {name: [row] for name, row in evaluation["models"].items()}
-        return "\n\n".join([toy_table(evaluation["models"], evaluation["task"]),
+        rows = single_run(evaluation["models"], members)
+        note = [member_note(members)] if members else []
+        return "\n\n".join([toy_table(evaluation["models"], evaluation["task"], members), *note,
                             *toy_extra(rows, evaluation["task"])]) + "\n"
     pooled = pool({"run": [evaluation]})
+    pooled.models = single_run(evaluation["models"], members)
+    note = f" {member_note(members)}" if members else ""
     if pooled.kind == "distil":
-        return _distil_markdown(pooled, "Evaluation", f"One seed; {_test_set(pooled)}.", seeds=False)
+        return _distil_markdown(pooled, "Evaluation", f"One seed; {_test_set(pooled)}.{note}", seeds=False)
     intro = (f"One seed; {_test_set(pooled)}. {UNITS} TV is the total variation between a model's "
-             "uncertainty histogram under the shift and the ensemble's (0 = identical, 1 = disjoint).")
+             f"uncertainty histogram under the shift and the ensemble's (0 = identical, 1 = disjoint).{note}")
     return results_markdown(pooled, "Evaluation", intro, SHIFT_METRICS[:2],
                             fidelity_metrics=FIDELITY_METRICS[:2])
 
@@ -341,18 +348,19 @@ def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
     or one table of the demo report's columns over seeds (toy runs), or the teachers beside their
     students over seeds (distil runs)."""
     runs = ", ".join(f"{label} ({n} seed{'s' * (n != 1)})" for label, n in pooled.runs.items())
+    note = f" {POOLED_NOTE}" if any(name.split("/")[-1] == MEMBER for name in pooled.models) else ""
     if pooled.kind == "toy":
         intro = (f"Runs: {runs}; toy {pooled.problem['name']} problem (settings: "
                  "docs/method.md#paper-settings). Mean ± sample standard deviation over seeds; "
-                 "the columns are those of the demo report.")
+                 f"the columns are those of the demo report.{note}")
         rows = table(pooled.models, TOY_COLUMNS[pooled.task], seeds=True, label="model")
         return "\n\n".join(["# Comparison", intro, rows, *toy_extra(pooled.models, pooled.task)]) + "\n"
     if pooled.kind == "distil":
-        intro = f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds."
+        intro = f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds.{note}"
         return _distil_markdown(pooled, "Comparison", intro, seeds=True)
     intro = (f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds. "
              f"{UNITS} TV is the total variation between a model's uncertainty histogram under the "
-             "shift and the ensemble's (0 = identical, 1 = disjoint).")
+             f"shift and the ensemble's (0 = identical, 1 = disjoint).{note}")
     text = results_markdown(pooled, "Comparison", intro, seeds=True)
     if figures:
         text += "\n## Figures\n\n" + "\n\n".join(f"![{Path(f).stem}]({f})" for f in figures) + "\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hydraplus.io import atomic_write_text
+from hydraplus.report.members import member_note, member_rows
 from hydraplus.report.metric_columns import (
     CALIBRATION_INTRO,
     INTERVALS_INTRO,
@@ -59,7 +60,8 @@ def cost_columns(latency_batch_sizes: list[int]) -> list[Column]:
             Column("FLOPs/input", at("profile", "flops"), fmt=",.0f", spread=False),
             *(Column(f"latency b{b} ms", at("profile", f"latency_b{b}_s"), 1e3, ".2f")
               for b in latency_batch_sizes),
-            Column("train s", at("train_seconds"), fmt=".1f")]
+            Column("train s", at("train_seconds"), fmt=".1f"),
+            Column("best epoch", at("early_stopping", "best_epoch"), fmt=".1f")]
 
 
 def distil_tables(models: Mapping[str, Sequence[Row]], task: str, latency_batch_sizes: list[int], *,
@@ -79,18 +81,25 @@ def distil_markdown(metrics: dict[str, Any]) -> str:
     teacher, student = metrics["models"].get("teacher"), metrics["models"]["student"]
     spec = student["spec"]
     quality = quality_section(task)
-    rows = {f"student {student['name']}": [student]}
+    rows: dict[str, list[Row]] = {}
     if teacher is not None:
-        rows = {f"teacher ({teacher['members']} members)": [teacher], **rows}
+        rows[f"teacher ({teacher['members']} members)"] = [teacher]
+    rows.update(member_rows(metrics["models"], metrics.get("members")))
+    rows[f"student {student['name']}"] = [student]
     ood = f"; out-of-distribution detection on {metrics['ood_size']} inputs" if metrics["ood_size"] else ""
     unit = "entropies (nats)" if task == "classification" else "standard deviations"
     origin = ("(its teacher is not evaluated here)" if teacher is None
               else f"from a teacher of {teacher['members']} members")
+    stopped = student.get("early_stopping")
+    epochs = (f"{spec['epochs']} epoch{'s' * (spec['epochs'] != 1)}" if stopped is None else
+              f"the weights of epoch {stopped['best_epoch']} of {stopped['epochs_run']} run (early "
+              f"stopping on the validation KL to the teacher, patience {stopped['patience']}, at most "
+              f"{spec['epochs']})")
     lines = [
         "# Distillation report", "",
         f"Student {student['name']} ({spec['method']}, {spec['heads']} head{'s' * (spec['heads'] != 1)}, "
-        f"{spec['epochs']} epoch{'s' * (spec['epochs'] != 1)}) "
-        f"distilled {origin}; {task} on {metrics['test_size']} test examples{ood}.", "",
+        f"{epochs}) distilled {origin}; {task} on {metrics['test_size']} test examples{ood}.", "",
+        *([member_note(metrics["members"]), ""] if metrics.get("members") else []),
         "## Test set", "", table(rows, test_columns(task), label="model"), "",
         quality[0], "", quality[1], "", table(rows, quality[2], label="model"), "",
         "## Uncertainty", "",

@@ -5,7 +5,9 @@ The JSON names its run kind and task, so that `hydraplus compare` never has to g
     {"kind": "toy" | "image" | "distil", "task": "classification" | "regression",
      "models": {name: row}, "problem": {...}, "settings": {...}}
 
-A distil run's rows are those of `hydraplus.experiments.distil_eval` (``teacher`` and the student).
+A distil run's rows are those of `hydraplus.experiments.distil_eval` (``teacher``, the member rows
+and the student). Where the members were evaluated, ``members`` holds every member's row and how the
+best was chosen (`hydraplus.experiments.members`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,15 @@ from hydraplus.report.compare import check_evaluation, evaluation_markdown
 from hydraplus.report.tables import Row
 
 
-def toy_evaluation(rows: dict[str, Row], task: str, name: str) -> dict[str, Any]:
+def toy_evaluation(rows: dict[str, Row], task: str, name: str,
+                   members: dict[str, Any] | None = None) -> dict[str, Any]:
     """The evaluation of a toy run from its metrics ``rows`` (one per model); ``name`` is the toy
-    problem's (``"spiral"`` or ``"regression"``, `ToyProblem.name`)."""
-    return {"kind": "toy", "task": task, "models": rows, "problem": {"name": name}, "settings": {}}
+    problem's (``"spiral"`` or ``"regression"``, `ToyProblem.name`); ``members`` the member record
+    (`ToyEvaluation.members`)."""
+    evaluation = {"kind": "toy", "task": task, "models": rows, "problem": {"name": name}, "settings": {}}
+    if members is not None:
+        evaluation["members"] = members
+    return evaluation
 
 
 def distil_evaluation(metrics: dict[str, Any], name: str, ood: str | None = None) -> dict[str, Any]:
@@ -34,8 +41,11 @@ def distil_evaluation(metrics: dict[str, Any], name: str, ood: str | None = None
                "members": None if teacher is None else teacher["members"],
                "probe_name": (ood or "OOD") if metrics["ood_size"] else None,
                "probe_size": metrics["ood_size"]}
-    return {"kind": "distil", "task": metrics["task"], "models": models, "problem": problem,
-            "settings": metrics["settings"], "record": metrics["record"]}
+    evaluation = {"kind": "distil", "task": metrics["task"], "models": models, "problem": problem,
+                  "settings": metrics["settings"], "record": metrics["record"]}
+    if metrics.get("members") is not None:
+        evaluation["members"] = metrics["members"]
+    return evaluation
 
 
 def write_evaluation(run_dir: Path, evaluation: dict[str, Any]) -> Path:

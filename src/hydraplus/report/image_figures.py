@@ -1,6 +1,6 @@
-"""Figures of pooled image evaluations: metrics and fidelity to the ensemble against shift level,
-reliability diagrams, risk-coverage curves and the uncertainty histograms under the 30% vertical
-shift (mean over seeds)."""
+"""Figures of pooled image evaluations: test error against FLOPs, metrics and fidelity to the ensemble
+against shift level, reliability diagrams, risk-coverage curves and the uncertainty histograms under
+the 30% vertical shift (mean over seeds)."""
 
 from __future__ import annotations
 
@@ -159,10 +159,37 @@ def histogram_figure(pooled: Pooled) -> Figure:
     return fig
 
 
+def error_flops_figure(pooled: Pooled) -> Figure:
+    """Clean test error against FLOPs per input (log scale): the ensemble, the members (their mean and
+    the best) and every student, mean ± std over seeds; the choice between shipping one member, the
+    ensemble or a student at a glance."""
+    colors = _colors(pooled)
+    fig, ax = plt.subplots(figsize=(5.2, 3.8), layout="constrained")
+    for name, rows in pooled.models.items():
+        flops = mean_std([get(r, "profile", "flops") for r in rows])
+        error = mean_std([get(r, "clean", "error") for r in rows])
+        if flops is None or error is None:
+            continue
+        short = name.split("/")[-1]
+        marker = "s" if short == "ensemble" else "D" if short.startswith("member") else "o"
+        ax.errorbar(flops[0], 100 * error[0], yerr=None if error[1] is None else 100 * error[1],
+                    fmt=marker, ms=6 if marker != "o" else 5, capsize=3, color=colors[name], label=name,
+                    mfc="none" if short == "member-best" else colors[name])
+    ax.set_xscale("log")
+    ax.set_xlabel("FLOPs per input")
+    ax.set_ylabel("test error %")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=6, loc="best")
+    return fig
+
+
 def write_figures(pooled: Pooled, out: Path) -> list[str]:
     """Save every figure the pooled data allows into ``out``; returns their file names."""
     out = Path(out)
     names: list[str] = []
+    if pooled.has("profile", "flops") and pooled.has("clean", "error"):
+        save_figure(error_flops_figure(pooled), out / "error-flops.png")
+        names.append("error-flops.png")
     if pooled.has("shifts"):
         for key, title, scale, _ in SHIFT_METRICS:
             name = f"shift-{key.replace('_', '-')}.png"

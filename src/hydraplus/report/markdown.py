@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from hydraplus.experiments.members import MEMBER, MEMBER_BEST
+from hydraplus.report.members import single_run
 from hydraplus.report.metric_columns import (
     CALIBRATION_INTRO,
     INTERVALS_INTRO,
@@ -19,6 +22,7 @@ _SHARED: tuple[Column, ...] = (  # the last columns of both tables
     Column("params", at("params"), fmt=",.0f", spread=False),
     Column("FLOPs/input", at("flops"), fmt=",.0f", spread=False),
     Column("train s", at("train_seconds"), fmt=".1f"),
+    Column("best epoch", at("early_stopping", "best_epoch"), fmt=".1f"),
 )
 SPIRAL_COLUMNS: tuple[Column, ...] = (
     Column("test error %", at("error"), 100.0, ".2f"),
@@ -52,13 +56,14 @@ def toy_extra(models: Mapping[str, Sequence[Row]], task: str) -> list[str]:
     return ["## Predictive intervals", INTERVALS_INTRO, table(models, interval_columns(), label="model")]
 
 
-def toy_table(rows: dict[str, Row], task: str) -> str:
-    """The demo's table of one toy run (``rows``: the metrics row of each model)."""
-    return table({name: [row] for name, row in rows.items()}, TOY_COLUMNS[task], label="model")
+def toy_table(rows: dict[str, Row], task: str, members: dict[str, Any] | None = None) -> str:
+    """The demo's table of one toy run (``rows``: the metrics row of each model; ``members``: the
+    evaluation's member record, for the member rows' spread over the members)."""
+    return table(single_run(rows, members), TOY_COLUMNS[task], label="model")
 
 
 def _best_student(rows: dict[str, Row], key: str, reverse: bool = True) -> str:
-    students = {k: v for k, v in rows.items() if k != "ensemble"}
+    students = {k: v for k, v in rows.items() if k not in ("ensemble", MEMBER, MEMBER_BEST)}
     return sorted(students, key=lambda k: students[k][key], reverse=reverse)[0]
 
 
@@ -79,8 +84,9 @@ def spiral_summary(rows: dict[str, Row]) -> str:
             f"{plus['offdata_epistemic']:.3f} for Hydra+-20"
         )
     baselines = [k for k in ("drop", "gauss", "endd") if k in rows]
+    models = [row for name, row in rows.items() if name not in (MEMBER, MEMBER_BEST)]
     second = (
-        f"Every model's test error is at most {100 * max(r['error'] for r in rows.values()):.1f}%; "
+        f"Every model's test error is at most {100 * max(r['error'] for r in models):.1f}%; "
         f"{closest} has the epistemic-entropy histogram closest to the ensemble's "
         f"(TV {rows[closest]['tv_epistemic']:.3f})"
     )
