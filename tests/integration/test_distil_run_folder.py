@@ -82,7 +82,10 @@ def test_evaluate_and_compare_a_distil_run(runs: tuple[Path, dict[str, Distilled
                      str(folder / "ood.npz"), "--latency-batches", "1", "--quiet"]) == 0
         evaluation = json.loads((folder / name / "eval-test" / "evaluation.json").read_text())
         assert evaluation["kind"] == "distil" and evaluation["problem"]["test_size"] == 60
-        assert list(evaluation["models"]) == ["teacher", STUDENTS[name]]
+        assert list(evaluation["models"]) == ["teacher", "member", "member-best", STUDENTS[name]]
+        # the loaded teacher is one program: each member's metrics, not its cost; picked on validation
+        assert "profile" not in evaluation["models"]["member"] and evaluation["members"]["count"] == 3
+        assert evaluation["members"]["selected_by"].startswith("validation error (the early-stopping split")
         assert evaluation["models"]["teacher"]["test"]["error"] < 0.2
         assert "epistemic_auroc" in evaluation["models"][STUDENTS[name]]["ood"]
         assert (folder / name / "eval-test" / "report.md").is_file()
@@ -92,6 +95,7 @@ def test_evaluate_and_compare_a_distil_run(runs: tuple[Path, dict[str, Distilled
     report = (folder / "compare.md").read_text()
     for name, student in STUDENTS.items():
         assert f"| {name}/teacher | 1 |" in report and f"| {name}/{student} | 1 |" in report
+        assert f"| {name}/member | 1 |" in report and f"| {name}/member-best | 1 |" in report
 
 
 def test_evaluate_needs_data_for_a_distil_run(runs: tuple[Path, dict[str, Distilled], list[nn.Module]],
