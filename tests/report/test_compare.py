@@ -257,7 +257,8 @@ def test_evaluation_without_kind_asks_for_a_new_evaluate(tmp_path: Path,
 
 def test_figures_are_written(tmp_path: Path, evaluations: list[dict[str, Any]]) -> None:
     names = write_figures(pool({"run": evaluations}), tmp_path)
-    assert names == ["shift-error.png", "shift-ece.png", "shift-nll.png", "shift-predictive-entropy.png",
+    assert names == ["error-flops.png", "shift-error.png", "shift-ece.png", "shift-nll.png",
+                     "shift-predictive-entropy.png",
                      "shift-epistemic-entropy.png", "fidelity-agreement.png", "fidelity-kl.png",
                      "fidelity-epistemic-spearman.png", "reliability.png", "risk-coverage.png",
                      "histograms-vertical-30.png"]
