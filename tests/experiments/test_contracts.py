@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +107,54 @@ def test_each_member_convention_gives_the_true_predictive_probabilities(
         with pytest.warns(ContractNote, match=said):
             got = teacher_probs(teacher, x, y, output=output)
     torch.testing.assert_close(got, expected)
+
+
+@dataclasses.dataclass
+class Classified:
+    """A Hugging Face-style output: a dataclass with ``.logits``."""
+
+    logits: Tensor
+    hidden: Tensor
+
+
+class AuxNet(nn.Module):
+    """A member with an auxiliary head beside its classifier, returning both in a dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(5, 8), nn.ReLU())
+        self.aux, self.fc = nn.Linear(8, 2), nn.Linear(8, C)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        h = self.body(x)
+        return {"aux": self.aux(h), "logits": self.fc(h)}
+
+
+def mlp(shape: Callable[[Tensor], Any]) -> nn.Module:
+    return Wrap(nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, C)), shape)
+
+
+@pytest.mark.parametrize(("member", "output"), [
+    (lambda: mlp(lambda z: (z, z.sum())), 0),                               # tuple
+    (AuxNet, "logits"),                                                     # dict, an auxiliary head
+    (lambda: mlp(lambda z: Scored(z, z * 2)), "scores"),                    # dataclass
+    (lambda: mlp(lambda z: Classified(z, z.relu())), None),                 # Hugging Face-style
+    (lambda: mlp(lambda z: Pair(z, z * 2)), None),                          # namedtuple
+    (lambda: mlp(lambda z: GoogLeNetOutputs(z, z * 2, z * 3)), None),       # torchvision
+])
+def test_members_returning_tuples_dicts_or_objects_teach_a_student_cut_at_their_predictions(
+        member: Callable[[], nn.Module], output: Any) -> None:
+    x, y = tabular()
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ContractNote)
+        result = hydraplus.distil([member(), member()], (x, y), epochs=1, batch_size=12, output=output,
+                                  lam=0.05)
+    with torch.no_grad():
+        assert result.model(x).shape == (len(x), 2, C)  # [B, M, C] logits
+    rows = result.model.head_weight_rows()  # [M, outputs, inputs + bias] per layer: new last Linears
+    assert [tuple(layer.shape) for layer in rows] == [(2, C, 9)]
+    assert not any("aux" in name for name in result.model.state_dict())  # the auxiliary head is dropped
 
 
 @pytest.mark.parametrize("activation", [nn.Softmax(-1), nn.LogSoftmax(-1)])
@@ -245,9 +294,6 @@ def test_mean_only_members_spread_is_all_the_uncertainty() -> None:
 def test_impossible_or_unreadable_outputs_are_refused_with_the_reason() -> None:
     x, y = tabular()
     members = linears()
-    with pytest.raises(ValueError, match=r"without student=, .* these return tuples, dicts or objects: pass "
-                                         r"student="):
-        hydraplus.distil([Wrap(m, lambda z: (z, z.sum())) for m in members], (x, y), epochs=1, output=0)
     with pytest.raises(ValueError, match=r"teacher member 0 returns a tuple of 2 \(0: \[2, 4\], 1: \[\]\), "
                                          r"not a tensor: pass output="):
         read_teacher_and_targets([Wrap(m, lambda z: (z, z.sum())) for m in members], x, y)

@@ -54,7 +54,7 @@ from hydraplus.experiments.contracts import (
 from hydraplus.experiments.members import member_scores
 from hydraplus.io import atomic_torch_save
 from hydraplus.methods import get_method
-from hydraplus.models.zoo import STUDENT_FORMS, Split, cut_member, fresh_copy
+from hydraplus.models.zoo import STUDENT_FORMS, Split, cut_member, fresh_copy, with_outputs
 from hydraplus.runtime import keep_allocator_memory
 from hydraplus.validation import check_dataset
 
@@ -76,12 +76,10 @@ class Members(nn.Module):
         self.members = nn.ModuleList(logit_members(list(members)))
         self.output, self.said = output, set[str]()
         self.stacks = True  # gives [B, N, D] with each member's predictions picked (contracts.read_teacher)
-        self.picks = False
 
     def forward(self, x: Tensor) -> Tensor:
-        raw = [member(x) for member in self.members]
-        self.picks = not all(isinstance(out, Tensor) for out in raw)  # outputs not tensors themselves
-        outs = [pick(out, self.output, f"teacher member {i}", self.said) for i, out in enumerate(raw)]
+        outs = [pick(member(x), self.output, f"teacher member {i}", self.said)
+                for i, member in enumerate(self.members)]
         sizes = [out.shape[1:] for out in outs]
         if any(size != sizes[0] for size in sizes):
             raise ValueError("teacher members must give outputs of one shape per example, got "
@@ -99,17 +97,6 @@ class _Callable(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.function(x)
-
-
-class _LogProbabilities(nn.Module):
-    """A teacher that gives probabilities, turned into log-probabilities (valid logits)."""
-
-    def __init__(self, teacher: nn.Module):
-        super().__init__()
-        self.teacher = teacher
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.teacher(x).clamp_min(torch.finfo(torch.float32).tiny).log()
 
 
 def as_teacher(teacher: Any, output: Selector = None) -> nn.Module:
@@ -210,12 +197,19 @@ def _read_npz(path: Path, name: str) -> tuple[Tensor, Tensor]:
 # --- cutting a member into core and heads ----------------------------------------------------
 
 
-def split_member(member: nn.Module, split: Split, example: Tensor) -> tuple[nn.Module, nn.Module]:
+def split_member(member: nn.Module, split: Split, example: Tensor, output: Selector = None
+                 ) -> tuple[nn.Module, nn.Module]:
     """``(core, head)`` cut from ``member`` (`hydraplus.models.zoo.cut_member`: timm's convention,
     its children in order, or its torch.fx / torch.export graph), checked on ``example`` against
-    the member's own output. ``split`` is None, a child's index, or the module path where the
-    heads start."""
-    core, head, _ = cut_member(member, split, example)
+    the member's predictions (its output, or the part of it ``output`` picks, as the teacher reads
+    it: `contracts.pick`). ``split`` is None, a child's index, or the module path where the heads
+    start."""
+    said = {"the first member"}  # the teacher has said how its members' outputs are read
+
+    def predictions(out: Any) -> Tensor:
+        return pick(out, output, "the first member", said)
+
+    core, head, _ = cut_member(member, split, example, predictions)
     return core, head
 
 
@@ -346,15 +340,6 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     num_classes = module.outputs if task == "classification" else 2
     check_dataset(x, y, task, num_classes, "train")
     inner = module.teacher
-    if student is None and module.kind in ("variance", "std", "mean"):
-        gives = "a mean only" if module.kind == "mean" else f"a {module.kind}"
-        raise ValueError(f"without student=, the student's heads copy the first member's last layers, which "
-                         f"give {gives} where a student gives (mean, log-variance): pass student= (an "
-                         "nn.Module returning [B, M, 2], or a (core, head_factory) pair)")
-    if student is None and getattr(inner, "picks", False):
-        raise ValueError("without student=, the student is cut from the first member, which needs a member "
-                         "that returns a tensor; these return tuples, dicts or objects: pass student= (an "
-                         "nn.Module returning [B, M, D], or a (core, head_factory) pair)")
     spec = _spec(task, module.members, method, heads, lam, epochs, {**settings, "patience": patience})
     x_val = y_val = None
     if spec.patience is not None:
@@ -367,7 +352,7 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     if spec.lam.auto:
         probe_set = teacher_probe(module, off_data_probe(x, seed=seed) if x_ood is None else x_ood, task)
     L.seed_everything(seed, verbose=False)
-    student_model = _student(student, inner, split, x[:2].to(device), spec, num_classes)
+    student_model = _student(student, module, split, x[:2].to(device), spec, num_classes)
     if channels_last and has_conv(student_model):
         use_channels_last(student_model)
     if compile:
@@ -474,10 +459,10 @@ def _spec(task: str, members: int, method: str, heads: int | None, lam: float | 
         raise ConfigError(str(err).replace("students[0] ", "distil ")) from err
 
 
-def _student(student: Any, teacher: nn.Module, split: Split, example: Tensor, spec: StudentSpec,
+def _student(student: Any, teacher: ReadTeacher, split: Split, example: Tensor, spec: StudentSpec,
              outputs: int) -> nn.Module:
     """The given student, one built from a (core, head_factory) pair or by a factory called as
-    ``student(heads=M, outputs=D)``, or one cut from the teacher's first member; checked to give
+    ``student(heads=M, outputs=D)``, or one cut from the (read) teacher's first member; checked to give
     ``[B, M, D]`` on ``example`` (D = ``outputs``: classes, or 2 for regression)."""
     method = get_method(spec.method)
     if callable(student) and not isinstance(student, nn.Module):
@@ -501,15 +486,19 @@ def _student(student: Any, teacher: nn.Module, split: Split, example: Tensor, sp
     return model
 
 
-def _cut_student(teacher: nn.Module, split: Split, example: Tensor, spec: StudentSpec) -> nn.Module:
-    """The student cut from the teacher's first member, with M fresh copies of its head."""
-    members = teacher.teacher if isinstance(teacher, _LogProbabilities) else teacher
+def _cut_student(teacher: ReadTeacher, split: Split, example: Tensor, spec: StudentSpec) -> nn.Module:
+    """The student cut from the teacher's first member, with M fresh copies of its head. Members
+    giving a variance, a std or a mean alone get heads ending at their final Linear, new with two
+    outputs: the student's (mean, log-variance)."""
+    members = teacher.teacher
     if isinstance(members, Ensemble) and members.members.looped is not None:
         members = Members(list(members.members.looped))
     if not isinstance(members, Members):
         raise ValueError("without student=, the student is cut from the teacher's first member, which "
                          f"needs the teacher as a list of modules; pass student= ({STUDENT_FORMS})")
-    core, head = split_member(members.members[0], split, example)
+    core, head = split_member(members.members[0], split, example, members.output)
+    if teacher.kind in ("variance", "std", "mean"):
+        head = with_outputs(head, 2)
     return get_method(spec.method).build(core, lambda: fresh_copy(head), spec)
 
 

@@ -205,7 +205,6 @@ class TeacherFiles(Members):
                 out = member(x)
             except RuntimeError as err:
                 raise ValueError(f"teacher {name} failed on inputs of shape {given}: {_reason(err)}") from err
-            self.picks = self.picks or not isinstance(out, Tensor)
             out = pick(out, self.output, f"teacher {name}", self.said)
             if not self.stacks:
                 return out

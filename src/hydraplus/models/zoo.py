@@ -16,10 +16,16 @@
    has more weights than the rest of the network (a student with M such heads would cost
    about as much as the ensemble).
 
-The core keeps the member's weights; every head is a `fresh_copy` of what follows the cut. A
-traced core runs the member's inference graph: its modules (batch norm, dropout) still follow
-``train()``/``eval()``, but code that reads ``self.training`` is fixed to evaluation, and a
-``torch.export`` core keeps its batch-norm statistics and has no dropout.
+A member whose output is not a tensor (a tuple, dict, dataclass or model-output object) is cut
+against its predictions, ``predictions(output)``: a traced graph then ends at the value that
+computes them, and what only its other outputs need (auxiliary heads) is dropped. The members are
+traced in evaluation mode, so torchvision's GoogLeNet and Inception give their main logits alone.
+
+The core keeps the member's weights; every head is a `fresh_copy` of what follows the cut
+(`with_outputs` ends it at its final Linear, with a new number of outputs). A traced core runs
+the member's inference graph: its modules (batch norm, dropout) still follow ``train()``/``eval()``,
+but code that reads ``self.training`` is fixed to evaluation, and a ``torch.export`` core keeps
+its batch-norm statistics and has no dropout.
 """
 
 from __future__ import annotations
@@ -65,21 +71,27 @@ def fresh_copy(module: nn.Module) -> nn.Module:
     return out
 
 
-def cut_member(member: nn.Module, split: Split, example: Tensor) -> tuple[nn.Module, nn.Module, str]:
+Predictions = Callable[[Any], Tensor]  # a member's output (not a tensor) -> its predictions
+
+
+def cut_member(member: nn.Module, split: Split, example: Tensor, predictions: Predictions | None = None
+               ) -> tuple[nn.Module, nn.Module, str]:
     """``(core, head, how)``: the member cut as the module doc says, checked on ``example``;
     ``how`` names the way and where the heads start.
 
-    ``split`` is None (automatic), a child's index, or a module path where the heads start. A
-    path the member does not have, or a member no way cuts, is a ValueError saying what was
-    tried and why each way failed.
+    ``split`` is None (automatic), a child's index, or a module path where the heads start.
+    ``predictions`` picks the predictions from an output that is not a tensor. A path the
+    member does not have, or a member no way cuts, is a ValueError saying what was tried and
+    why each way failed.
     """
     if len(example) < 2:  # a dynamic batch needs an example batch of two or more
         example = torch.cat([example, example])
+    expected, picked = _predictions(member, example, predictions)
     tried: list[str] = []
-    for name, attempt in _attempts(member, split):
+    for name, attempt in _attempts(member, split, expected if picked else None):
         try:
             core, head, where = attempt(example)
-            _check_reproduces(member, core, head, example)
+            _check_reproduces(member, core, head, example, expected)
         except Refused as why:
             tried.append(f"{name}: {why}")
             continue
@@ -93,8 +105,16 @@ def cut_member(member: nn.Module, split: Split, example: Tensor) -> tuple[nn.Mod
 Attempt = Callable[[Tensor], tuple[nn.Module, nn.Module, str]]  # example -> (core, head, where)
 
 
-def _attempts(member: nn.Module, split: Split) -> Iterator[tuple[str, Attempt]]:
-    """The ways to cut, in the order they are tried."""
+def _attempts(member: nn.Module, split: Split, picked: Tensor | None) -> Iterator[tuple[str, Attempt]]:
+    """The ways to cut, in the order they are tried; a graph is cut at the value giving ``picked``
+    (the predictions picked from an output that is not a tensor), where given."""
+
+    def fx_graph(x: Tensor) -> fx.GraphModule:
+        return _graph(_fx_graph(member), x, picked)
+
+    def export_graph(x: Tensor) -> fx.GraphModule:
+        return _graph(_export_graph(member, x), x, picked)
+
     if isinstance(split, int) and not isinstance(split, bool):
         yield "children in order", lambda _: _chain(member, split)
         return
@@ -102,28 +122,47 @@ def _attempts(member: nn.Module, split: Split) -> Iterator[tuple[str, Attempt]]:
         _check_path(member, str(split))
         if str(split) in dict(member.named_children()):
             yield "children in order", lambda _: _chain(member, split)
-        yield "torch.fx graph", lambda _: _graph_cut(_fx_graph(member), str(split))
-        yield "torch.export graph", lambda x: _graph_cut(_export_graph(member, x), str(split))
+        yield "torch.fx graph", lambda x: _graph_cut(fx_graph(x), str(split))
+        yield "torch.export graph", lambda x: _graph_cut(export_graph(x), str(split))
         return
     yield "timm's forward_head(pre_logits=True) and get_classifier()", lambda _: _timm(member)
     yield "children in order", lambda _: _chain(member, None)
-    yield "torch.fx graph", lambda _: _graph_cut(_fx_graph(member), None)
-    yield "torch.export graph", lambda x: _graph_cut(_export_graph(member, x), None)
+    yield "torch.fx graph", lambda x: _graph_cut(fx_graph(x), None)
+    yield "torch.export graph", lambda x: _graph_cut(export_graph(x), None)
 
 
-def _check_reproduces(member: nn.Module, core: nn.Module, head: nn.Module, example: Tensor) -> None:
-    """Refused unless ``head(core(x))`` is the member's output on ``example`` (evaluation mode)."""
+def _predictions(member: nn.Module, example: Tensor, predictions: Predictions | None) -> tuple[Tensor, bool]:
+    """``(expected, picked)``: the member's predictions on ``example`` (evaluation mode), and whether
+    they were picked from an output that is not a tensor."""
     was_training = member.training
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            expected = member.eval()(example)
+            out = member.eval()(example)
+    except Exception as err:  # the member's own failure, named as such
+        raise ValueError(f"the first member ({type(member).__name__}) fails on inputs of shape "
+                         f"{list(example.shape)}: {_first_line(err)}") from err
+    finally:
+        member.train(was_training)
+    if isinstance(out, Tensor):
+        return out, False
+    got = predictions(out) if predictions is not None else None
+    if not isinstance(got, Tensor):
+        raise ValueError(f"the first member ({type(member).__name__}) returns a {type(out).__name__}, not a "
+                         "tensor, and nothing picks its predictions from it")
+    return got, True
+
+
+def _check_reproduces(member: nn.Module, core: nn.Module, head: nn.Module, example: Tensor,
+                      expected: Tensor) -> None:
+    """Refused unless ``head(core(x))`` is ``expected``, the member's predictions on ``example``
+    (evaluation mode)."""
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
             got = head.eval()(core.eval()(example))
     except Exception as err:  # any failure of the cut parts means this cut does not work
         raise Refused(f"the parts fail to run ({_first_line(err)})") from err
-    finally:
-        member.train(was_training)
-    if not isinstance(got, Tensor) or not isinstance(expected, Tensor):
-        raise Refused("the member or the cut does not return one tensor")
+    if not isinstance(got, Tensor):
+        raise Refused("the cut does not return one tensor")
     if got.shape != expected.shape or not torch.allclose(got, expected, atol=ATOL, rtol=RTOL):
         difference = ((got - expected).abs().max().item() if got.shape == expected.shape
                       else f"shape {list(got.shape)} instead of {list(expected.shape)}")
@@ -254,6 +293,40 @@ def _export_graph(member: nn.Module, example: Tensor) -> fx.GraphModule:
         for name, buffer in list(owner.named_buffers(recurse=False)):
             persistent = name not in owner._non_persistent_buffers_set
             owner.register_buffer(name, buffer.clone(), persistent=persistent)
+    return gm
+
+
+def _graph(gm: fx.GraphModule, example: Tensor, picked: Tensor | None) -> fx.GraphModule:
+    """``gm`` returning the value that gives ``picked`` on ``example``, where given: the last value
+    its output depends on that equals it; the nodes only its other outputs need are dropped."""
+    if picked is None:
+        return gm
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    needed, stack = set[fx.Node](), list(output.all_input_nodes)
+    while stack:
+        node = stack.pop()
+        if node not in needed:
+            needed.add(node)
+            stack.extend(node.all_input_nodes)
+    equal: list[fx.Node] = []
+
+    class Finder(fx.Interpreter):
+        def run_node(self, node: fx.Node) -> Any:
+            value = super().run_node(node)
+            if (node in needed and isinstance(value, Tensor) and value.shape == picked.shape
+                    and torch.allclose(value, picked, atol=ATOL, rtol=RTOL)):
+                equal.append(node)
+            return value
+
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            Finder(gm.eval()).run(example)
+    except Exception as err:  # a graph that does not run cannot be cut either
+        raise Refused(f"its graph fails to run ({_first_line(err)})") from err
+    if not equal:
+        raise Refused("no value in its graph equals the predictions picked from its output")
+    output.args = (equal[-1],)
+    gm.graph.eliminate_dead_code()
     return gm
 
 
@@ -462,6 +535,39 @@ def _layer_of(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
         if bias is not None:
             layer.bias.copy_(bias)
     return layer
+
+
+def with_outputs(head: nn.Module, outputs: int) -> nn.Module:
+    """``head`` ending at its final ``nn.Linear`` (the last its output depends on), replaced by a
+    new one giving ``outputs`` values; what followed that layer (an output activation, a squeeze)
+    is dropped. A ValueError when the head's final layer is no Linear."""
+    if isinstance(head, nn.Sequential):
+        layers = [i for i, layer in enumerate(head) if _weights(layer) > 0]
+        if layers and isinstance(head[layers[-1]], nn.Linear):
+            return nn.Sequential(*head[:layers[-1]], _linear(head[layers[-1]], outputs))
+    try:
+        gm = fx.symbolic_trace(_copied(head)) if not isinstance(head, fx.GraphModule) else _copied(head)
+        layer = _final_layer(gm)
+    except Exception as err:  # fx fails in many ways on code it cannot trace
+        raise ValueError(f"the heads cut from the first member have no final layer found ({_first_line(err)})"
+                         f"; pass split= or student= ({STUDENT_FORMS})") from err
+    final = gm.get_submodule(str(layer.target)) if layer.op == "call_module" else None
+    if not isinstance(final, nn.Linear):
+        what = type(final).__name__ if final is not None else str(layer.target)
+        raise ValueError(f"the heads cut from the first member end in {what}, not an nn.Linear that could "
+                         f"give {outputs} outputs; pass split= or student= ({STUDENT_FORMS})")
+    next(n for n in gm.graph.nodes if n.op == "output").args = (layer,)
+    gm.graph.eliminate_dead_code()
+    owner, _, name = str(layer.target).rpartition(".")
+    setattr(gm.get_submodule(owner), name, _linear(final, outputs))
+    gm.recompile()
+    return _simplified(gm)
+
+
+def _linear(layer: nn.Linear, outputs: int) -> nn.Linear:
+    """A new ``nn.Linear`` like ``layer`` (inputs, bias, device, dtype) giving ``outputs`` values."""
+    return nn.Linear(layer.in_features, outputs, bias=layer.bias is not None, device=layer.weight.device,
+                     dtype=layer.weight.dtype)
 
 
 def _simplified(head: fx.GraphModule) -> nn.Module:
