@@ -144,6 +144,53 @@ def test_a_regression_teacher_and_a_dataloader() -> None:
     assert out["mean"].shape == (160,) and bool((out["variance"] > 0).all())
 
 
+class MeanVariance(nn.Module):
+    """A regression member giving (mean, variance), its variance through a softplus, or a mean alone."""
+
+    def __init__(self, outputs: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(1, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh())
+        self.out, self.positive = nn.Linear(16, outputs), nn.Softplus()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.out(self.body(x))
+        if out.shape[1] == 1:
+            return out[:, 0]
+        return torch.stack([out[:, 0], self.positive(out[:, 1]) + 1e-3], -1)
+
+
+@pytest.mark.parametrize(("kind", "outputs"), [("variance", 2), ("mean", 1)])
+def test_regression_members_giving_a_variance_or_a_mean_teach_a_student_cut_from_them(kind: str,
+                                                                                      outputs: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(256, 1, generator=g) * 6 - 3
+    y = torch.sin(x[:, 0]) + 0.1 * torch.randn(256, generator=g)
+    members = []
+    for i in range(3):
+        torch.manual_seed(i)
+        member = MeanVariance(outputs)
+        opt = torch.optim.Adam(member.parameters(), lr=0.01)
+        for _ in range(300):
+            out = member(x)
+            loss = nn.functional.gaussian_nll_loss(out[:, 0], y, out[:, 1]) if outputs == 2 else \
+                nn.functional.mse_loss(out, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        members.append(member.eval())
+    result = hydraplus.distil(members, (x, y), heads=3, epochs=10, batch_size=32, lr=0.01, lam=0.05,
+                              regression_output=kind)
+    rows = result.model.head_weight_rows()  # heads: the members' last Linear, new, giving 2 values
+    assert [tuple(layer.shape) for layer in rows] == [(3, 2, 17)]
+    assert not any(isinstance(m, nn.Softplus) for m in result.model.modules())
+    with torch.no_grad():
+        teacher_mean = torch.stack([m(x) if outputs == 1 else m(x)[:, 0] for m in members]).mean(0)
+    got = result.predict(x)
+    rmse = (got["mean"] - teacher_mean).square().mean().sqrt()
+    assert rmse < 0.4 * (y.mean() - teacher_mean).square().mean().sqrt()  # measured: 0.14 and 0.08 of 0.71
+    assert float(got["aleatoric"].mean()) < 0.1  # (mean, log-variance): a variance read as such would be >= 1
+
+
 def test_members_ending_in_softmax_teach_through_their_logits() -> None:
     x, y = images(64)
     members = [nn.Sequential(*TinyCNN().children(), nn.Softmax(-1)) for _ in range(2)]

@@ -19,7 +19,7 @@ from torchvision.models import convnext, efficientnet, mobilenetv3
 
 import hydraplus
 from hydraplus.core.containers import MultiHeadStudent
-from hydraplus.models.zoo import TimmFeatures, cut_member, fresh_copy
+from hydraplus.models.zoo import TimmFeatures, cut_member, fresh_copy, with_outputs
 
 Builder = Callable[[], nn.Module]
 CLASSES = 10
@@ -179,6 +179,47 @@ def test_a_member_torch_fx_cannot_trace_is_cut_from_its_torch_export_graph() -> 
     torch.testing.assert_close(outputs(head, outputs(core, x)), outputs(member, x), atol=1e-5, rtol=1e-4)
     result = hydraplus.distil([member, Untraceable()], (x, y), heads=2, epochs=1, batch_size=8, lam=0.05)
     assert result.model.head_weight_rows()[-1].shape == (2, CLASSES, 5)
+
+
+def test_googlenet_members_in_training_mode_teach_through_their_main_logits() -> None:
+    x, y = images(16)
+    members = [torchvision.models.googlenet(aux_logits=True, init_weights=False, num_classes=CLASSES)
+               for _ in range(2)]
+    with torch.no_grad():
+        assert type(members[0](x[:2])).__name__ == "GoogLeNetOutputs"  # logits and two auxiliary logits
+    result = hydraplus.distil(members, (x, y), heads=2, epochs=1, batch_size=8, lam=0.05)
+    assert outputs(result.model, x[:3]).shape == (3, 2, CLASSES)
+    assert [tuple(rows.shape) for rows in result.model.head_weight_rows()] == [(2, CLASSES, 1025)]  # fc
+    assert not any(name.startswith("core.aux") for name in result.model.state_dict())
+
+
+class MeanVariance(nn.Module):
+    """(mean, variance): the second output of its last Linear through a softplus."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(3, 8), nn.ReLU())
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.out(self.body(x))
+        return torch.stack([out[:, 0], nn.functional.softplus(out[:, 1])], -1)
+
+
+def test_with_outputs_ends_a_head_at_its_final_linear_with_new_outputs() -> None:
+    x = torch.randn(4, 3)
+    _, head, how = cut_member(MeanVariance(), None, x)
+    assert how == "torch.fx graph, heads from 'out'"
+    assert not isinstance(head, nn.Sequential)  # a graph: the Linear, then the softplus
+    new = with_outputs(head, 2)
+    assert [type(m) for m in new] == [nn.Linear] and (new[0].in_features, new[0].out_features) == (8, 2)
+    chain = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1), nn.Flatten(0))  # a mean, squeezed
+    new = with_outputs(chain, 2)
+    assert [type(m) for m in new] == [nn.Linear, nn.ReLU, nn.Linear] and new[-1].out_features == 2
+    assert new[0] is not chain[0] and new(torch.randn(5, 8)).shape == (5, 2)
+    with pytest.raises(ValueError, match=r"the heads cut from the first member end in Conv2d, not an "
+                                         r"nn.Linear that could give 2 outputs; pass split= or student="):
+        with_outputs(nn.Sequential(nn.Conv2d(4, 1, 1), nn.Flatten()), 2)
 
 
 def test_single_head_methods_take_a_zoo_members_classifier() -> None:

@@ -544,7 +544,7 @@ def with_outputs(head: nn.Module, outputs: int) -> nn.Module:
     if isinstance(head, nn.Sequential):
         layers = [i for i, layer in enumerate(head) if _weights(layer) > 0]
         if layers and isinstance(head[layers[-1]], nn.Linear):
-            return nn.Sequential(*head[:layers[-1]], _linear(head[layers[-1]], outputs))
+            return nn.Sequential(*_copied(head[:layers[-1]]), _linear(head[layers[-1]], outputs))
     try:
         gm = fx.symbolic_trace(_copied(head)) if not isinstance(head, fx.GraphModule) else _copied(head)
         layer = _final_layer(gm)
