@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from torch import nn
 
 from hydraplus.cli import main
 
@@ -119,3 +120,37 @@ def test_bad_splits_and_factories_are_one_clear_line(files: Path, tmp_path: Path
     assert distil(files, tmp_path / "out", *extra) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+
+
+
+class AuxNet(nn.Module):
+    """A classifier beside an auxiliary head, both returned in a dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.aux, self.fc = nn.Linear(8, 2), nn.Linear(8, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.body(x)
+        return {"aux": self.aux(features), "logits": self.fc(features)}
+
+
+def test_program_members_returning_a_dict_are_cut_at_the_part_output_names(files: Path,
+                                                                           tmp_path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    teachers = []
+    for i in range(2):
+        torch.manual_seed(i)
+        program = torch.export.export(AuxNet().eval(), (torch.rand(2, 3, 32, 32),),
+                                      dynamic_shapes=({0: batch},))
+        torch.export.save(program, tmp_path / f"{i}.pt2")
+        teachers.append(str(tmp_path / f"{i}.pt2"))
+    out = tmp_path / "out"
+    assert main(["distil", "--teacher", *teachers, "--data", str(files / "data.npz"), "--epochs", "1",
+                 "--lam", "0.05", "--latency-batches", "1", "--output", "logits", "--out", str(out),
+                 "--quiet"]) == 0
+    assert head_weights(out) == {"heads.stacked.0.weight": [2, CLASSES, 8],
+                                 "heads.stacked.0.bias": [2, CLASSES]}  # fresh copies of fc
+    state = torch.load(out / "hydra+-2" / "model.pt", weights_only=True)
+    assert not any("aux" in key for key in state)  # the auxiliary head is left out

@@ -320,7 +320,7 @@ def _graph(gm: fx.GraphModule, example: Tensor, picked: Tensor | None) -> fx.Gra
 
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            Finder(gm.eval()).run(example)
+            Finder(gm).run(example)  # traced in evaluation mode already
     except Exception as err:  # a graph that does not run cannot be cut either
         raise Refused(f"its graph fails to run ({_first_line(err)})") from err
     if not equal:
