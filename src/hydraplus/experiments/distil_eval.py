@@ -38,7 +38,7 @@ from hydraplus.core.predict import predict
 from hydraplus.core.profile import profile_model
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty, total_variation
 from hydraplus.experiments.contracts import ReadTeacher, read_targets
-from hydraplus.experiments.distil import Members, _LogProbabilities, as_tensors
+from hydraplus.experiments.distil import Members, as_tensors
 from hydraplus.experiments.distil_inputs import ood_inputs
 from hydraplus.experiments.image_eval import RELIABILITY_BINS, UNCERTAINTIES, image_metrics
 from hydraplus.experiments.members import member_outputs, member_scores, summarize, with_members
@@ -84,7 +84,7 @@ def _tv(model: dict[str, Tensor], teacher: dict[str, Tensor], upper: dict[str, f
 def member_modules(teacher: nn.Module, count: int) -> list[nn.Module] | None:
     """The teacher's ``count`` members as modules, where it is made of them (a list of modules, or a
     looped `Ensemble`); None for other teachers (a loaded program, a callable, a stacked ensemble)."""
-    while isinstance(teacher, ReadTeacher | _LogProbabilities):
+    while isinstance(teacher, ReadTeacher):
         teacher = teacher.teacher
     if isinstance(teacher, Members) and len(teacher.members) == count:  # teacher files: one member each
         return list(teacher.members)
