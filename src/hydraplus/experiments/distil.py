@@ -462,7 +462,7 @@ def _spec(task: str, members: int, method: str, heads: int | None, lam: float | 
 def _student(student: Any, teacher: ReadTeacher, split: Split, example: Tensor, spec: StudentSpec,
              outputs: int) -> nn.Module:
     """The given student, one built from a (core, head_factory) pair or by a factory called as
-    ``student(heads=M, outputs=D)``, or one cut from the (read) teacher's first member; checked to give
+    ``student(heads=M, outputs=D)``, or one cut from the teacher's first member; checked to give
     ``[B, M, D]`` on ``example`` (D = ``outputs``: classes, or 2 for regression)."""
     method = get_method(spec.method)
     if callable(student) and not isinstance(student, nn.Module):

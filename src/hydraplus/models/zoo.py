@@ -91,7 +91,7 @@ def cut_member(member: nn.Module, split: Split, example: Tensor, predictions: Pr
     for name, attempt in _attempts(member, split, expected if picked else None):
         try:
             core, head, where = attempt(example)
-            _check_reproduces(member, core, head, example, expected)
+            _check_reproduces(core, head, example, expected)
         except Refused as why:
             tried.append(f"{name}: {why}")
             continue
@@ -152,8 +152,7 @@ def _predictions(member: nn.Module, example: Tensor, predictions: Predictions | 
     return got, True
 
 
-def _check_reproduces(member: nn.Module, core: nn.Module, head: nn.Module, example: Tensor,
-                      expected: Tensor) -> None:
+def _check_reproduces(core: nn.Module, head: nn.Module, example: Tensor, expected: Tensor) -> None:
     """Refused unless ``head(core(x))`` is ``expected``, the member's predictions on ``example``
     (evaluation mode)."""
     try:
