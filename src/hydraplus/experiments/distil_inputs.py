@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from hydraplus.experiments.contracts import Selector, note, pick
 from hydraplus.experiments.distil import Members, as_tensors
+from hydraplus.models.zoo import layer_of_call
 
 Shape = list[int | None]  # one input's expected shape with the batch; None: any size
 
@@ -87,9 +88,6 @@ def _input_shape(program: torch.export.ExportedProgram, path: Path) -> Shape | N
     return [d if isinstance(d, int) else None for d in value.shape]
 
 
-CONV_DEFAULTS = ([1, 1], [0, 0], [1, 1], 1)  # aten.conv2d's stride, padding, dilation, groups
-
-
 def _as_layer(leaf: nn.Module) -> nn.Module | None:
     """An ``nn.Linear``/``nn.Conv2d`` with the weights of an unflattened program's leaf that runs
     exactly that layer on its input, or None."""
@@ -98,29 +96,9 @@ def _as_layer(leaf: nn.Module) -> nn.Module | None:
         return None
     nodes = list(graph.nodes)
     calls = [n for n in nodes if n.op not in ("placeholder", "get_attr", "output")]
-    aten = torch.ops.aten
-    layers = (aten.linear.default, aten.conv2d.default)
-    if len(calls) != 1 or calls[0].kwargs or calls[0].target not in layers:
+    if len(calls) != 1 or not calls[0].args or calls[0].args[0] is not nodes[0]:
         return None
-    call = calls[0]
-    params = [getattr(leaf, a.target) if getattr(a, "op", None) == "get_attr" else a for a in call.args[1:3]]
-    weight, bias = (*params, None)[:2]
-    if call.args[0] is not nodes[0] or not isinstance(weight, nn.Parameter) or not (
-            bias is None or isinstance(bias, nn.Parameter)):
-        return None
-    if call.target == aten.linear.default:
-        layer: nn.Module = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-    else:
-        given = list(call.args[3:])
-        stride, padding, dilation, groups = given + list(CONV_DEFAULTS[len(given):])
-        layer = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]), tuple(stride),
-                          tuple(padding), tuple(dilation), groups, bias=bias is not None)
-    layer = layer.to(device=weight.device, dtype=weight.dtype)
-    with torch.no_grad():
-        layer.weight.copy_(weight)
-        if bias is not None:
-            layer.bias.copy_(bias)
-    return layer
+    return layer_of_call(leaf, calls[0])
 
 
 def _typed_layers(program: torch.export.ExportedProgram, shape: Shape | None) -> nn.Module:

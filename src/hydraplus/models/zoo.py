@@ -468,7 +468,7 @@ def _typed_layers(gm: fx.GraphModule, graph: fx.Graph) -> fx.GraphModule:
     root: dict[str, Any] = {}
     calls = []
     for node in list(graph.nodes):
-        layer = _layer_of(gm, node)
+        layer = layer_of_call(gm, node)
         if layer is None:
             continue
         with graph.inserting_before(node):
@@ -508,8 +508,9 @@ def _free_name(graph: fx.Graph, path: str) -> str:
     return name
 
 
-def _layer_of(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
-    """An ``nn.Linear``/``nn.Conv2d`` with the weights of an aten linear/conv2d call on parameters."""
+def layer_of_call(gm: nn.Module, node: fx.Node) -> nn.Module | None:
+    """An ``nn.Linear``/``nn.Conv2d`` with the weights of an aten linear/conv2d call on parameters
+    of ``gm`` (the module owning the graph), or None for any other node."""
     aten = torch.ops.aten
     if node.op != "call_function" or node.kwargs or node.target not in (aten.linear.default,
                                                                        aten.conv2d.default):
