@@ -531,9 +531,9 @@ def _interrupted(args: argparse.Namespace, argv: Sequence[str] | None) -> str:
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
-    """Config warnings as one ``hydraplus: warning:`` line, contract notes as ``hydraplus: note:``;
-    others as Python prints them."""
-    if category.__name__ == "ConfigWarning":
+    """Config and student warnings as one ``hydraplus: warning:`` line, contract notes as
+    ``hydraplus: note:``; others as Python prints them."""
+    if category.__name__ in ("ConfigWarning", "StudentWarning"):
         print(f"hydraplus: warning: {message}", file=sys.stderr)
     elif category.__name__ == "ContractNote":
         print(f"hydraplus: note: {message}", file=sys.stderr)

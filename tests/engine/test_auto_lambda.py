@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -11,22 +13,92 @@ from hydraplus.core.containers import MultiHeadStudent
 from hydraplus.core.schedules import LambdaSchedule
 from hydraplus.core.uncertainty import classification_uncertainty
 from hydraplus.engine import auto_lambda
-from hydraplus.engine.auto_lambda import AutoLambda, ProbeSet, teacher_probe, typical_epistemic
+from hydraplus.engine.auto_lambda import (
+    CUT,
+    RAMP,
+    AutoLambda,
+    Fit,
+    ProbeSet,
+    fit_to,
+    guard_inputs,
+    rise_limit,
+    student_fit,
+    teacher_probe,
+    typical_epistemic,
+)
 from hydraplus.engine.modules import DistillModule
 
 
 def test_the_update_moves_lambda_toward_the_target_in_bounded_steps() -> None:
     control = AutoLambda(2.0, target=0.1)
-    assert control.update(0.2) == pytest.approx(2.0 * 0.5**0.25)  # too much uncertainty: lower
-    assert control.update(0.1) == pytest.approx(2.0 * 0.5**0.25)  # matched: unchanged
-    assert control.update(1e-9) == pytest.approx(2.0 * 0.5**0.25 * 1.1)  # rises by at most 1.1x
-    assert control.update(1e9) == pytest.approx(2.0 * 0.5**0.25 * 1.1 / 1.25)  # falls by at most 1.25x
-    low = AutoLambda(1e-4, target=1.0)
-    assert low.update(100.0) == 1e-4  # never below its floor
+    assert control.update(0.05) == pytest.approx(2.0 * RAMP)  # first step after the warm-up: the ramp
+    start = 2.0 * RAMP
+    start *= (0.1 / 0.12) ** 0.5
+    assert control.update(0.12) == pytest.approx(start)  # too uncertain: times (target / measured)^0.5
+    assert control.update(0.1) == pytest.approx(start)  # matched: unchanged
+    assert control.update(1e-9) == pytest.approx(start * 4.0)  # rises by at most max_up (4x)
+    assert control.update(1e9) == pytest.approx(start * 4.0 / 1.25)  # falls by at most 1.25x
+    low = AutoLambda(1e-4, target=1.0, started=True)
+    assert low.update(100.0) == 0.0  # below its floor it is off...
+    assert low.update(100.0) == 0.0
+    assert low.update(1e-3) == 1e-4  # ...and a rise from 0 goes to the floor
     with pytest.raises(ValueError, match="must start above 0"):
         AutoLambda(0.0, target=0.1)
     with pytest.raises(ValueError, match=r"epistemic uncertainty on the probe set is 0\.0"):
         AutoLambda(1.0, target=0.0)
+
+
+def test_short_runs_may_raise_lambda_faster() -> None:
+    assert rise_limit(10) == pytest.approx(10.0)  # 1e-3 to 1 in 3 epochs
+    assert rise_limit(200) == pytest.approx(1000 ** (1 / 60))  # 1.122
+    assert rise_limit(1000) == 1.1
+
+
+def test_a_student_at_the_target_after_the_warm_up_gets_no_diversity() -> None:
+    control = AutoLambda(1.0, target=0.1)
+    assert control.update(0.3) == 0.0  # the lambda = 0 student is already as uncertain as the teacher
+    assert control.update(0.3) == 0.0
+
+
+def test_the_guard_cuts_lambda_and_caps_it_when_the_fit_breaks() -> None:
+    control = AutoLambda(1.0, target=0.1, started=True)
+    assert control.update(0.01, Fit(0.10, 0.95)) == pytest.approx(10**0.5)  # the reference: no cut
+    assert control.reference == Fit(0.10, 0.95)
+    # within the tolerance (KL 0.10 * 1.1 + 0.002 = 0.112 and agreement 0.94 allowed) but not the best
+    # fit so far: lambda holds instead of rising
+    assert control.update(0.01, Fit(0.112, 0.94)) == pytest.approx(10**0.5)
+    assert control.update(0.01, Fit(0.09, 0.95)) == pytest.approx(10.0)  # a new best: it rises
+    assert control.update(0.01, Fit(0.102, 0.96)) == pytest.approx(10 * CUT)  # KL > 0.09 * 1.1 + 0.002: cut
+    assert control.ceiling == pytest.approx(10 * CUT)
+    assert control.reference == Fit(0.09, 0.96)  # the best of each measure so far
+    assert control.update(0.01, Fit(0.09, 0.96)) == pytest.approx(10 * CUT)  # wants up: capped
+    assert control.update(0.01, Fit(0.09, 0.949)) == pytest.approx(10 * CUT**2)  # agreement fell
+    assert control.update(1.0, Fit(0.09, 0.96)) == pytest.approx(10 * CUT**2 / 1.25)  # falls freely
+
+
+def test_the_fit_is_the_kl_of_the_mean_prediction_and_the_class_agreement() -> None:
+    teacher = torch.tensor([[0.5, 0.5], [0.9, 0.1]], dtype=torch.float64)
+    student = torch.tensor([[0.25, 0.75], [0.8, 0.2]], dtype=torch.float64)
+    fit = fit_to(teacher, student, "classification")
+    expected = (0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+                + 0.9 * math.log(0.9 / 0.8) + 0.1 * math.log(0.1 / 0.2)) / 2
+    assert fit.kl == pytest.approx(expected)
+    assert fit.agreement == 0.5  # argmax: 0 vs 1, then 0 vs 0
+    gaussian = fit_to(torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 2.0]]), "regression")
+    assert gaussian.kl == pytest.approx(0.5 * (0.5 + 0.5 - 1 + math.log(2.0)))
+    assert gaussian.agreement is None
+    assert not Fit(0.2).worse_than(Fit(0.2, 0.9))  # no agreement to compare: the KL alone
+
+
+def test_the_guard_uses_a_seeded_sample_of_the_training_inputs() -> None:
+    x = torch.arange(3000.0).reshape(-1, 1)
+    sample = guard_inputs(x, seed=3)
+    assert sample.shape == (1000, 1) and len(set(sample.flatten().tolist())) == 1000
+    torch.testing.assert_close(sample, guard_inputs(x, seed=3))
+    student = MultiHeadStudent(nn.Identity(), [nn.Linear(1, 3) for _ in range(2)])
+    probe = teacher_probe(student, torch.randn(20, 1), "classification", train=x[:50], seed=3)
+    assert probe.guard is not None and probe.guard.inputs.shape == (50, 1)
+    assert student_fit(student, probe.guard, "classification") == Fit(0.0, 1.0)  # itself: a perfect fit
 
 
 def test_typical_epistemic_is_the_geometric_mean_of_the_mutual_information_over_the_probe() -> None:
@@ -56,11 +128,13 @@ def test_the_module_needs_a_probe_and_checkpoints_lambda() -> None:
         DistillModule(student, "hydra+", "classification", spec)
     probe = ProbeSet(torch.randn(8, 2), 0.05, 1e-7)
     module = DistillModule(student, "hydra+", "classification", spec, probe=probe)
-    module.auto_lambda.value = 3.5  # type: ignore[union-attr]
+    assert module.current_lambda() == 0.0  # the warm-up
+    module.auto_lambda.update(0.01, Fit(0.1, 0.9))  # type: ignore[union-attr]
+    module.auto_lambda.update(0.01, Fit(0.5, 0.9))  # type: ignore[union-attr]  # a cut
     checkpoint: dict = {}
     module.on_save_checkpoint(checkpoint)
     restored = DistillModule(student, "hydra+", "classification", spec, probe=probe)
     restored.on_load_checkpoint(checkpoint)
-    assert restored.current_lambda() == 3.5
+    assert restored.auto_lambda == module.auto_lambda
     with pytest.raises(ValueError, match="an automatic lambda has no ramp"):
         LambdaSchedule(1.0, 0, 5, auto=True)

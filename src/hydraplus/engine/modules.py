@@ -13,6 +13,7 @@ logged epoch means are over the global batches; and every process ends with rank
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -24,7 +25,16 @@ from hydraplus.config import StudentSpec
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.losses import check_task, gaussian_nll, l2_penalty
 from hydraplus.core.precision import full_precision
-from hydraplus.engine.auto_lambda import AutoLambda, ProbeSet, log_ratio, typical_epistemic, warmup_epochs
+from hydraplus.engine.auto_lambda import (
+    AutoLambda,
+    Fit,
+    ProbeSet,
+    log_ratio,
+    rise_limit,
+    student_fit,
+    typical_epistemic,
+    warmup_epochs,
+)
 from hydraplus.engine.data import SeededAugment, seeded_generator
 from hydraplus.engine.distributed import all_sum, from_rank_zero, gather, rank_rows
 from hydraplus.methods import StudentMethod, get_method
@@ -308,13 +318,14 @@ class DistillModule(_TrainingModule):
                 raise ValueError("an automatic lambda needs a probe set: inputs away from the data "
                                  "with the teacher's epistemic uncertainty on them (teacher_probe)")
             self.probe = probe
-            self.auto_lambda = AutoLambda(spec.lam.value, probe.target)
+            self.auto_lambda = AutoLambda(spec.lam.value, probe.target, max_up=rise_limit(spec.epochs))
         self._probe_measure: float | None = None
+        self._fit: Fit | None = None
 
     def current_lambda(self) -> float:
-        """This epoch's diversity weight: the schedule's, or the controller's."""
+        """This epoch's diversity weight: the schedule's, or the controller's (0 in its warm-up)."""
         if self.auto_lambda is not None:
-            return self.auto_lambda.value
+            return self.auto_lambda.value if self.current_epoch >= warmup_epochs(self.epochs) else 0.0
         return self.spec.lam(self.current_epoch)
 
     def on_train_epoch_start(self) -> None:
@@ -324,11 +335,18 @@ class DistillModule(_TrainingModule):
         if self.auto_lambda is None or self.probe is None or self.current_epoch < warmup_epochs(self.epochs):
             return
         self._probe_measure = typical_epistemic(self.student, self.probe, self.task)
-        if self.world_size > 1:  # rank 0's measurement everywhere (a sampling student's differs by process)
-            measured = torch.tensor([self._probe_measure], dtype=torch.float64, device=self.device)
+        fit = None if self.probe.guard is None else student_fit(self.student, self.probe.guard, self.task)
+        if self.world_size > 1:  # rank 0's measurements everywhere (a sampling student's differ by process)
+            values = [self._probe_measure]
+            if fit is not None:
+                values += [fit.kl, math.nan if fit.agreement is None else fit.agreement]
+            measured = torch.tensor(values, dtype=torch.float64, device=self.device)
             from_rank_zero([measured])
-            self._probe_measure = measured.item()
-        self.auto_lambda.update(self._probe_measure)
+            self._probe_measure, *rest = measured.tolist()
+            if fit is not None:
+                fit = Fit(rest[0], None if math.isnan(rest[1]) else rest[1])
+        self._fit = fit
+        self.auto_lambda.update(self._probe_measure, fit)
 
     def epoch_metrics(self) -> dict[str, float]:
         out = super().epoch_metrics()
@@ -336,17 +354,21 @@ class DistillModule(_TrainingModule):
             out["train/lambda"] = self.current_lambda()
         if self.auto_lambda is not None and self._probe_measure is not None:
             out["train/probe_epistemic_log_ratio"] = log_ratio(self._probe_measure, self.auto_lambda.target)
+        if self.auto_lambda is not None and self._fit is not None:
+            out["train/guard_kl"] = self._fit.kl
+            if self._fit.agreement is not None:
+                out["train/guard_agreement"] = self._fit.agreement
         return out
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         if self.auto_lambda is not None:
-            checkpoint["hydraplus"]["auto_lambda"] = self.auto_lambda.value
+            checkpoint["hydraplus"]["auto_lambda"] = self.auto_lambda.state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         if self.auto_lambda is not None and "auto_lambda" in checkpoint.get("hydraplus", {}):
-            self.auto_lambda.value = float(checkpoint["hydraplus"]["auto_lambda"])
+            self.auto_lambda.restore(checkpoint["hydraplus"]["auto_lambda"])
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:

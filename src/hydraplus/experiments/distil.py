@@ -350,7 +350,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     val_data = None if val is None else _val_data(val, task, num_classes)
     probe_set = None
     if spec.lam.auto:
-        probe_set = teacher_probe(module, off_data_probe(x, seed=seed) if x_ood is None else x_ood, task)
+        probe_set = teacher_probe(module, off_data_probe(x, seed=seed) if x_ood is None else x_ood, task,
+                                  train=x if x_val is None else x_val, seed=seed)
     L.seed_everything(seed, verbose=False)
     student_model = _student(student, module, split, x[:2].to(device), spec, num_classes)
     if channels_last and has_conv(student_model):

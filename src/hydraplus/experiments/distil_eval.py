@@ -24,6 +24,7 @@ error (RMSE) on the validation split early stopping held out, else on the test d
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,7 @@ from hydraplus.experiments.distil import Members, as_tensors
 from hydraplus.experiments.distil_inputs import ood_inputs
 from hydraplus.experiments.image_eval import RELIABILITY_BINS, UNCERTAINTIES, image_metrics
 from hydraplus.experiments.members import member_outputs, member_scores, summarize, with_members
-from hydraplus.report.distil import write_distil_report
+from hydraplus.report.distil import StudentWarning, far_from_teacher, write_distil_report
 from hydraplus.validation import check_dataset
 
 if TYPE_CHECKING:
@@ -164,6 +165,9 @@ def evaluate_distilled(result: Distilled, test: Any, *, ood: Any = None, out: st
         for row, member in zip(member_rows, member_outputs(outputs["teacher"]), strict=True):
             row["tv"] = _tv(_uncertainty(task, member), uncertainty["teacher"], upper)
         rows["teacher"] = {"name": "teacher", "members": outputs["teacher"].shape[1], **rows["teacher"]}
+        if task == "classification":  # how often the student's class is the teacher's
+            classes = {name: values.softmax(-1).mean(1).argmax(-1) for name, values in outputs.items()}
+            rows["student"]["agreement"] = float((classes["student"] == classes["teacher"]).float().mean())
     rows["student"] = {"name": result.spec.name, "spec": result.spec.to_dict(), **rows["student"],
                        "train_seconds": result.train_seconds}
     if result.early_stopping is not None:
@@ -193,4 +197,7 @@ def evaluate_distilled(result: Distilled, test: Any, *, ood: Any = None, out: st
     folder = out if out is not None else result.folder
     if folder is not None:
         write_distil_report(Path(folder), metrics)
+    warning = far_from_teacher(metrics)
+    if warning is not None:
+        warnings.warn(StudentWarning(warning), stacklevel=2)
     return metrics

@@ -190,7 +190,7 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
         if teacher is None:
             raise ValueError(f"student {spec.name}: an automatic lambda needs the teacher model")
         probe = teacher_probe(teacher, off_data_probe(problem.x_train, seed=derived_seed(seed, "probe")),
-                              config.task)
+                              config.task, train=problem.x_train, seed=derived_seed(seed, "guard"))
     module = DistillModule(student, spec.method, config.task, spec,
                            teacher=teacher if augment is not None else None, augment=augment, probe=probe)
     data = SeededData(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"), names=names,

@@ -19,6 +19,39 @@ from hydraplus.report.metric_columns import (
 from hydraplus.report.tables import Column, Row, at, table
 
 KINDS = (("predictive", "pred."), ("aleatoric", "alea."), ("epistemic", "epi."))
+ECE_FACTOR, ECE_POINTS = 2.0, 0.03  # "far": ECE above both twice the teacher's and its + 3 points
+MIN_DISAGREEMENT = 0.10  # or classes differing from the teacher's on more than max(10%, its error)
+
+
+class StudentWarning(UserWarning):
+    """A finished student far from its teacher on the evaluation data (`far_from_teacher`)."""
+
+
+def far_from_teacher(metrics: dict[str, Any]) -> str | None:
+    """A sentence when the student's ECE or class agreement is far from the teacher's, else None.
+
+    Far: ECE > max(2 x the teacher's, the teacher's + 3 points), or the student's class differs
+    from the teacher's on more than max(10%, the teacher's error rate) of the inputs
+    (classification; whatever lambda was)."""
+    teacher, student = metrics["models"].get("teacher"), metrics["models"]["student"]
+    if teacher is None or metrics["task"] != "classification":
+        return None
+    problems = []
+    t_ece, s_ece = teacher["test"]["ece"], student["test"]["ece"]
+    if s_ece > max(ECE_FACTOR * t_ece, t_ece + ECE_POINTS):
+        problems.append(f"ECE {100 * s_ece:.1f}% against the teacher's {100 * t_ece:.1f}%")
+    agreement = student.get("agreement")
+    floor = 1 - max(MIN_DISAGREEMENT, teacher["test"]["error"])
+    if agreement is not None and agreement < floor:
+        problems.append(f"its class agrees with the teacher's on {100 * agreement:.1f}% of the inputs "
+                        f"(expected at least {100 * floor:.1f}%)")
+    if not problems:
+        return None
+    lam = student["spec"].get("lam") or {}
+    lam_text = "auto" if lam.get("auto") else f"{lam.get('value', 0.0):g}"
+    return (f"student {student['name']} is far from its teacher on the {metrics['test_size']} evaluation "
+            f"examples: {' and '.join(problems)}; it may be useless (lambda {lam_text}; try a smaller "
+            "lambda, more epochs or lambda 0)")
 
 
 def test_columns(task: str) -> list[Column]:
@@ -100,6 +133,7 @@ def distil_markdown(metrics: dict[str, Any]) -> str:
         f"Student {student['name']} ({spec['method']}, {spec['heads']} head{'s' * (spec['heads'] != 1)}, "
         f"{epochs}) distilled {origin}; {task} on {metrics['test_size']} test examples{ood}.", "",
         *([member_note(metrics["members"]), ""] if metrics.get("members") else []),
+        *([f"**Warning:** {warning}.", ""] if (warning := far_from_teacher(metrics)) else []),
         "## Test set", "", table(rows, test_columns(task), label="model"), "",
         quality[0], "", quality[1], "", table(rows, quality[2], label="model"), "",
         "## Uncertainty", "",

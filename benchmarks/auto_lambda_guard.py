@@ -1,0 +1,349 @@
+"""The automatic lambda's guard on seven problems: does ``lam="auto"`` keep the student's fit?
+
+For each problem five members are trained the way a user would (plain Adam loops, small MLPs or
+CNNs), then `hydraplus.distil` (5 heads, the rest its defaults) distils them three times: with
+lambda = 0 (Hydra's student), with a fixed lambda (the paper's for the closest setting) and with
+``lam="auto"``. Each student is scored on the problem's test split against the teacher: ECE
+(classification; for regression the quantile calibration error of the Gaussian prediction),
+agreement of the predicted class with the teacher's, error (RMSE for regression) and the total
+variation between its and the teacher's epistemic-uncertainty histograms on off-data inputs (an
+off-data probe drawn with another seed than the controller's). The auto student passes when
+
+- its ECE <= max(2 x the teacher's, the teacher's + 3 points),
+- its agreement >= the lambda = 0 student's - 1 point,
+- its epistemic TV <= the lambda = 0 student's (both rounded to 3 decimals, as the table shows them:
+  an auto student whose lambda stayed near 0 differs from the lambda = 0 one by round-off).
+
+    OMP_NUM_THREADS=1 python benchmarks/auto_lambda_guard.py --out docs/results/auto-lambda
+
+writes ``README.md`` and ``results.json`` there (``--seed`` picks the draw: 0 is reported; the
+guard's constants were chosen on seed 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import hydraplus
+from hydraplus.core.uncertainty import (
+    classification_uncertainty,
+    predictive_gaussian,
+    regression_uncertainty,
+    total_variation,
+)
+from hydraplus.data.images import read_fashion_mnist
+from hydraplus.data.probe import off_data_probe
+from hydraplus.data.toy import make_regression, make_spiral
+from hydraplus.experiments.distil import Members
+from hydraplus.experiments.image_eval import classification_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+CIFAR = ROOT.parent / "shared" / "data" / "cifar10_train.npz"
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+HEADS = 5
+MEMBERS = 5
+TV_BINS = 50
+EVAL_PROBE_SEED = 12345  # the controller's probe is drawn with the distil seed; this one differs
+
+
+@dataclass
+class Setup:
+    """A problem with its trained members and how to distil it."""
+
+    name: str
+    task: str
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    members: list[nn.Module]
+    epochs: int  # of distillation
+    fixed_lam: float  # the paper's lambda for the closest setting
+    lam_source: str
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _cnn(channels: int, classes: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(32 * 8 * 8, 64), nn.ReLU(), nn.Linear(64, classes))
+
+
+def _member_loss(out: Tensor, y: Tensor, task: str) -> Tensor:
+    if task == "classification":
+        return F.cross_entropy(out, y)
+    mean, log_var = out[:, 0], out[:, 1].clamp(-10, 10)
+    return 0.5 * (log_var + (y - mean) ** 2 / log_var.exp()).mean()
+
+
+def train_members(make: Callable[[], nn.Module], x: Tensor, y: Tensor, task: str, epochs: int,
+                  seed: int, lr: float = 1e-2, batch: int = 64) -> list[nn.Module]:
+    """Five members, each its own initialisation and data order (what a user's loop does)."""
+    members = []
+    for i in range(MEMBERS):
+        torch.manual_seed(1000 * seed + i)
+        model = make()
+        opt = torch.optim.Adam(model.parameters(), lr)
+        for _ in range(epochs):
+            for idx in torch.randperm(len(x)).split(batch):
+                opt.zero_grad()
+                _member_loss(model(x[idx]), y[idx], task).backward()
+                opt.step()
+        members.append(model.eval())
+    return members
+
+
+def _standardised(x_train: np.ndarray, x_test: np.ndarray) -> tuple[Tensor, Tensor]:
+    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
+    return (torch.tensor((x_train - mean) / std, dtype=torch.float32),
+            torch.tensor((x_test - mean) / std, dtype=torch.float32))
+
+
+def _sklearn(name: str, x: np.ndarray, y: np.ndarray, seed: int, hidden: int, member_epochs: int,
+             epochs: int, scale: bool = True) -> Setup:
+    from sklearn.model_selection import train_test_split
+
+    xa, xb, ya, yb = train_test_split(x, y, test_size=0.3, random_state=seed, stratify=y)
+    if scale:
+        xtr, xte = _standardised(xa, xb)
+    else:
+        xtr, xte = torch.tensor(xa, dtype=torch.float32), torch.tensor(xb, dtype=torch.float32)
+    ytr, yte = torch.tensor(ya), torch.tensor(yb)
+    classes = int(y.max()) + 1
+    members = train_members(lambda: _mlp([x.shape[1], hidden, classes]), xtr, ytr, "classification",
+                            member_epochs, seed)
+    return Setup(name, "classification", xtr, ytr, xte, yte, members, epochs, 9.0, "spiral's, M = 5")
+
+
+def spiral(seed: int, small: bool = False) -> Setup:
+    p = make_spiral(seed)
+    members = train_members(lambda: _mlp([2, 64, 64, 3]), p.x_train, p.y_train, "classification",
+                            100 if small else 200, seed)
+    return Setup("spiral", "classification", p.x_train, p.y_train, p.x_test, p.y_test, members,
+                 100 if small else 200, 9.0, "spiral, M = 5")
+
+
+def regression(seed: int, small: bool = False) -> Setup:
+    p = make_regression(seed)
+    members = train_members(lambda: _mlp([1, 64, 64, 2]), p.x_train, p.y_train, "regression",
+                            100 if small else 200, seed)
+    return Setup("toy regression", "regression", p.x_train, p.y_train, p.x_test, p.y_test, members,
+                 100 if small else 200, 0.005, "toy regression, M = 5")
+
+
+def digits(seed: int, small: bool = False) -> Setup:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return _sklearn("digits", d.data / 16.0, d.target, seed, 64, 15 if small else 30, 20, scale=False)
+
+
+def breast_cancer(seed: int, small: bool = False) -> Setup:
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    return _sklearn("breast_cancer", d.data, d.target, seed, 32, 30, 60)
+
+
+def synthetic100(seed: int, small: bool = False) -> Setup:
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=3000 if small else 6000, n_features=40, n_informative=30,
+                               n_redundant=0, n_classes=100, n_clusters_per_class=1, class_sep=3.0,
+                               random_state=seed)
+    return _sklearn("synthetic-100", x, y, seed, 128, 15 if small else 20, 20)
+
+
+def _images(name: str, x: Tensor, y: Tensor, seed: int, n_train: int, n_test: int) -> tuple[Tensor, ...]:
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    tr, te = order[:n_train], order[n_train:n_train + n_test]
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    mean, std = x[tr].mean((0, 2, 3), keepdim=True), x[tr].std((0, 2, 3), keepdim=True)
+    x = (x - mean) / std
+    return x[tr], y[tr].long(), x[te], y[te].long()
+
+
+def fashion_mnist(seed: int, small: bool = False) -> Setup:
+    raw = read_fashion_mnist(FASHION, train=True)
+    xtr, ytr, xte, yte = _images("fashion", raw.x, raw.y, seed, 5000, 1000)
+    xtr, xte = xtr.flatten(1), xte.flatten(1)
+    members = train_members(lambda: _mlp([784, 128, 10]), xtr, ytr, "classification", 5, seed, lr=1e-3)
+    return Setup("Fashion-MNIST 5k", "classification", xtr, ytr, xte, yte, members, 10, 0.001,
+                 "Fashion-MNIST preset, M = 5")
+
+
+def cifar10(seed: int, small: bool = False) -> Setup:
+    with np.load(CIFAR) as arrays:
+        x = torch.from_numpy(arrays["x_train"] if "x_train" in arrays else arrays["x"])
+        y = torch.from_numpy(arrays["y_train"] if "y_train" in arrays else arrays["y"])
+    if x.shape[-1] == 3:
+        x = x.permute(0, 3, 1, 2)
+    xtr, ytr, xte, yte = _images("cifar", x, y.reshape(-1), seed, 5000, 1000)
+    members = train_members(lambda: _cnn(3, 10), xtr, ytr, "classification", 6, seed, lr=2e-3)
+    return Setup("CIFAR-10 5k", "classification", xtr, ytr, xte, yte, members, 10, 0.1,
+                 "paper's CIFAR-10, M = 5")
+
+
+PROBLEMS: dict[str, Callable[..., Setup]] = {
+    "spiral": spiral, "regression": regression, "digits": digits, "breast_cancer": breast_cancer,
+    "synthetic100": synthetic100, "fashion": fashion_mnist, "cifar10": cifar10,
+}
+
+
+@torch.no_grad()
+def outputs(model: nn.Module, x: Tensor) -> Tensor:
+    """``[B, K, D]`` outputs of a teacher (members stacked) or a student."""
+    model.eval()
+    return torch.cat([model(chunk) for chunk in x.split(1024)])
+
+
+def regression_calibration(out: Tensor, y: Tensor) -> float:
+    """Mean |observed - nominal| coverage of the central intervals of the moment-matched Gaussian at
+    9 levels (the regression counterpart of the ECE)."""
+    mean, var = predictive_gaussian(out)
+    z = ((y - mean).abs() / var.sqrt()).double()
+    levels = torch.linspace(0.1, 0.9, 9, dtype=torch.float64)
+    half = torch.special.ndtri(0.5 + levels / 2)
+    covered = (z[None, :] <= half[:, None]).double().mean(1)
+    return float((covered - levels).abs().mean())
+
+
+def scores(setup: Setup, teacher_out: Tensor, student_out: Tensor, teacher_probe: Tensor,
+           student_probe: Tensor) -> dict[str, float | None]:
+    """ECE, error, agreement and epistemic TV of one model's outputs (the teacher's against itself)."""
+    if setup.task == "classification":
+        metrics = classification_metrics(student_out, setup.y_test, student_out.shape[-1])
+        agreement = float((student_out.softmax(-1).mean(1).argmax(-1)
+                           == teacher_out.softmax(-1).mean(1).argmax(-1)).float().mean())
+        upper = math.log(student_out.shape[-1])
+        epi_s = classification_uncertainty(student_probe.double())["epistemic"]
+        epi_t = classification_uncertainty(teacher_probe.double())["epistemic"]
+        ece, error = metrics["ece"], metrics["error"]
+    else:
+        ece, agreement = regression_calibration(student_out, setup.y_test), None
+        error = float((student_out[..., 0].mean(1) - setup.y_test).pow(2).mean().sqrt())
+        epi_s = regression_uncertainty(student_probe.double())["epistemic"]
+        epi_t = regression_uncertainty(teacher_probe.double())["epistemic"]
+        upper = float(torch.quantile(torch.cat([epi_s, epi_t]).float(), 0.99)) or 1.0
+    return {"ece": ece, "error": error, "agreement": agreement,
+            "tv_epistemic": total_variation(epi_s.float(), epi_t.float(), upper, TV_BINS)}
+
+
+def run_problem(setup: Setup, seed: int = 0) -> dict[str, Any]:
+    """The teacher and the three students of one problem, scored, with the auto student's checks."""
+    teacher = Members(setup.members)
+    probe = off_data_probe(setup.x_train, seed=EVAL_PROBE_SEED)
+    teacher_out, teacher_probe = outputs(teacher, setup.x_test), outputs(teacher, probe)
+    rows: dict[str, Any] = {"teacher": scores(setup, teacher_out, teacher_out, teacher_probe, teacher_probe)}
+    lambdas: dict[str, Any] = {}
+    for label, lam in (("lambda=0", 0.0), (f"lambda={setup.fixed_lam:g}", setup.fixed_lam), ("auto", "auto")):
+        start = time.perf_counter()
+        result = hydraplus.distil(setup.members, (setup.x_train, setup.y_train), heads=HEADS,
+                                  epochs=setup.epochs, lam=lam, seed=seed)
+        student = result.model
+        rows[label] = scores(setup, teacher_out, outputs(student, setup.x_test), teacher_probe,
+                             outputs(student, probe))
+        rows[label]["seconds"] = time.perf_counter() - start
+        lambdas[label] = lam
+    t, zero, auto = rows["teacher"], rows["lambda=0"], rows["auto"]
+    checks = {"ece": auto["ece"] <= max(2 * t["ece"], t["ece"] + 0.03),
+              "agreement": auto["agreement"] is None or auto["agreement"] >= zero["agreement"] - 0.01,
+              "tv_epistemic": round(auto["tv_epistemic"], 3) <= round(zero["tv_epistemic"], 3)}
+    return {"problem": setup.name, "task": setup.task, "train": len(setup.x_train), "test": len(setup.x_test),
+            "classes": int(teacher_out.shape[-1]) if setup.task == "classification" else None,
+            "input": list(setup.x_train.shape[1:]), "epochs": setup.epochs, "fixed_lambda": setup.fixed_lam,
+            "fixed_lambda_source": setup.lam_source, "rows": rows, "checks": checks,
+            "passed": all(checks.values())}
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
+def markdown(results: list[dict[str, Any]], seed: int, command: str, seconds: float) -> str:
+    """The README: one table row per problem and model, and the checks."""
+    lines = [
+        "# The automatic lambda's guard on seven problems", "",
+        "Five members trained like a user would (small MLPs, a small CNN on CIFAR-10), distilled by "
+        "`hydraplus.distil(members, (x, y), heads=5, epochs=E, lam=...)` with lambda = 0, the paper's "
+        "fixed lambda for the closest setting, and the default `lam=\"auto\"`. Scored on each problem's "
+        "test split; epistemic TV is the total variation between the student's and the teacher's "
+        "epistemic-uncertainty histograms (50 bins) on 1,000 off-data inputs drawn with another seed "
+        "than the controller's probe. For the toy regression, the ECE column is the mean coverage error "
+        "of the central intervals of the Gaussian prediction at levels 0.1-0.9, and the error is the RMSE.",
+        "",
+        "The auto student passes when its ECE <= max(2 x the teacher's, the teacher's + 3 points), its "
+        "agreement with the teacher's class >= the lambda = 0 student's - 1 point, and its epistemic TV "
+        "<= the lambda = 0 student's (at the table's 3 decimals).", "",
+        f"Seed {seed}; {seconds / 60:.1f} minutes on one CPU thread. Reproduce with `{command}`.", "",
+        "| problem | train / test | classes | epochs | model | ECE % | error % (RMSE) | agreement % "
+        "| epistemic TV | passes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        for label, row in result["rows"].items():
+            err = f"{row['error']:.3f}" if result["task"] == "regression" else _pct(row["error"])
+            ok = ""
+            if label == "auto":
+                ok = "yes" if result["passed"] else "no: " + ", ".join(k for k, v in result["checks"].items()
+                                                                        if not v)
+            lines.append(f"| {result['problem']} | {result['train']} / {result['test']} | "
+                         f"{result['classes'] or '–'} | {result['epochs']} | {label} | {_pct(row['ece'])} | "
+                         f"{err} | {_pct(row['agreement'])} | "
+                         f"{'–' if label == 'teacher' else format(row['tv_epistemic'], '.3f')} | {ok} |")
+    passed = sum(r["passed"] for r in results)
+    lines += ["", f"The auto student passes on {passed} of {len(results)} problems.", ""]
+    fixed = [f"{r['problem']} {r['fixed_lambda']:g} ({r['fixed_lambda_source']})" for r in results]
+    lines += ["Fixed lambdas: " + "; ".join(fixed) + ".", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "auto-lambda")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    results = []
+    for name in args.problems:
+        t0 = time.perf_counter()
+        results.append(run_problem(PROBLEMS[name](args.seed), args.seed))
+        print(f"{name}: {time.perf_counter() - t0:.0f} s, passed={results[-1]['passed']} "
+              + json.dumps({k: {kk: (round(vv, 4) if isinstance(vv, float) else vv) for kk, vv in v.items()}
+                            for k, v in results[-1]["rows"].items()}), flush=True)
+    seconds = time.perf_counter() - start
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = "OMP_NUM_THREADS=1 python benchmarks/auto_lambda_guard.py" + (
+        f" --seed {args.seed}" if args.seed else "")
+    (args.out / "results.json").write_text(json.dumps({"seed": args.seed, "seconds": seconds,
+                                                       "problems": results}, indent=2))
+    (args.out / "README.md").write_text(markdown(results, args.seed, command, seconds))
+    return 0 if all(r["passed"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The warning (and report line) when a finished student is far from its teacher."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from hydraplus.cli import _show_warning
+from hydraplus.report.distil import StudentWarning, distil_markdown, far_from_teacher
+
+
+def _metrics(student_ece: float, agreement: float, teacher_ece: float = 0.05, teacher_error: float = 0.02,
+             task: str = "classification") -> dict:
+    test = {"error": 0.03, "ece": student_ece, "nll": 0.1, "brier": 0.1}
+    return {"task": task, "test_size": 540, "ood_size": None,
+            "settings": {"tv_bins": 50, "device": "cpu", "latency_batch_sizes": [1]},
+            "models": {"teacher": {"name": "teacher", "members": 5,
+                                   "test": {**test, "ece": teacher_ece, "error": teacher_error}},
+                       "student": {"name": "hydra+-5-auto", "agreement": agreement, "test": test,
+                                   "spec": {"method": "hydra+", "heads": 5, "epochs": 20,
+                                            "lam": {"value": 1.0, "auto": True}}}}}
+
+
+def test_far_means_ece_above_twice_and_three_points_over_the_teachers_or_classes_differing() -> None:
+    assert far_from_teacher(_metrics(0.10, 0.95)) is None  # 10% = max(2 x 5%, 5% + 3 points): not above
+    message = far_from_teacher(_metrics(0.719, 0.95))
+    assert message == ("student hydra+-5-auto is far from its teacher on the 540 evaluation examples: "
+                       "ECE 71.9% against the teacher's 5.0%; it may be useless (lambda auto; try a smaller "
+                       "lambda, more epochs or lambda 0)")
+    assert far_from_teacher(_metrics(0.02, 0.9, teacher_ece=0.005)) is None  # 3.5% = 0.5% + 3 points
+    # agreement below 1 - max(10%, the teacher's error)
+    assert "agrees with the teacher's on 89.9% of the inputs (expected at least 90.0%)" in far_from_teacher(
+        _metrics(0.05, 0.899))
+    assert far_from_teacher(_metrics(0.05, 0.61, teacher_error=0.4)) is None  # a weak teacher: 60% enough
+    assert far_from_teacher(_metrics(0.9, 0.1, task="regression")) is None
+
+
+def test_the_report_carries_the_warning_and_the_cli_prints_it_as_one_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    report = distil_markdown(_metrics(0.719, 0.95))
+    assert "**Warning:** student hydra+-5-auto is far from its teacher" in report
+    assert "Warning" not in distil_markdown(_metrics(0.06, 0.95))
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        warnings.simplefilter("always")
+        warnings.warn(StudentWarning("student x is far from its teacher"), stacklevel=1)
+    assert capsys.readouterr().err == "hydraplus: warning: student x is far from its teacher\n"
