@@ -14,21 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import auto_lambda_guard as guard
 
 
-@pytest.mark.parametrize("name", ["digits", "spiral"])
+@pytest.mark.parametrize("name", ["digits", "synthetic100", "spiral"])
 def test_the_auto_student_keeps_the_fit(name: str) -> None:
     result = guard.run_problem(guard.PROBLEMS[name](seed=2, small=True), seed=2)
     assert result["checks"] == {"ece": True, "agreement": True, "tv_epistemic": True}, result["rows"]
-
-
-def test_on_a_small_100_class_problem_the_auto_student_keeps_agreement_and_gains_diversity() -> None:
-    """3,000 examples: the auto student's agreement holds and its epistemic histogram is far closer
-    to the teacher's than the lambda = 0 student's (TV 0.148 against 0.570), but its test ECE
-    (7.9%) exceeds max(2 x the teacher's 3.6%, 3.6% + 3 points): the guard watches training inputs
-    and does not see this loss of calibration on held-out ones (docs/method.md#automatic-lambda)."""
-    result = guard.run_problem(guard.PROBLEMS["synthetic100"](seed=2, small=True), seed=2)
-    assert result["checks"]["agreement"] and result["checks"]["tv_epistemic"], result["rows"]
-    assert result["rows"]["auto"]["tv_epistemic"] < 0.5 * result["rows"]["lambda=0"]["tv_epistemic"]
-    assert result["rows"]["auto"]["ece"] < 0.10  # not flat: the lambda = 9 student's ECE is 55%
 
 
 def test_the_table_names_every_problem_and_failure() -> None:
