@@ -46,3 +46,20 @@ def test_the_report_carries_the_warning_and_the_cli_prints_it_as_one_line(
         warnings.simplefilter("always")
         warnings.warn(StudentWarning("student x is far from its teacher"), stacklevel=1)
     assert capsys.readouterr().err == "hydraplus: warning: student x is far from its teacher\n"
+
+
+def test_distil_with_val_warns_about_a_flat_student_and_reports_its_agreement() -> None:
+    """The reported case: digits, five small MLP members, a lambda far too large for their heads."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import auto_lambda_guard as guard
+
+    import hydraplus
+
+    setup = guard.digits(seed=2, small=True)
+    with pytest.warns(StudentWarning, match=r"far from its teacher on the 540 evaluation examples: ECE"):
+        result = hydraplus.distil(setup.members, (setup.x_train, setup.y_train), heads=5, epochs=10,
+                                  lam=9.0, patience=None, val=(setup.x_test, setup.y_test))
+    assert result.metrics is not None and 0.0 < result.metrics["models"]["student"]["agreement"] <= 1.0
