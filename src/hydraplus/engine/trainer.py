@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -20,7 +20,7 @@ from hydraplus.core.precision import check_precision
 from hydraplus.engine.checkpoint import AtomicCheckpoint
 from hydraplus.engine.data import SeededData
 from hydraplus.engine.distributed import check_world_size, close_at_exit, lightning_strategy
-from hydraplus.engine.progress import EpochProgress
+from hydraplus.engine.progress import RunProgress, progress_callback
 from hydraplus.io import CheckpointError, safe_load
 
 _LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
@@ -63,13 +63,13 @@ def _keep_log_rows(logger: CSVLogger, last_epoch: int) -> None:
     writer.save()
 
 
-def _trainer(folder: Path, label: str, epochs: int, progress: bool, accelerator: str,
+def _trainer(folder: Path, label: str, epochs: int, progress: bool | RunProgress, accelerator: str,
              checkpoint_every: int, precision: str, devices: int, num_nodes: int,
              strategy: str, extra: Sequence[Callback] = ()) -> tuple[L.Trainer, CSVLogger]:
     # `extra` first: each epoch's checkpoint holds what they decided at its end (early stopping)
     callbacks: list = [*extra, AtomicCheckpoint(folder, checkpoint_every)]
     if progress:
-        callbacks.append(EpochProgress(label))
+        callbacks.append(progress_callback(label, progress if isinstance(progress, RunProgress) else None))
     logger = CSVLogger(folder, name="", version="log")
     world_size = devices * num_nodes
     trainer = L.Trainer(
@@ -84,7 +84,7 @@ def _trainer(folder: Path, label: str, epochs: int, progress: bool, accelerator:
         precision=precision,
         logger=logger,
         callbacks=callbacks,
-        enable_progress_bar=False,
+        enable_progress_bar=any(isinstance(callback, ProgressBar) for callback in callbacks),
         enable_model_summary=False,
         enable_checkpointing=False,
         limit_val_batches=0,
@@ -102,7 +102,7 @@ def fit(
     folder: Path,
     label: str,
     epochs: int,
-    progress: bool = True,
+    progress: bool | RunProgress = True,
     accelerator: str = "cpu",
     checkpoint_every: int = 1,
     resume: bool = False,
@@ -119,7 +119,8 @@ def fit(
     when there are several); ``data`` must then be `SeededData`, which gives each process its rows.
     A checkpoint is resumed only with the world size it was saved with. ``callbacks`` (e.g.
     `hydraplus.engine.early_stopping.EarlyStopping`) run before the checkpoint is taken each epoch,
-    and their state is part of it.
+    and their state is part of it. ``progress`` (`hydraplus.engine.progress`): a bar on a terminal,
+    a line per epoch otherwise; a `RunProgress` adds the time left for the whole run.
 
     Ctrl-C stops after Lightning's clean shutdown and is raised again as KeyboardInterrupt
     (the last finished checkpoint stays), so callers can say how to resume.

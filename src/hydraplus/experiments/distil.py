@@ -38,6 +38,7 @@ from hydraplus.engine.data import SeededData
 from hydraplus.engine.distributed import check_batches, is_rank_zero, process_rank
 from hydraplus.engine.early_stopping import EarlyStopping
 from hydraplus.engine.modules import DistillModule
+from hydraplus.engine.progress import RunProgress
 from hydraplus.engine.trainer import fit
 from hydraplus.experiments.contracts import (
     ReadTeacher,
@@ -356,6 +357,11 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     student_model = _student(student, module, split, x[:2].to(device), spec, num_classes)
     if channels_last and has_conv(student_model):
         use_channels_last(student_model)
+    shown: bool | RunProgress = progress
+    if progress and is_rank_zero(devices, num_nodes):  # timed before compiling (which would cost more)
+        from hydraplus.experiments.run_plan import plan_distil
+
+        shown = plan_distil(student_model, spec, x, device, world_size, precision)
     if compile:
         student_model.compile()
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="hydraplus-distil-"))
@@ -377,9 +383,11 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         teacher_val = predict(module, x_val, precision=precision)
         stopping = EarlyStopping(x_val, teacher_val, task, spec.patience, precision=precision)
         member_validation = member_scores(teacher_val, y_val, task)
+    if isinstance(shown, RunProgress):  # the first line: the student and its estimated time
+        shown.announce("distilling into")
     start = time.perf_counter()
     trainer = fit(engine, data, folder=folder / spec.name, label=spec.name, epochs=spec.epochs,
-                  progress=progress, accelerator="gpu" if str(device).startswith("cuda") else "cpu",
+                  progress=shown, accelerator="gpu" if str(device).startswith("cuda") else "cpu",
                   resume=resume, precision=precision, devices=devices, num_nodes=num_nodes, strategy=strategy,
                   callbacks=[] if stopping is None else [stopping])
     seconds = time.perf_counter() - start

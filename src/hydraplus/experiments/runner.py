@@ -44,8 +44,10 @@ from hydraplus.engine.data import SeededAugment, SeededData
 from hydraplus.engine.distributed import check_batches, check_world_size, is_rank_zero
 from hydraplus.engine.early_stopping import EarlyStopping
 from hydraplus.engine.modules import DistillModule, EnsembleModule
+from hydraplus.engine.progress import RunProgress
 from hydraplus.engine.trainer import fit
 from hydraplus.experiments.builders import build_ensemble, build_student
+from hydraplus.experiments.run_plan import plan_run
 from hydraplus.io import atomic_torch_save, atomic_write_text, safe_load
 from hydraplus.validation import (
     check_class_counts,
@@ -116,7 +118,7 @@ def seeded_augment(augmentation: Augmentation | None, problem: Problem, seed: in
 
 
 def train_ensemble(config: ExperimentConfig, problem: Problem, folder: Path, seed: int, *,
-                   progress: bool = True, accelerator: str = "cpu", resume: bool = False,
+                   progress: bool | RunProgress = True, accelerator: str = "cpu", resume: bool = False,
                    checkpoint_every: int = 1) -> tuple[Ensemble, float, int]:
     """Train N members (batched, own orders); returns the ensemble, seconds, skipped steps."""
     folder = Path(folder)
@@ -145,7 +147,7 @@ def train_ensemble(config: ExperimentConfig, problem: Problem, folder: Path, see
 
 def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
                   teacher_outputs: torch.Tensor | cache.TeacherOutputs | None, folder: Path, seed: int, *,
-                  teacher: Ensemble | None = None, progress: bool = True,
+                  teacher: Ensemble | None = None, progress: bool | RunProgress = True,
                   accelerator: str = "cpu", resume: bool = False,
                   checkpoint_every: int = 1,
                   teacher_val: torch.Tensor | None = None) -> tuple[nn.Module, float, int]:
@@ -246,7 +248,7 @@ def read_early_stopping(folder: Path) -> dict[str, Any] | None:
 
 
 def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, seed: int = 0, *,
-                   progress: bool = True,
+                   progress: bool | RunProgress = True,
                    accelerator: str = "cpu", resume: bool = False,
                    checkpoint_every: int = 1,
                    data_path: str | Path | None = None,
@@ -279,6 +281,9 @@ def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, see
         _check_same_run(run_dir / "config.json", meta)
     if rank_zero:
         atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
+    if progress is True and rank_zero:  # the run's first line: its models and their estimated time
+        progress = plan_run(config, problem, _layout(accelerator), accelerator)
+        progress.announce()
     ensemble, seconds, skipped = train_ensemble(
         config, problem, run_dir / "ensemble", seed, progress=progress,
         accelerator=accelerator, resume=resume, checkpoint_every=checkpoint_every)
