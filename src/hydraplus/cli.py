@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "x_train/y_train; distil runs also take an image folder and need it)")
     evaluate.add_argument("--ood", type=Path, default=None,
                           help="image and distil runs: out-of-distribution inputs from this file (image "
-                          "runs: an .npz, made grey and resized as the run's data.ood says)")
+                          "runs: an .npz, subsampled, made grey and resized as the run's data.ood says)")
     evaluate.add_argument("--no-shifts", action="store_true", help="image runs: skip the dataset shifts")
     evaluate.add_argument("--out", type=Path, default=None,
                           help="output folder (default: the run folder; with --data RUN_DIR/eval-<name>)")
@@ -329,9 +329,9 @@ def _image_problem(meta: dict[str, Any], config: Any, data: Path | None, ood: Pa
         else:
             norm, shape = Normalization(tuple(saved["mean"]), tuple(saved["std"])), saved["image_shape"]
         problem = load_test_problem(data, norm, image_shape=shape)
-    if ood is not None:  # converted to the run's image shape as its own OOD set was
+    if ood is not None:  # the run's own subset size, seed and conversion to its image shape
         run_ood = config.data.options.get("ood", {})
-        convert = {k: run_ood[k] for k in ("grayscale", "size") if k in run_ood}
+        convert = {k: run_ood[k] for k in ("grayscale", "size", "limit", "seed") if k in run_ood}
         attach_ood(problem, {"name": "npz", "path": str(ood), **convert}, meta["seed"])
     return problem
 

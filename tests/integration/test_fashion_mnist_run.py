@@ -27,6 +27,8 @@ def _tiny(name: str, folder: Path) -> Path:
     """The preset with N = 2, one epoch and four students, as a JSON file."""
     raw = with_members(scale_epochs(read_config(name), 1), 2)
     raw["students"] = STUDENTS
+    if "ood" in raw["data"]:  # a subset of the 30 OOD images, as the preset's 2,000 of 50,000
+        raw["data"]["ood"]["limit"] = 20
     path = folder / f"{name}.json"
     path.write_text(json.dumps(raw))
     return path
@@ -53,6 +55,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _train(_tiny("cpu-fashion-mnist", root), out, "--data", str(data), "--ood-data", str(ood))
     assert main(["evaluate", str(out / "seed-0"), "--ood", str(_rgb_npz(root / "other.npz", 12, seed=2)),
                  "--out", str(root / "other-ood"), "--latency-batches", "1", "--quiet"]) == 0
+    assert main(["evaluate", str(out / "seed-0"), "--ood", str(ood), "--no-shifts",
+                 "--out", str(root / "same-ood"), "--latency-batches", "1", "--quiet"]) == 0
     assert main(["compare", str(out), "--quiet"]) == 0
     return {"root": root, "data": data, "out": out, "seed": out / "seed-0"}
 
@@ -61,7 +65,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_the_run_uses_the_official_test_split_and_grey_ood_images(run: dict[str, Path]) -> None:
     evaluation = json.loads((run["seed"] / "evaluation.json").read_text())
     assert evaluation["problem"] == {"name": "fashion-mnist", "num_classes": 10, "test_size": 40,
-                                     "probe_name": "cifar", "probe_size": 30}
+                                     "probe_name": "cifar", "probe_size": 20}
     saved = json.loads((run["seed"] / "config.json").read_text())
     assert saved["ood_path"].endswith("cifar.npz") and saved["normalization"]["image_shape"] == [1, 28, 28]
 
@@ -88,6 +92,14 @@ def test_evaluation_json_has_every_new_metric(run: dict[str, Path]) -> None:
 def test_evaluate_ood_converts_like_the_runs_data_ood(run: dict[str, Path]) -> None:
     evaluation = json.loads((run["root"] / "other-ood" / "evaluation.json").read_text())
     assert evaluation["problem"]["probe_name"] == "other" and evaluation["problem"]["probe_size"] == 12
+
+
+def test_evaluate_with_the_runs_own_ood_file_takes_the_same_subset(run: dict[str, Path]) -> None:
+    trained = json.loads((run["seed"] / "evaluation.json").read_text())
+    again = json.loads((run["root"] / "same-ood" / "evaluation.json").read_text())
+    assert again["problem"]["probe_size"] == 20
+    for name in ("ensemble", "hydra-2", "member"):
+        assert again["models"][name]["ood"] == pytest.approx(trained["models"][name]["ood"], abs=1e-9), name
 
 
 def test_compare_tables_and_figures(run: dict[str, Path]) -> None:
