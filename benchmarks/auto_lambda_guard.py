@@ -137,20 +137,23 @@ def _sklearn(name: str, x: np.ndarray, y: np.ndarray, seed: int, hidden: int, me
     return Setup(name, "classification", xtr, ytr, xte, yte, members, epochs, 9.0, "spiral's, M = 5")
 
 
+def _toy(problem: Any, name: str, task: str, widths: list[int], lam: float, note: str, seed: int,
+         small: bool) -> Setup:
+    """A toy problem with members and students trained for the paper's 200 epochs (100 if small)."""
+    epochs = 100 if small else 200
+    members = train_members(lambda: _mlp(widths), problem.x_train, problem.y_train, task, epochs, seed)
+    return Setup(name, task, problem.x_train, problem.y_train, problem.x_test, problem.y_test, members,
+                 epochs, lam, note)
+
+
 def spiral(seed: int, small: bool = False) -> Setup:
-    p = make_spiral(seed)
-    members = train_members(lambda: _mlp([2, 64, 64, 3]), p.x_train, p.y_train, "classification",
-                            100 if small else 200, seed)
-    return Setup("spiral", "classification", p.x_train, p.y_train, p.x_test, p.y_test, members,
-                 100 if small else 200, 9.0, "spiral, M = 5")
+    return _toy(make_spiral(seed), "spiral", "classification", [2, 64, 64, 3], 9.0, "spiral, M = 5",
+                seed, small)
 
 
 def regression(seed: int, small: bool = False) -> Setup:
-    p = make_regression(seed)
-    members = train_members(lambda: _mlp([1, 64, 64, 2]), p.x_train, p.y_train, "regression",
-                            100 if small else 200, seed)
-    return Setup("toy regression", "regression", p.x_train, p.y_train, p.x_test, p.y_test, members,
-                 100 if small else 200, 0.005, "toy regression, M = 5")
+    return _toy(make_regression(seed), "toy regression", "regression", [1, 64, 64, 2], 0.005,
+                "toy regression, M = 5", seed, small)
 
 
 def digits(seed: int, small: bool = False) -> Setup:
