@@ -14,11 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hydraplus.core.losses import check_task, gaussian_kl, moment_matched
-
-
-def log_mean_probs(logits: Tensor) -> Tensor:
-    """log of the mean softmax over the K predictions, ``[B, K, C]`` -> ``[B, C]``, in float64."""
-    return torch.logsumexp(F.log_softmax(logits.double(), dim=-1), dim=1) - math.log(logits.shape[1])
+from hydraplus.core.uncertainty import log_predictive
 
 
 def predictive_kl(student: Tensor, teacher: Tensor, task: str) -> float:
@@ -34,7 +30,7 @@ def predictive_kl(student: Tensor, teacher: Tensor, task: str) -> float:
     if not (torch.isfinite(student).all() and torch.isfinite(teacher).all()):
         return math.inf
     if task == "classification":
-        kl = F.kl_div(log_mean_probs(student), log_mean_probs(teacher), reduction="none",
+        kl = F.kl_div(log_predictive(student), log_predictive(teacher), reduction="none",
                       log_target=True).sum(-1)
     else:
         kl = gaussian_kl(*moment_matched(teacher.double()), *moment_matched(student.double()))

@@ -33,6 +33,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from hydraplus.core.losses import gaussian_kl
 from hydraplus.core.modes import evaluating
 from hydraplus.core.uncertainty import classification_uncertainty, predictive_gaussian, regression_uncertainty
 
@@ -216,9 +217,7 @@ def fit_to(teacher: Tensor, student: Tensor, task: str) -> Fit:
         kl = (teacher * (teacher.clamp_min(tiny).log() - student.clamp_min(tiny).log())).sum(-1)
         return Fit(float(kl.mean()), float((teacher.argmax(-1) == student.argmax(-1)).double().mean()))
     (mu_t, var_t), (mu_s, var_s) = teacher.unbind(-1), student.clamp_min(1e-12).unbind(-1)
-    var_t = var_t.clamp_min(1e-12)
-    kl = 0.5 * (var_t / var_s + (mu_t - mu_s) ** 2 / var_s - 1 + (var_s / var_t).log())
-    return Fit(float(kl.mean()))
+    return Fit(float(gaussian_kl(mu_t, var_t.clamp_min(1e-12), mu_s, var_s).mean()))
 
 
 def student_fit(model: nn.Module, guard: Guard, task: str) -> Fit:
