@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from _dummies import image_config
+from hydraplus import metrics
 from hydraplus.cli import main
 from hydraplus.config import parse_config
 from hydraplus.core.predict import predict
@@ -18,6 +20,18 @@ from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
 from hydraplus.data.shift import DISTORTIONS
 from hydraplus.experiments.builders import build_ensemble, build_members, build_student
 from hydraplus.experiments.image_eval import calibrated, evaluate_images, reliability
+from hydraplus.metrics import (
+    CALIBRATION,
+    CLEAN,
+    DISTIL_TEST,
+    DISTIL_UNCERTAINTY,
+    HIGHER,
+    SHIFT,
+    SHIFT_ONE_RUN,
+    TOY,
+    UNCERTAINTY,
+    Metric,
+)
 from hydraplus.report.compare import (
     compare_markdown,
     evaluation_markdown,
@@ -26,6 +40,7 @@ from hydraplus.report.compare import (
     pool,
     read_evaluation,
 )
+from hydraplus.report.distil import distil_markdown
 from hydraplus.report.evaluation import toy_evaluation, write_evaluation
 from hydraplus.report.image_figures import write_figures
 from hydraplus.report.markdown import toy_table
@@ -263,3 +278,46 @@ def test_figures_are_written(tmp_path: Path, evaluations: list[dict[str, Any]]) 
                      "fidelity-epistemic-spearman.png", "reliability.png", "risk-coverage.png",
                      "histograms-vertical-30.png"]
     assert all((tmp_path / n).stat().st_size > 1000 for n in names)
+
+
+NEW = Metric("classification", "confidence", "conf. %", 100.0, ".2f", HIGHER,  # every table of its group
+             tables=(CLEAN, CALIBRATION, UNCERTAINTY, SHIFT, SHIFT_ONE_RUN, TOY, DISTIL_TEST,
+                     DISTIL_UNCERTAINTY))
+
+
+def _headers_with(text: str, title: str) -> list[str]:
+    """The sections (``## heading``) whose table header has a ``title`` column."""
+    sections = [part.split("\n", 1) for part in ("\n" + text).split("\n## ")[1:]]
+    return [heading for heading, body in sections
+            if any(line.startswith(("| method |", "| model |")) and f"| {title} |" in line
+                   for line in body.splitlines())]
+
+
+def test_a_new_definition_reaches_the_evaluation_keys_and_each_table_it_names(
+        monkeypatch: pytest.MonkeyPatch, evaluations: list[dict[str, Any]]) -> None:
+    monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, NEW))
+    assert "confidence" in metrics.keys("classification")
+    image = copy.deepcopy(evaluations[0])
+    for row in [*image["models"].values(), *image["members"]["rows"]]:
+        for values in [row["clean"], *(level for levels in row["shifts"].values() for level in levels)]:
+            values["confidence"] = 0.5
+    one_run = evaluation_markdown(image)
+    assert _headers_with(one_run, "conf. %") == ["Clean test set", "Calibration and selective prediction",
+                                                 "Uncertainty"]
+    shift_rows = [line for line in one_run.splitlines() if line.startswith("| conf. % |")]
+    assert len(shift_rows) == len(DISTORTIONS) * len(image["models"])
+    assert "| conf. % | hydra+-2 | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 |" in shift_rows
+    assert "| conf. % | drop | 50.00 ± 0.00 |" in compare_markdown(pool({"run": [image, image]}))
+    toy = {"ensemble": {"error": 0.1, "augrc": 0.01, "confidence": 0.5},
+           "drop": {"error": 0.2, "confidence": 0.25}}
+    spiral = evaluation_markdown(toy_evaluation(toy, "classification", "spiral"))
+    assert "| model | test error % | conf. % |" in spiral and "| drop | 20.00 | 25.00 |" in spiral
+    assert _headers_with(spiral, "conf. %") == ["Calibration and selective prediction"]  # beside the demo's
+    assert "conf. %" not in evaluation_markdown(toy_evaluation(toy, "regression", "regression"))
+    test = {"error": 0.03, "ece": 0.01, "augrc": 0.01, "confidence": 0.5}
+    distil = {"task": "classification", "test_size": 9, "ood_size": None,
+              "settings": {"tv_bins": 50, "device": "cpu", "latency_batch_sizes": [1]},
+              "models": {"student": {"name": "hydra+-2", "test": test,
+                                     "spec": {"method": "hydra+", "heads": 2, "epochs": 1, "lam": None}}}}
+    assert _headers_with(distil_markdown(distil), "conf. %") == [
+        "Test set", "Calibration and selective prediction", "Uncertainty"]

@@ -11,35 +11,31 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from hydraplus.experiments.members import MEMBER
+from hydraplus.metrics import (
+    CALIBRATION,
+    CLEAN,
+    COST,
+    FIDELITY,
+    OOD_QUANTITIES,
+    SHIFT,
+    SHIFT_ONE_RUN,
+    UNCERTAINTY,
+    ood_table,
+    shown,
+)
 from hydraplus.report.distil import distil_tables
-from hydraplus.report.markdown import TOY_COLUMNS, toy_extra, toy_table
+from hydraplus.report.markdown import toy_columns, toy_extra, toy_table
 from hydraplus.report.members import POOLED_NOTE, member_note, single_run
-from hydraplus.report.metric_columns import CALIBRATION_INTRO, calibration_columns
+from hydraplus.report.metric_columns import CALIBRATION_INTRO, column, columns
 from hydraplus.report.tables import Column, Getter, Row, at, cell, get, mean_std, table
 
 KINDS = ("toy", "image", "distil")
 TASKS = ("classification", "regression")
-SHIFT_METRICS: tuple[tuple[str, str, float, int], ...] = (  # key, title, scale, decimals
-    ("error", "error %", 100.0, 2),
-    ("ece", "ECE %", 100.0, 2),
-    ("nll", "NLL", 1.0, 3),
-    ("predictive_entropy", "entropy", 1.0, 3),
-    ("epistemic_entropy", "epistemic", 1.0, 4),
-)
-FIDELITY_METRICS: tuple[tuple[str, str, float, int], ...] = (  # each student against the ensemble
-    ("agreement", "agreement %", 100.0, 2),
-    ("kl", "KL to ensemble", 1.0, 4),
-    ("epistemic_spearman", "epistemic Spearman", 1.0, 3),
-)
-OOD_SCORES = (("msp", "MSP"), ("predictive", "entropy"), ("epistemic", "epistemic"), ("energy", "energy"),
-              ("maxlogit", "max logit"))
-OOD_METRICS = (("auroc", "AUROC", 1.0, ".3f"), ("aupr", "AUPR", 1.0, ".3f"),  # key, title, scale, format
-               ("fpr95", "FPR95 %", 100.0, ".1f"))
 
 
 @dataclass
@@ -152,52 +148,41 @@ def _unit(pooled: Pooled, getter: Getter, units: Sequence[tuple[float, str]]) ->
 
 
 def clean_columns(pooled: Pooled) -> list[Column]:
-    """The paper's table: error, ECE, NLL, Brier, entropy, FLOPs per input and parameters."""
+    """The paper's table: its metrics (`CLEAN`), then FLOPs per input and parameters in units."""
     flops_scale, flops_unit = _unit(pooled, at("profile", "flops"), ((1e9, "G"), (1e6, "M"), (1e3, "k")))
     params_scale, params_unit = _unit(pooled, at("profile", "params"), ((1e6, "M"), (1e3, "k")))
     return [
-        Column("error %", at("clean", "error"), 100.0, ".2f"),
-        Column("ECE %", at("clean", "ece"), 100.0, ".2f"),
-        Column("ECE-15 %", at("clean", "ece_15"), 100.0, ".2f"),
-        Column("AURC %", at("clean", "aurc"), 100.0, ".2f"),
-        Column("NLL", at("clean", "nll")),
-        Column("Brier", at("clean", "brier")),
-        Column("entropy", at("clean", "predictive_entropy")),
+        *columns(CLEAN, "image", pooled.task),
         Column(f"{flops_unit}FLOPs", at("profile", "flops"), flops_scale, ".2f", spread=False),
         Column(f"{params_unit} params".strip(), at("profile", "params"), params_scale, ".2f", spread=False),
     ]
 
 
 def uncertainty_columns(pooled: Pooled) -> list[Column]:
-    """Clean epistemic entropy and the histogram TV to the ensemble."""
+    """Clean uncertainty (`UNCERTAINTY`); each histogram TV to the ensemble's titled with its shift."""
     hist = pooled.settings.get("histogram", {})
-    shift = shift_label(hist.get("kind", ""), hist.get("magnitude", 0.0))
-    columns = [Column("epistemic entropy", at("clean", "epistemic_entropy"), fmt=".4f")]
-    for kind, short in (("predictive", "pred."), ("aleatoric", "alea."), ("epistemic", "epi.")):
-        columns.append(Column(f"TV {short} ({hist.get('kind', '')} {shift})",
-                              at("shift_histograms", "tv", kind)))
-    return columns
+    shift = f"{hist.get('kind', '')} {shift_label(hist.get('kind', ''), hist.get('magnitude', 0.0))}"
+    return [column(replace(m, title=f"{m.title} ({shift})") if m.group == "tv" else m, "image")
+            for m in shown(UNCERTAINTY, pooled.task)]
 
 
-def ood_columns(metric: str) -> list[Column]:
-    """One detection metric (``auroc``, ``aupr`` or ``fpr95``) of each OOD score (MSP, predictive
+def ood_columns(quantity: str) -> list[Column]:
+    """One detection quantity (``auroc``, ``aupr`` or ``fpr95``) of each OOD score (MSP, predictive
     entropy, epistemic, and energy and max logit where the model gives logits)."""
-    _, _, scale, fmt = next(m for m in OOD_METRICS if m[0] == metric)
-    return [Column(title, at("ood", f"{score}_{metric}"), scale, fmt) for score, title in OOD_SCORES]
+    return columns(ood_table(quantity), "image")
 
 
 def ood_tables(pooled: Pooled) -> list[str]:
-    """One table per detection metric (`OOD_METRICS`), a column per score."""
+    """One table per detection quantity (`OOD_QUANTITIES`), a column per score."""
     parts = []
-    for metric, title, _, _ in OOD_METRICS:
-        parts += [f"### {title}", table(pooled.models, ood_columns(metric))]
+    for quantity, title, *_ in OOD_QUANTITIES:
+        parts += [f"### {title}", table(pooled.models, ood_columns(quantity))]
     return parts
 
 
 def fidelity_columns() -> list[Column]:
     """Per-input fidelity to the ensemble on the clean test set."""
-    return [Column(title, at("fidelity", "clean", key), scale, f".{digits}f")
-            for key, title, scale, digits in FIDELITY_METRICS]
+    return columns(FIDELITY, "image")
 
 
 def with_fidelity(pooled: Pooled) -> dict[str, list[Row]]:
@@ -207,10 +192,7 @@ def with_fidelity(pooled: Pooled) -> dict[str, list[Row]]:
 
 def cost_columns(pooled: Pooled) -> list[Column]:
     """Latency per batch size and training time."""
-    columns = [Column(f"latency b{b} ms", at("profile", f"latency_b{b}_s"), 1e3, ".2f")
-               for b in pooled.settings.get("latency_batch_sizes", [])]
-    return [*columns, Column("train s", at("train_seconds"), fmt=".1f"),
-            Column("best epoch", at("early_stopping", "best_epoch"), fmt=".1f")]
+    return columns(COST, "image", batch_sizes=pooled.settings.get("latency_batch_sizes", []))
 
 
 def shift_label(kind: str, magnitude: float) -> str:
@@ -239,20 +221,19 @@ def level_path(kind: str, level: int | None, key: str, section: str | None = Non
     return path if section is None else (section, *path)
 
 
-def shift_table(pooled: Pooled, kind: str, metrics: Sequence[tuple[str, str, float, int]],
-                fidelity: Sequence[tuple[str, str, float, int]] = ()) -> str:
-    """Rows: metric then model; columns: clean and each level of ``kind``; then the ``fidelity``
-    measures of each model that has them."""
+def shift_table(pooled: Pooled, kind: str, rows_of: str = SHIFT) -> str:
+    """Rows: metric (those of the table ``rows_of``: `SHIFT` or `SHIFT_ONE_RUN`) then model;
+    columns: clean and each level of ``kind``; the fidelity measures for each model that has them."""
     labels = [shift_label(kind, m) for m in pooled.settings["shift_levels"][kind]]
     lines = ["| metric | method | clean | " + " | ".join(labels) + " |",
              "|---|---|" + "---:|" * (len(labels) + 1)]
-    sections = ((None, pooled.models, metrics), ("fidelity", with_fidelity(pooled), fidelity))
-    for section, models, chosen in sections:
-        for key, title, scale, digits in chosen:
-            for name, rows in models.items():
-                paths = [level_path(kind, level, key, section) for level in [None, *range(len(labels))]]
-                cells = [cell(rows, Column(title, at(*path), scale, f".{digits}f")) for path in paths]
-                lines.append(f"| {title} | {name} | " + " | ".join(cells) + " |")
+    students = with_fidelity(pooled)
+    for metric in shown(rows_of, pooled.task):
+        section = "fidelity" if metric.group == "fidelity" else None
+        for name, rows in (pooled.models if section is None else students).items():
+            paths = [level_path(kind, level, metric.key, section) for level in [None, *range(len(labels))]]
+            cells = [cell(rows, Column(metric.title, at(*path), metric.scale, metric.fmt)) for path in paths]
+            lines.append(f"| {metric.title} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -272,17 +253,15 @@ FIDELITY_INTRO = ("Each model against the ensemble, input by input on the clean 
                   "epistemic uncertainties.")
 
 
-def results_markdown(pooled: Pooled, title: str, intro: str,
-                     shift_metrics: Sequence[tuple[str, str, float, int]] = SHIFT_METRICS,
-                     seeds: bool = False,
-                     fidelity_metrics: Sequence[tuple[str, str, float, int]] = FIDELITY_METRICS) -> str:
+def results_markdown(pooled: Pooled, title: str, intro: str, shift_rows: str = SHIFT,
+                     seeds: bool = False) -> str:
     """Clean, uncertainty, OOD, fidelity and cost tables, then one dataset-shift table per kind
-    (shift or corruption) with the ``fidelity_metrics`` of every model but the ensemble."""
+    (shift or corruption) with the metrics of ``shift_rows`` (`shift_table`)."""
     parts = [f"# {title}", intro,
              "## Clean test set", table(pooled.models, clean_columns(pooled), seeds=seeds)]
     if pooled.has("clean", "augrc"):  # evaluations before these metrics lack them
         parts += ["## Calibration and selective prediction", CALIBRATION_INTRO,
-                  table(pooled.models, calibration_columns("clean"))]
+                  table(pooled.models, columns(CALIBRATION, "image"))]
     parts += ["## Uncertainty", table(pooled.models, uncertainty_columns(pooled))]
     if pooled.has("ood"):
         parts += ["## Out-of-distribution detection", _ood_intro(pooled), *ood_tables(pooled)]
@@ -294,7 +273,7 @@ def results_markdown(pooled: Pooled, title: str, intro: str,
         parts.append("## Dataset shift")
         for kind in pooled.settings["shift_levels"]:
             title = kind_title(kind, pooled.settings.get("corruptions", ()))
-            parts += [f"### {title}", shift_table(pooled, kind, shift_metrics, fidelity_metrics)]
+            parts += [f"### {title}", shift_table(pooled, kind, shift_rows)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -339,8 +318,7 @@ def evaluation_markdown(evaluation: dict[str, Any]) -> str:
         return _distil_markdown(pooled, "Evaluation", f"One seed; {_test_set(pooled)}.{note}", seeds=False)
     intro = (f"One seed; {_test_set(pooled)}. {UNITS} TV is the total variation between a model's "
              f"uncertainty histogram under the shift and the ensemble's (0 = identical, 1 = disjoint).{note}")
-    return results_markdown(pooled, "Evaluation", intro, SHIFT_METRICS[:2],
-                            fidelity_metrics=FIDELITY_METRICS[:2])
+    return results_markdown(pooled, "Evaluation", intro, SHIFT_ONE_RUN)
 
 
 def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
@@ -353,7 +331,7 @@ def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
         intro = (f"Runs: {runs}; toy {pooled.problem['name']} problem (settings: "
                  "docs/method.md#paper-settings). Mean ± sample standard deviation over seeds; "
                  f"the columns are those of the demo report.{note}")
-        rows = table(pooled.models, TOY_COLUMNS[pooled.task], seeds=True, label="model")
+        rows = table(pooled.models, toy_columns(pooled.task), seeds=True, label="model")
         return "\n\n".join(["# Comparison", intro, rows, *toy_extra(pooled.models, pooled.task)]) + "\n"
     if pooled.kind == "distil":
         intro = f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds.{note}"

@@ -9,16 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from hydraplus.io import atomic_write_text
+from hydraplus.metrics import CALIBRATION, DISTIL_COST, DISTIL_TEST, DISTIL_UNCERTAINTY, PREDICTIVE_INTERVALS
 from hydraplus.report.members import member_note, member_rows
-from hydraplus.report.metric_columns import (
-    CALIBRATION_INTRO,
-    INTERVALS_INTRO,
-    calibration_columns,
-    interval_columns,
-)
-from hydraplus.report.tables import Column, Row, at, table
+from hydraplus.report.metric_columns import CALIBRATION_INTRO, INTERVALS_INTRO, columns
+from hydraplus.report.tables import Column, Row, table
 
-KINDS = (("predictive", "pred."), ("aleatoric", "alea."), ("epistemic", "epi."))
 ECE_FACTOR, ECE_POINTS = 2.0, 0.03  # "far": ECE above both twice the teacher's and its + 3 points
 MIN_DISAGREEMENT = 0.10  # or classes differing from the teacher's on more than max(10%, its error)
 
@@ -56,45 +51,25 @@ def far_from_teacher(metrics: dict[str, Any]) -> str | None:
 
 def test_columns(task: str) -> list[Column]:
     """Accuracy and calibration (classification) or fit (regression) on the test set."""
-    if task == "classification":
-        return [Column("error %", at("test", "error"), 100.0, ".2f"),
-                Column("ECE %", at("test", "ece"), 100.0, ".2f"),
-                Column("NLL", at("test", "nll"), fmt=".4f"),
-                Column("Brier", at("test", "brier"), fmt=".4f")]
-    return [Column("RMSE", at("test", "rmse"), fmt=".4f"),
-            Column("MAE", at("test", "mae"), fmt=".4f"),
-            Column("Gaussian NLL", at("test", "nll"), fmt=".4f")]
+    return columns(DISTIL_TEST, "distil", task)
 
 
 def uncertainty_columns(task: str) -> list[Column]:
     """Mean uncertainties, their histograms' TV to the teacher's, and OOD detection."""
-    unit = "entropy" if task == "classification" else "std"
-    columns = [Column(f"{short} {unit}", at("test", f"{kind}_{unit}"), fmt=".4f") for kind, short in KINDS]
-    columns += [Column(f"TV {short}", at("tv", kind)) for kind, short in KINDS]
-    for measure, short in (("predictive", "pred."), ("epistemic", "epi.")):
-        columns += [Column(f"OOD AUROC ({short})", at("ood", f"{measure}_auroc")),
-                    Column(f"OOD AUPR ({short})", at("ood", f"{measure}_aupr"))]
-    columns += [Column(f"OOD AUROC ({short})", at("ood", f"{measure}_auroc"))  # models with logits
-                for measure, short in (("energy", "energy"), ("maxlogit", "max logit"))]
-    return columns
+    return columns(DISTIL_UNCERTAINTY, "distil", task)
 
 
 def quality_section(task: str) -> tuple[str, str, list[Column]]:
     """Heading, intro and columns of the calibration and selective-prediction metrics
     (classification) or of the central intervals (regression)."""
     if task == "classification":
-        return "## Calibration and selective prediction", CALIBRATION_INTRO, calibration_columns("test")
-    return "## Predictive intervals", INTERVALS_INTRO, interval_columns("test")
+        return "## Calibration and selective prediction", CALIBRATION_INTRO, columns(CALIBRATION, "distil")
+    return "## Predictive intervals", INTERVALS_INTRO, columns(PREDICTIVE_INTERVALS, "distil")
 
 
 def cost_columns(latency_batch_sizes: list[int]) -> list[Column]:
     """Parameters, FLOPs per input, latency per batch size and training time."""
-    return [Column("params", at("profile", "params"), fmt=",.0f", spread=False),
-            Column("FLOPs/input", at("profile", "flops"), fmt=",.0f", spread=False),
-            *(Column(f"latency b{b} ms", at("profile", f"latency_b{b}_s"), 1e3, ".2f")
-              for b in latency_batch_sizes),
-            Column("train s", at("train_seconds"), fmt=".1f"),
-            Column("best epoch", at("early_stopping", "best_epoch"), fmt=".1f")]
+    return columns(DISTIL_COST, "distil", batch_sizes=latency_batch_sizes)
 
 
 def distil_tables(models: Mapping[str, Sequence[Row]], task: str, latency_batch_sizes: list[int], *,

@@ -15,9 +15,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from hydraplus.metrics import SHIFT, shown
 from hydraplus.report.compare import (
-    FIDELITY_METRICS,
-    SHIFT_METRICS,
     Pooled,
     kind_title,
     level_path,
@@ -191,15 +190,18 @@ def write_figures(pooled: Pooled, out: Path) -> list[str]:
         save_figure(error_flops_figure(pooled), out / "error-flops.png")
         names.append("error-flops.png")
     if pooled.has("shifts"):
-        for key, title, scale, _ in SHIFT_METRICS:
-            name = f"shift-{key.replace('_', '-')}.png"
-            save_figure(shift_figure(pooled, key, title, scale), out / name)
-            names.append(name)
+        for metric in shown(SHIFT, pooled.task):
+            if metric.group != "fidelity":
+                name = f"shift-{metric.key.replace('_', '-')}.png"
+                save_figure(shift_figure(pooled, metric.key, metric.title, metric.scale), out / name)
+                names.append(name)
     if pooled.has("fidelity", "shifts"):
-        for key, title, scale, _ in FIDELITY_METRICS:
-            name = f"fidelity-{key.replace('_', '-')}.png"
-            save_figure(shift_figure(pooled, key, title, scale, section="fidelity"), out / name)
-            names.append(name)
+        for metric in shown(SHIFT, pooled.task):
+            if metric.group == "fidelity":
+                name = f"fidelity-{metric.key.replace('_', '-')}.png"
+                save_figure(shift_figure(pooled, metric.key, metric.title, metric.scale, section="fidelity"),
+                            out / name)
+                names.append(name)
     if pooled.has("reliability"):
         save_figure(reliability_figure(pooled), out / "reliability.png")
         names.append("reliability.png")

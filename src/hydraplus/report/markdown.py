@@ -6,42 +6,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hydraplus.experiments.members import MEMBER, MEMBER_BEST
+from hydraplus.metrics import CALIBRATION, PREDICTIVE_INTERVALS, TOY
 from hydraplus.report.members import single_run
-from hydraplus.report.metric_columns import (
-    CALIBRATION_INTRO,
-    INTERVALS_INTRO,
-    calibration_columns,
-    interval_columns,
-)
-from hydraplus.report.tables import Column, Row, at, table
+from hydraplus.report.metric_columns import CALIBRATION_INTRO, INTERVALS_INTRO, columns
+from hydraplus.report.tables import Column, Row, table
 
-_SHARED: tuple[Column, ...] = (  # the last columns of both tables
-    Column("TV pred.", at("tv_predictive")),
-    Column("TV alea.", at("tv_aleatoric")),
-    Column("TV epi.", at("tv_epistemic")),
-    Column("params", at("params"), fmt=",.0f", spread=False),
-    Column("FLOPs/input", at("flops"), fmt=",.0f", spread=False),
-    Column("train s", at("train_seconds"), fmt=".1f"),
-    Column("best epoch", at("early_stopping", "best_epoch"), fmt=".1f"),
-)
-SPIRAL_COLUMNS: tuple[Column, ...] = (
-    Column("test error %", at("error"), 100.0, ".2f"),
-    Column("ECE %", at("ece"), 100.0, ".2f"),
-    Column("NLL", at("nll"), fmt=".4f"),
-    Column("entropy", at("predictive_entropy"), fmt=".4f"),
-    Column("off-data epistemic", at("offdata_epistemic")),
-    *_SHARED,
-)
-REGRESSION_COLUMNS: tuple[Column, ...] = (
-    Column("test RMSE", at("rmse")),
-    Column("test NLL", at("nll")),
-    Column("[-12,12] RMSE", at("oor_rmse")),
-    Column("[-12,12] NLL", at("oor_nll")),
-    Column("off-data epistemic std", at("offdata_epistemic")),
-    *_SHARED,
-)
-TOY_COLUMNS: dict[str, tuple[Column, ...]] = {"classification": SPIRAL_COLUMNS,
-                                               "regression": REGRESSION_COLUMNS}  # by task
+
+def toy_columns(task: str) -> list[Column]:
+    """The columns of the demo's table for ``task`` (`TOY`)."""
+    return columns(TOY, "toy", task)
 
 
 def toy_extra(models: Mapping[str, Sequence[Row]], task: str) -> list[str]:
@@ -52,14 +25,15 @@ def toy_extra(models: Mapping[str, Sequence[Row]], task: str) -> list[str]:
         return []
     if task == "classification":
         return ["## Calibration and selective prediction", CALIBRATION_INTRO,
-                table(models, calibration_columns(), label="model")]
-    return ["## Predictive intervals", INTERVALS_INTRO, table(models, interval_columns(), label="model")]
+                table(models, columns(CALIBRATION, "toy"), label="model")]
+    return ["## Predictive intervals", INTERVALS_INTRO,
+            table(models, columns(PREDICTIVE_INTERVALS, "toy"), label="model")]
 
 
 def toy_table(rows: dict[str, Row], task: str, members: dict[str, Any] | None = None) -> str:
     """The demo's table of one toy run (``rows``: the metrics row of each model; ``members``: the
     evaluation's member record, for the member rows' spread over the members)."""
-    return table(single_run(rows, members), TOY_COLUMNS[task], label="model")
+    return table(single_run(rows, members), toy_columns(task), label="model")
 
 
 def _best_student(rows: dict[str, Row], key: str, reverse: bool = True) -> str:

@@ -1,11 +1,11 @@
-"""Columns of the calibration, selective-prediction and interval metrics (docs/method.md#metrics),
-shared by the image, toy and distil tables; ``path`` leads to the metrics in a model's row
-(``("clean",)`` for image runs, ``()`` for toy runs, ``("test",)`` for distil runs)."""
+"""Table columns made from the metric definitions (`hydraplus.metrics`), and the intros of the
+calibration and interval tables that the image, toy and distil reports share."""
 
 from __future__ import annotations
 
-from hydraplus.core.metrics import INTERVALS
-from hydraplus.core.selective import RISK_COVERAGES
+from collections.abc import Sequence
+
+from hydraplus.metrics import PLACES, Metric, path, shown
 from hydraplus.report.tables import Column, at
 
 CALIBRATION_INTRO = ("Adaptive ECE: 10 equal-mass bins. After temperature scaling (where the run has a "
@@ -17,18 +17,12 @@ INTERVALS_INTRO = ("Share of test targets inside the central 50/90/95% interval 
                    "(moment-matched Gaussian) distribution, and the intervals' mean width.")
 
 
-def calibration_columns(*path: str) -> list[Column]:
-    """Adaptive ECE, ECE and NLL after temperature scaling, the temperature, AUGRC and the risks at
-    fixed coverage."""
-    return [Column("adaptive ECE %", at(*path, "ece_adaptive"), 100.0, ".2f"),
-            Column("ECE % (T-scaled)", at(*path, "ece_ts"), 100.0, ".2f"),
-            Column("NLL (T-scaled)", at(*path, "nll_ts")),
-            Column("T", at(*path, "temperature"), fmt=".3f"),
-            Column("AUGRC %", at(*path, "augrc"), 100.0, ".2f"),
-            *(Column(f"risk@{c}% %", at(*path, f"risk_{c}"), 100.0, ".2f") for c in RISK_COVERAGES)]
+def column(metric: Metric, kind: str) -> Column:
+    """The column of ``metric`` in a table of ``kind`` evaluations (``"image"``, ``"toy"``, ``"distil"``)."""
+    return Column(metric.title, at(*path(metric, PLACES[kind])), metric.scale, metric.fmt, metric.spread)
 
 
-def interval_columns(*path: str) -> list[Column]:
-    """Coverage (%) and mean width of each central interval of the regression predictive Gaussian."""
-    return [*(Column(f"coverage {q}% %", at(*path, f"coverage_{q}"), 100.0, ".1f") for q in INTERVALS),
-            *(Column(f"width {q}%", at(*path, f"width_{q}")) for q in INTERVALS)]
+def columns(table: str, kind: str, task: str | None = None, batch_sizes: Sequence[int] = ()) -> list[Column]:
+    """The columns of ``table`` (`hydraplus.metrics`) for ``kind`` evaluations of ``task``, in order;
+    a latency gives one column per batch size of ``batch_sizes``."""
+    return [column(one, kind) for metric in shown(table, task) for one in metric.expanded(batch_sizes)]
