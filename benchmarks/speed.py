@@ -49,10 +49,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from hydraplus.config import EnsembleSettings, load_config
+from hydraplus.core.augment import Augmentation
 from hydraplus.core.containers import Ensemble, MultiHeadStudent
 from hydraplus.core.losses import LossWeights, combine, distillation_terms, diversity_loss, l2_penalty
 from hydraplus.core.profile import count_flops
-from hydraplus.data.augment import Augmentation
 from hydraplus.data.toy import make_toy
 from hydraplus.engine.data import SeededAugment, seeded_loader
 from hydraplus.models import lenet_core, lenet_head, lenet_member

@@ -12,9 +12,9 @@ import torch
 
 from _dummies import ARCHS
 from hydraplus.config import StudentSpec
+from hydraplus.core.augment import Augmentation
 from hydraplus.core.containers import Ensemble, MultiHeadStudent
 from hydraplus.core.schedules import LambdaSchedule
-from hydraplus.data.augment import Augmentation
 from hydraplus.engine.data import SeededAugment
 from hydraplus.engine.modules import DistillModule, EnsembleModule
 from hydraplus.models import lenet_core, lenet_head, lenet_member

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from hydraplus.core.augment import Augmentation
 from hydraplus.core.containers import Ensemble
-from hydraplus.data.augment import Augmentation
 from hydraplus.engine import cache
 from hydraplus.engine.data import SeededAugment, SeededBatchSampler, SeededData, seeded_loader
 from hydraplus.engine.distributed import (

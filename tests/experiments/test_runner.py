@@ -12,7 +12,7 @@ import torch
 
 from _dummies import image_config, image_problem
 from hydraplus.config import ConfigError, StudentSpec, parse_config
-from hydraplus.data.augment import Augmentation
+from hydraplus.core.augment import Augmentation
 from hydraplus.data.toy import make_spiral
 from hydraplus.experiments.runner import seeded_augment
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from hydraplus.data.augment import Augmentation, AugmentParams
+from hydraplus.core.augment import Augmentation, AugmentParams
 from hydraplus.engine.distributed import check_batches, rank_rows
 from hydraplus.validation import check_finite, check_not_empty
 

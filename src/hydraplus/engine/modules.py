@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hydraplus.config import StudentSpec
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.losses import check_task, gaussian_nll, l2_penalty
 from hydraplus.core.precision import full_precision
@@ -38,6 +37,7 @@ from hydraplus.engine.auto_lambda import (
 from hydraplus.engine.data import SeededAugment, seeded_generator
 from hydraplus.engine.distributed import all_sum, from_rank_zero, gather, rank_rows
 from hydraplus.methods import StudentMethod, get_method
+from hydraplus.spec import StudentSpec
 
 
 class NonFiniteLossError(RuntimeError):

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hydraplus.core.losses import gaussian_nll
+from hydraplus.spec import MEMBER, MEMBER_BEST
 
-MEMBER, MEMBER_BEST = "member", "member-best"
 Row = dict[str, Any]
 
 

@@ -33,9 +33,9 @@ from torch import nn
 
 import hydraplus
 from hydraplus.config import ConfigWarning, ExperimentConfig, StudentSpec, parse_config
+from hydraplus.core.augment import Augmentation
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.predict import predict
-from hydraplus.data.augment import Augmentation
 from hydraplus.data.probe import off_data_probe
 from hydraplus.data.problem import Problem
 from hydraplus.engine import cache

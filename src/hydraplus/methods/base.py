@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
 from hydraplus.core.losses import combine, distillation_terms, l2_penalty
 from hydraplus.core.precision import full_precision
-
-if TYPE_CHECKING:
-    from hydraplus.config import StudentDefaults, StudentSpec
+from hydraplus.spec import StudentDefaults, StudentSpec, register_namer
 
 HeadFactory = Callable[[], nn.Module]
 
@@ -92,6 +90,7 @@ def register(method: StudentMethod) -> StudentMethod:
     if method.name in _REGISTRY:
         raise ValueError(f"a method named {method.name!r} is already registered")
     _REGISTRY[method.name] = method
+    register_namer(method.name, method.student_name)
     return method
 
 

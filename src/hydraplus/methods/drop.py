@@ -9,9 +9,9 @@ from typing import Any
 
 from torch import nn
 
-from hydraplus.config import StudentDefaults, StudentSpec
 from hydraplus.core.stochastic import DropoutStudent
 from hydraplus.methods.base import HeadFactory, StudentMethod, register
+from hydraplus.spec import StudentDefaults, StudentSpec
 
 
 class Drop(StudentMethod):

@@ -11,11 +11,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from hydraplus.config import StudentDefaults, StudentSpec
 from hydraplus.core.losses import dirichlet_nll, l2_penalty
 from hydraplus.core.precision import full_precision
 from hydraplus.core.stochastic import DirichletStudent
 from hydraplus.methods.base import HeadFactory, StudentMethod, register
+from hydraplus.spec import StudentDefaults, StudentSpec
 
 
 class DirichletConcentrations(nn.Module):

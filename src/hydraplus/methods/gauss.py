@@ -10,10 +10,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from hydraplus.config import StudentDefaults, StudentSpec
 from hydraplus.core.precision import full_precision
 from hydraplus.core.stochastic import GaussianStudent
 from hydraplus.methods.base import HeadFactory, StudentMethod, register
+from hydraplus.spec import StudentDefaults, StudentSpec
 
 
 class Gauss(StudentMethod):

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from hydraplus.config import StudentDefaults, StudentSpec
 from hydraplus.core.containers import MultiHeadStudent
 from hydraplus.core.losses import diversity_loss
 from hydraplus.core.precision import full_precision
 from hydraplus.methods.base import HeadFactory, StudentMethod, register
+from hydraplus.spec import StudentDefaults, StudentSpec
 
 
 class HydraPlus(StudentMethod):

@@ -19,7 +19,7 @@ from hydraplus.models.mlp import mlp
 from hydraplus.models.resnet import resnet_core, resnet_head, resnet_member
 
 if TYPE_CHECKING:
-    from hydraplus.config import ArchSettings
+    from hydraplus.spec import ArchSettings
 
 PARTS = ("member", "core", "head")
 

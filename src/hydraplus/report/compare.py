@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hydraplus.experiments.members import MEMBER
 from hydraplus.metrics import (
     CALIBRATION,
     CLEAN,
@@ -33,6 +32,7 @@ from hydraplus.report.markdown import toy_columns, toy_extra, toy_table
 from hydraplus.report.members import POOLED_NOTE, member_note, single_run
 from hydraplus.report.metric_columns import CALIBRATION_INTRO, column, columns
 from hydraplus.report.tables import Column, Getter, Row, at, cell, get, mean_std, table
+from hydraplus.spec import MEMBER
 
 KINDS = ("toy", "image", "distil")
 TASKS = ("classification", "regression")

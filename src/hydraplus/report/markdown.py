@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hydraplus.experiments.members import MEMBER, MEMBER_BEST
 from hydraplus.metrics import CALIBRATION, PREDICTIVE_INTERVALS, TOY
 from hydraplus.report.members import single_run
 from hydraplus.report.metric_columns import CALIBRATION_INTRO, INTERVALS_INTRO, columns
 from hydraplus.report.tables import Column, Row, table
+from hydraplus.spec import MEMBER, MEMBER_BEST
 
 
 def toy_columns(task: str) -> list[Column]:

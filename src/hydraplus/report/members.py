@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hydraplus.experiments.members import MEMBER, MEMBER_BEST
 from hydraplus.report.tables import Row
+from hydraplus.spec import MEMBER, MEMBER_BEST
 
 
 def member_label(members: Mapping[str, Any]) -> tuple[str, str]:

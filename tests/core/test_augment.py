@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from hydraplus.data.augment import Augmentation, AugmentParams
+from hydraplus.core.augment import Augmentation, AugmentParams
 
 
 def test_batched_crop_and_flip_equal_torchvision_per_image() -> None:
