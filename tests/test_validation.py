@@ -17,6 +17,7 @@ from torch import nn
 
 from _dummies import toy_config
 from hydraplus.config import ConfigError, StudentSpec, load_config, parse_config, with_members
+from hydraplus.core.checks import check_output_dir_writable
 from hydraplus.core.containers import Ensemble, MultiHeadStudent
 from hydraplus.core.losses import LossWeights, aggregation_loss, combine, individuality_loss
 from hydraplus.core.metrics import ClassificationMetrics, RegressionMetrics
@@ -26,7 +27,6 @@ from hydraplus.core.stochastic import DirichletStudent
 from hydraplus.data.toy import ToyProblem, make_regression, make_spiral
 from hydraplus.engine.data import TensorBatches, seeded_loader
 from hydraplus.experiments.runner import run_experiment, train_ensemble, train_student
-from hydraplus.validation import check_output_dir_writable
 
 
 def config(students: list[dict[str, Any]] | None = None, **arch: list[int]) -> dict[str, Any]:

@@ -12,10 +12,10 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from hydraplus.core.checks import check_finite
 from hydraplus.core.metrics import LOCAL
 from hydraplus.core.ranks import spearman
 from hydraplus.core.uncertainty import classification_uncertainty, log_predictive
-from hydraplus.validation import check_finite
 
 
 class Fidelity(Metric):

@@ -15,13 +15,13 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from hydraplus.core.calibration import adaptive_calibration_error, expected_calibration_error
+from hydraplus.core.checks import check_finite, check_labels
 from hydraplus.core.uncertainty import (
     classification_uncertainty,
     log_predictive,
     predictive_gaussian,
     regression_uncertainty,
 )
-from hydraplus.validation import check_finite, check_labels
 
 LOCAL = {"sync_on_compute": False}  # torchmetrics settings: compute on this process's state alone
 INTERVALS = (50, 90, 95)  # central intervals (%) of the regression predictive Gaussian

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hydraplus.core.checks import check_finite
 from hydraplus.core.modes import evaluating
 from hydraplus.core.precision import autocast
-from hydraplus.validation import check_finite
 
 
 @torch.no_grad()

@@ -18,9 +18,9 @@ import math
 import torch
 from torch import Tensor
 
+from hydraplus.core.checks import check_finite, check_labels
 from hydraplus.core.ranks import tie_means
 from hydraplus.core.uncertainty import log_predictive
-from hydraplus.validation import check_finite, check_labels
 
 RISK_COVERAGES = (80, 95)  # coverages (%) at which the selective risk is reported
 

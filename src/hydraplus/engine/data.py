@@ -19,8 +19,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hydraplus.core.augment import Augmentation, AugmentParams
+from hydraplus.core.checks import check_finite, check_not_empty
 from hydraplus.engine.distributed import check_batches, rank_rows
-from hydraplus.validation import check_finite, check_not_empty
 
 
 def seeded_generator(*keys: int) -> torch.Generator:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from hydraplus.config import ConfigError, StudentDefaults, StudentSpec, TrainerSettings, resolve_student
+from hydraplus.core.checks import check_dataset
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.memory_format import has_conv, use_channels_last
 from hydraplus.core.predict import predict
@@ -57,7 +58,6 @@ from hydraplus.io import atomic_torch_save
 from hydraplus.methods import get_method
 from hydraplus.models.zoo import STUDENT_FORMS, Split, cut_member, fresh_copy, with_outputs
 from hydraplus.runtime import keep_allocator_memory
-from hydraplus.validation import check_dataset
 
 
 class Members(nn.Module):

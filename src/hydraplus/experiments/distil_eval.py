@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from hydraplus.core.checks import check_dataset
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.metrics import RegressionMetrics
 from hydraplus.core.ood import detection_scores, ood_detection
@@ -44,7 +45,6 @@ from hydraplus.experiments.distil_inputs import ood_inputs
 from hydraplus.experiments.image_eval import RELIABILITY_BINS, UNCERTAINTIES, image_metrics
 from hydraplus.experiments.members import member_outputs, member_scores, summarize, with_members
 from hydraplus.report.distil import StudentWarning, far_from_teacher, write_distil_report
-from hydraplus.validation import check_dataset
 
 if TYPE_CHECKING:
     from hydraplus.experiments.distil import Distilled

@@ -34,6 +34,13 @@ from torch import nn
 import hydraplus
 from hydraplus.config import ConfigWarning, ExperimentConfig, StudentSpec, parse_config
 from hydraplus.core.augment import Augmentation
+from hydraplus.core.checks import (
+    check_class_counts,
+    check_dataset,
+    check_output_dir_writable,
+    check_shape,
+    output_size,
+)
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.predict import predict
 from hydraplus.data.probe import off_data_probe
@@ -49,13 +56,6 @@ from hydraplus.engine.trainer import fit
 from hydraplus.experiments.builders import build_ensemble, build_student
 from hydraplus.experiments.run_plan import plan_run
 from hydraplus.io import atomic_torch_save, atomic_write_text, safe_load
-from hydraplus.validation import (
-    check_class_counts,
-    check_dataset,
-    check_output_dir_writable,
-    check_shape,
-    output_size,
-)
 
 
 @dataclass

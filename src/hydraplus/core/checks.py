@@ -1,4 +1,4 @@
-"""Input checks used where data enters hydraplus (API, data loaders, engine).
+"""Input checks inside the core, used wherever data enters hydraplus (API, data loaders, engine).
 
 Each check raises with a message that names the tensor (or setting), what was found and what
 was expected: ``ValueError`` for bad values and shapes, ``TypeError`` for bad dtypes,
