@@ -258,9 +258,9 @@ class Distilled:
         card beside it: ``"pt2"`` its method's export view as a torch.export program, ``"onnx"`` one ONNX
         graph that also outputs the mean prediction and the uncertainty (see `export_with_card`).
         ``example`` is one batch of inputs: it fixes their shape (the batch size stays dynamic)."""
-        from hydraplus.experiments.export import export_with_card
-        from hydraplus.experiments.onnx_export import traceable
         from hydraplus.experiments.runner import versions
+        from hydraplus.export.cards import export_with_card
+        from hydraplus.export.onnx import traceable
 
         if example is None:
             raise ValueError("export needs example=: one batch of inputs (it fixes the input shape)")
@@ -399,7 +399,7 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         return result
     if out is not None:
         from hydraplus.experiments.distil_run import finish_run
-        from hydraplus.experiments.onnx_export import traceable
+        from hydraplus.export.onnx import traceable
 
         atomic_torch_save(student_model.state_dict(), folder / spec.name / "model.pt")
         finish_run(result, traceable(x[:2]))

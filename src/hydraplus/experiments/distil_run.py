@@ -31,9 +31,10 @@ from hydraplus.core.modes import evaluating
 from hydraplus.engine.distributed import check_world_size
 from hydraplus.experiments.distil import Distilled, as_tensors
 from hydraplus.experiments.distil_inputs import normalize, npz_test_split, ood_inputs, read_program
-from hydraplus.experiments.export import FORMATS, export_model, export_with_card
-from hydraplus.experiments.onnx_export import uniform_dropout
 from hydraplus.experiments.runner import versions
+from hydraplus.export.cards import FORMATS, export_with_card
+from hydraplus.export.onnx import uniform_dropout
+from hydraplus.export.pt2 import export_model
 from hydraplus.io import atomic_write_text
 from hydraplus.methods import get_method
 from hydraplus.report.evaluation import distil_evaluation, write_evaluation
@@ -225,7 +226,7 @@ def export_run(run_dir: Path, out_dir: Path, names: list[str] | None = None, for
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {FORMATS}")
     if format == "onnx":
-        from hydraplus.experiments.onnx_export import require_onnx
+        from hydraplus.export.onnx import require_onnx
 
         require_onnx()  # before any work
     meta, result = _load(Path(run_dir))

@@ -18,7 +18,7 @@ from hydraplus.core.containers import MultiHeadStudent
 from hydraplus.core.stochastic import DirichletStudent, DropoutStudent, GaussianStudent
 from hydraplus.core.uncertainty import classification_uncertainty
 from hydraplus.experiments.distil import Distilled
-from hydraplus.experiments.onnx_export import (
+from hydraplus.export.onnx import (
     MISSING,
     TOLERANCE,
     OnnxUnavailableError,

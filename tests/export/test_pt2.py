@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from hydraplus.core.containers import MultiHeadStudent
-from hydraplus.experiments.export import export_model
+from hydraplus.export.pt2 import export_model
 from hydraplus.models import lenet_core, lenet_head
 
 
