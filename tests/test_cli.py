@@ -51,7 +51,7 @@ def test_members_override_and_bad_value(capsys: pytest.CaptureFixture, tmp_path:
 
 def test_contract_notes_print_as_one_note_line(capsys: pytest.CaptureFixture[str]) -> None:
     from hydraplus.cli import _show_warning
-    from hydraplus.experiments.contracts import ContractNote
+    from hydraplus.inputs.contracts import ContractNote
 
     _show_warning(ContractNote("train targets: int32 labels read as int64"), ContractNote, "x.py", 1)
     assert capsys.readouterr().err == "hydraplus: note: train targets: int32 labels read as int64\n"

@@ -422,7 +422,7 @@ def _patience(value: str) -> int | None:
 
 def _input_normalization(args: argparse.Namespace) -> dict[str, Any] | None:
     """The inputs' normalisation: --input-mean/--input-std, else the teacher's card, else None."""
-    from hydraplus.experiments.distil_inputs import input_normalization
+    from hydraplus.inputs.teachers import input_normalization
 
     if (args.input_mean is None) != (args.input_std is None):
         raise ValueError("--input-mean and --input-std go together")
@@ -435,8 +435,9 @@ def _input_normalization(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _cmd_distil(args: argparse.Namespace) -> Path | None:
-    from hydraplus.experiments.distil import as_teacher, as_tensors, distil
-    from hydraplus.experiments.distil_inputs import normalize, npz_test_split, ood_inputs, uncuttable
+    from hydraplus.experiments.distil import as_teacher, distil
+    from hydraplus.inputs.arrays import as_tensors, normalize, npz_test_split, ood_inputs
+    from hydraplus.inputs.teachers import uncuttable
     from hydraplus.models.zoo import import_factory
     from hydraplus.report.evaluation import distil_evaluation, write_evaluation
 

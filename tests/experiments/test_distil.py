@@ -14,8 +14,9 @@ from torch.utils.data import DataLoader, TensorDataset
 import hydraplus
 from hydraplus.config import ConfigError
 from hydraplus.core.containers import MultiHeadStudent
-from hydraplus.experiments.contracts import ContractNote
-from hydraplus.experiments.distil import Members, as_tensors, split_member
+from hydraplus.experiments.distil import split_member
+from hydraplus.inputs.arrays import as_tensors
+from hydraplus.inputs.contracts import ContractNote, Members
 
 
 class TinyCNN(nn.Module):

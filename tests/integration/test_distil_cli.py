@@ -149,8 +149,8 @@ def test_inputs_are_checked_before_anything_is_written(files: Path, tmp_path: Pa
 
 def test_one_file_running_every_member_with_members(files: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from hydraplus.experiments.contracts import ContractNote
     from hydraplus.experiments.distil import read_teacher_and_targets
+    from hydraplus.inputs.contracts import ContractNote
 
     class Flat(torch.nn.Module):  # torch-uncertainty's layout: [N·B, C], member-major
         def __init__(self, members: list[torch.nn.Module]):

@@ -2,7 +2,7 @@
 
 The teacher is a list of trained modules (any architectures with the same number of outputs),
 an `Ensemble`, a hydraplus run folder, or one module or callable running every member; its
-outputs are read in hydraplus' convention or refused (`hydraplus.experiments.contracts`). The data is
+outputs are read in hydraplus' convention or refused (`hydraplus.inputs.contracts`). The data is
 ``(x, y)`` tensors or arrays, a `Dataset`, a `DataLoader` or an ``.npz`` file. Without a
 ``student``, Hydra's student is cut from the teacher's first member (`hydraplus.models.zoo`:
 timm's convention, its children in order, or its torch.fx / torch.export graph): what runs
@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 
 from hydraplus.config import ConfigError, StudentDefaults, StudentSpec, TrainerSettings, resolve_student
 from hydraplus.core.checks import check_dataset
@@ -41,63 +39,25 @@ from hydraplus.engine.early_stopping import EarlyStopping
 from hydraplus.engine.modules import DistillModule
 from hydraplus.engine.progress import RunProgress
 from hydraplus.engine.trainer import fit
-from hydraplus.experiments.contracts import (
+from hydraplus.experiments.members import member_scores
+from hydraplus.inputs.arrays import as_tensors, ood_inputs
+from hydraplus.inputs.contracts import (
+    CallableTeacher,
+    Members,
     ReadTeacher,
     Selector,
     check_members,
-    check_not_strings,
     deep_ensemble_members,
-    logit_members,
     pick,
     read_kind,
     read_targets,
     read_teacher,
 )
-from hydraplus.experiments.members import member_scores
+from hydraplus.inputs.teachers import TeacherFiles
 from hydraplus.io import atomic_torch_save
 from hydraplus.methods import get_method
 from hydraplus.models.zoo import STUDENT_FORMS, Split, cut_member, fresh_copy, with_outputs
 from hydraplus.runtime import keep_allocator_memory
-
-
-class Members(nn.Module):
-    """Trained modules of any architectures as one teacher: outputs stacked to ``[B, N, D]``.
-
-    A member ending in ``nn.Softmax``/``nn.LogSoftmax`` is kept without it (its logits: the same
-    predictions); ``output`` picks each member's predictions from a tuple, dict or object output
-    (`hydraplus.experiments.contracts.pick`)."""
-
-    def __init__(self, members: Sequence[nn.Module], output: Selector = None):
-        super().__init__()
-        if len(members) < 1:
-            raise ValueError("the teacher needs at least one member, got an empty list")
-        for i, member in enumerate(members):
-            if not isinstance(member, nn.Module):
-                raise TypeError(f"teacher member {i} must be an nn.Module, got {type(member).__name__}")
-        self.members = nn.ModuleList(logit_members(list(members)))
-        self.output, self.said = output, set[str]()
-        self.stacks = True  # gives [B, N, D] with each member's predictions picked (contracts.read_teacher)
-
-    def forward(self, x: Tensor) -> Tensor:
-        outs = [pick(member(x), self.output, f"teacher member {i}", self.said)
-                for i, member in enumerate(self.members)]
-        sizes = [out.shape[1:] for out in outs]
-        if any(size != sizes[0] for size in sizes):
-            raise ValueError("teacher members must give outputs of one shape per example, got "
-                             + ", ".join(f"member {i}: {list(s)}" for i, s in enumerate(sizes)))
-        return torch.stack(outs, dim=1)
-
-
-class _Callable(nn.Module):
-    """A callable as a module, read like one (`contracts.read_teacher`; not cached: it has no
-    weights to key on)."""
-
-    def __init__(self, function: Callable[[Tensor], Tensor]):
-        super().__init__()
-        self.function = function
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.function(x)
 
 
 def as_teacher(teacher: Any, output: Selector = None) -> nn.Module:
@@ -108,8 +68,6 @@ def as_teacher(teacher: Any, output: Selector = None) -> nn.Module:
     torch-uncertainty's deep ensembles become the `Members` they hold. ``output`` picks the
     members' predictions from tuple, dict or object outputs (`contracts.pick`).
     """
-    from hydraplus.experiments.distil_inputs import TeacherFiles
-
     if isinstance(teacher, str | Path):
         if Path(teacher).is_dir():
             from hydraplus.experiments.runner import load_trained
@@ -125,74 +83,9 @@ def as_teacher(teacher: Any, output: Selector = None) -> nn.Module:
     if isinstance(teacher, nn.Module) and (held := deep_ensemble_members(teacher)) is not None:
         return Members(held, output)
     if isinstance(teacher, nn.Module) or callable(teacher):
-        return teacher if isinstance(teacher, nn.Module) else _Callable(teacher)
+        return teacher if isinstance(teacher, nn.Module) else CallableTeacher(teacher)
     raise TypeError(f"teacher must be a list of nn.Modules, an Ensemble, a run folder or a callable "
                     f"returning [B, N, D], got {type(teacher).__name__}")
-
-
-def as_tensors(data: Any, name: str) -> tuple[Tensor, Tensor]:
-    """``(inputs, targets)`` from tensors/arrays, a Dataset, a DataLoader, an ``.npz`` file or an
-    image folder (torchvision's ``ImageFolder`` layout: one sub-folder of images per class).
-
-    ``.npz`` images (uint8, ``[N, H, W, C]``) and image folders become float ``[N, C, H, W]``
-    in [0, 1]. Empty data, or a number of targets other than of inputs, is an error.
-    """
-    from hydraplus.experiments.distil_inputs import checked_pair, read_image_folder
-
-    if isinstance(data, str | Path):
-        path = Path(data)
-        x, y = read_image_folder(path, name) if path.is_dir() else _read_npz(path, name)
-        return checked_pair(x, y, name)
-    if isinstance(data, DataLoader):
-        batches = list(data)
-        if not batches:
-            raise ValueError(f"{name}: the DataLoader gave no batches")
-        return checked_pair(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]), name)
-    if isinstance(data, Dataset):
-        items = [data[i] for i in range(len(data))]  # type: ignore[arg-type]
-        if not items:
-            raise ValueError(f"{name}: the Dataset is empty")
-        labels = [np.asarray(item[1]) for item in items]
-        check_not_strings(labels, name)
-        return checked_pair(torch.stack([torch.as_tensor(item[0]) for item in items]),
-                            torch.as_tensor(np.asarray(labels)), name)
-    if isinstance(data, tuple | list) and len(data) == 2:
-        check_not_strings(data[1], name)
-        x, y = (torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else torch.as_tensor(v)
-                for v in data)
-        if x.dtype == torch.float64:
-            x = x.float()
-        if y.dtype == torch.float64:
-            y = y.float()
-        return checked_pair(x, y, name)
-    raise TypeError(f"{name} must be (x, y) tensors or arrays, a Dataset, a DataLoader, an .npz path or an "
-                    f"image folder, got {type(data).__name__}")
-
-
-TRAIN_KEYS = (("x_train", "y_train"), ("x", "y"))
-
-
-def _read_npz(path: Path, name: str) -> tuple[Tensor, Tensor]:
-    """An ``.npz``'s ``x_train``/``y_train``, else ``x``/``y``; data other than ``train`` (test,
-    validation) also ``x_test``/``y_test``, first. Training never falls back to a test split."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{name}: data file not found: {path}")
-    pairs = TRAIN_KEYS if name == "train" else (("x_test", "y_test"), *TRAIN_KEYS)
-    with np.load(path) as arrays:
-        for keys in pairs:
-            if all(k in arrays for k in keys):
-                x, y = arrays[keys[0]], arrays[keys[1]]
-                break
-        else:
-            wanted = ", ".join("/".join(keys) for keys in pairs)
-            found = sorted(arrays)
-            test = " (a test split is never trained on)" if name == "train" and "x_test" in found else ""
-            raise ValueError(f"{name}: {path} has none of the array pairs {wanted}{test}; it has {found}")
-    check_not_strings(y, f"{name} ({path})")
-    tx = torch.from_numpy(np.ascontiguousarray(x))
-    if tx.dtype == torch.uint8 and tx.dim() == 4:
-        tx = tx.permute(0, 3, 1, 2).float() / 255.0
-    return tx, torch.from_numpy(np.ascontiguousarray(y))
 
 
 # --- cutting a member into core and heads ----------------------------------------------------
@@ -301,7 +194,7 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     and ``report.md`` in ``out``). ``ood`` and ``val`` take any form ``train`` does; ``ood``'s labels,
     if any, are ignored (an array or tensor of inputs alone works too).
 
-    How the teacher's outputs and the targets are read (`hydraplus.experiments.contracts`):
+    How the teacher's outputs and the targets are read (`hydraplus.inputs.contracts`):
     ``output`` picks the predictions from tuple, dict or object outputs (an index, key or
     attribute; ``.logits`` is found without it); ``members`` is N for one module that runs N
     members (``[B, N, D]``, ``[N, B, D]`` or ``[N·B, D]``; found without it); ``regression_output``
@@ -333,8 +226,6 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
                          "teacher's outputs are cached there once for all of them)")
     if world_size > 1 and str(device) == "cuda":  # each process its own GPU, as Lightning assigns them
         device = f"cuda:{process_rank(devices) % devices}"
-    from hydraplus.experiments.distil_inputs import ood_inputs
-
     x, y = as_tensors(train, "train")
     module, task, y = read_teacher_and_targets(teacher, x, y, output=output, members=members,
                                                regression_output=regression_output, device=device)
@@ -412,7 +303,7 @@ def read_teacher_and_targets(teacher: Any, x: Tensor, y: Tensor, *, output: Sele
                              members: int | None = None, regression_output: str | None = None,
                              device: str = "cpu") -> tuple[ReadTeacher, str, Tensor]:
     """The teacher (on ``device``) read in hydraplus' convention, the task and the training targets
-    converted for it (`hydraplus.experiments.contracts`); a one-member teacher is refused."""
+    converted for it (`hydraplus.inputs.contracts`); a one-member teacher is refused."""
     module = read_teacher(as_teacher(teacher, output).to(device), x.to(device), output=output,
                           members=members, regression_output=regression_output)
     task, y = read_targets(y, "train", module.outputs, None if regression_output is None else "regression")

@@ -39,11 +39,10 @@ from hydraplus.core.ood import detection_scores, ood_detection
 from hydraplus.core.predict import predict
 from hydraplus.core.profile import profile_model
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty, total_variation
-from hydraplus.experiments.contracts import ReadTeacher, read_targets
-from hydraplus.experiments.distil import Members, as_tensors
-from hydraplus.experiments.distil_inputs import ood_inputs
 from hydraplus.experiments.image_eval import RELIABILITY_BINS, UNCERTAINTIES, image_metrics
 from hydraplus.experiments.members import member_outputs, member_scores, summarize, with_members
+from hydraplus.inputs.arrays import as_tensors, ood_inputs
+from hydraplus.inputs.contracts import Members, ReadTeacher, read_targets
 from hydraplus.report.distil import StudentWarning, far_from_teacher, write_distil_report
 
 if TYPE_CHECKING:

@@ -29,12 +29,13 @@ from torch.export.passes import move_to_device_pass
 from hydraplus.config import StudentSpec
 from hydraplus.core.modes import evaluating
 from hydraplus.engine.distributed import check_world_size
-from hydraplus.experiments.distil import Distilled, as_tensors
-from hydraplus.experiments.distil_inputs import normalize, npz_test_split, ood_inputs, read_program
+from hydraplus.experiments.distil import Distilled
 from hydraplus.experiments.runner import versions
 from hydraplus.export.cards import FORMATS, export_with_card
 from hydraplus.export.onnx import uniform_dropout
 from hydraplus.export.pt2 import export_model
+from hydraplus.inputs.arrays import as_tensors, normalize, npz_test_split, ood_inputs
+from hydraplus.inputs.teachers import read_program
 from hydraplus.io import atomic_write_text
 from hydraplus.methods import get_method
 from hydraplus.report.evaluation import distil_evaluation, write_evaluation

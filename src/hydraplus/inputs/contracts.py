@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,15 @@ class ContractNote(UserWarning):
 
 def note(message: str) -> None:
     warnings.warn(ContractNote(message), stacklevel=3)
+
+
+def reason(err: BaseException) -> str:
+    """The informative line of an error (TorchScript puts the cause last)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return lines[-1] if len(lines) > 1 and "TorchScript" in lines[0] else lines[0]
+
 
 
 # --- which part of an output holds the predictions ------------------------------------------
@@ -186,6 +195,46 @@ def deep_ensemble_members(module: nn.Module) -> list[nn.Module] | None:
 # --- one module's outputs as [B, N, D] ----------------------------------------------------------
 
 
+class Members(nn.Module):
+    """Trained modules of any architectures as one teacher: outputs stacked to ``[B, N, D]``.
+
+    A member ending in ``nn.Softmax``/``nn.LogSoftmax`` is kept without it (its logits: the same
+    predictions); ``output`` picks each member's predictions from a tuple, dict or object output
+    (`pick`)."""
+
+    def __init__(self, members: Sequence[nn.Module], output: Selector = None):
+        super().__init__()
+        if len(members) < 1:
+            raise ValueError("the teacher needs at least one member, got an empty list")
+        for i, member in enumerate(members):
+            if not isinstance(member, nn.Module):
+                raise TypeError(f"teacher member {i} must be an nn.Module, got {type(member).__name__}")
+        self.members = nn.ModuleList(logit_members(list(members)))
+        self.output, self.said = output, set[str]()
+        self.stacks = True  # gives [B, N, D] with each member's predictions picked (`read_teacher`)
+
+    def forward(self, x: Tensor) -> Tensor:
+        outs = [pick(member(x), self.output, f"teacher member {i}", self.said)
+                for i, member in enumerate(self.members)]
+        sizes = [out.shape[1:] for out in outs]
+        if any(size != sizes[0] for size in sizes):
+            raise ValueError("teacher members must give outputs of one shape per example, got "
+                             + ", ".join(f"member {i}: {list(s)}" for i, s in enumerate(sizes)))
+        return torch.stack(outs, dim=1)
+
+
+class CallableTeacher(nn.Module):
+    """A callable as a module, read like one (`read_teacher`; not cached: it has no
+    weights to key on)."""
+
+    def __init__(self, function: Callable[[Tensor], Tensor]):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.function(x)
+
+
 def _layouts(shape: tuple[int, ...], batch: int, members: int | None) -> dict[str, int]:
     """The layouts a probe's output shape fits, with the number of members each implies."""
     found: dict[str, int] = {}
@@ -303,8 +352,6 @@ def read_teacher(teacher: nn.Module, x: Tensor, *, output: Selector = None, memb
         raise ValueError(f"members must be a positive whole number, got {members!r}")
     if regression_output is not None and regression_output not in REGRESSION_OUTPUTS:
         raise ValueError(f"regression_output must be one of {REGRESSION_OUTPUTS}, got {regression_output!r}")
-    from hydraplus.experiments.distil import Members
-
     if type(teacher) is Members:  # modules whose forward ends in their last child's Softmax
         teacher.members = nn.ModuleList(logit_members(list(teacher.members), x[:2]))
     said: set[str] = set()

@@ -1,4 +1,4 @@
-"""Teachers from files and data from image folders, for `hydraplus.distil` and ``hydraplus distil``.
+"""Teachers from files, for `hydraplus.distil` and ``hydraplus distil``.
 
 A teacher file is a ``torch.export`` program (``.pt2``) or a TorchScript file. Each gives one
 member's ``[B, D]`` or several members' ``[B, N, D]``; `TeacherFiles` joins them into
@@ -7,7 +7,7 @@ linear and convolution layers back as ``nn.Linear``/``nn.Conv2d``, so a Hydra+ s
 cut from the first one when it was exported with a dynamic batch size; a program exported for
 one fixed batch size is run in chunks of that size (`FixedBatch`). A TorchScript file is a
 teacher only: its modules do not copy into trainable layers.
-An image folder in torchvision's ``ImageFolder`` layout gives float NCHW images in [0, 1].
+`input_normalization` reads the inputs' normalisation from the files' cards.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hydraplus.experiments.contracts import Selector, note, pick
-from hydraplus.experiments.distil import Members, as_tensors
+from hydraplus.inputs.contracts import Members, Selector, pick, reason
 from hydraplus.models.zoo import layer_of_call
 
 Shape = list[int | None]  # one input's expected shape with the batch; None: any size
@@ -39,17 +37,9 @@ def read_program(path: Path, what: str = "") -> torch.export.ExportedProgram:
     try:
         return torch.export.load(path)
     except Exception as err:
-        raise ValueError(f"cannot load {what}{path}: not a torch.export program ({_reason(err)})") from err
+        raise ValueError(f"cannot load {what}{path}: not a torch.export program ({reason(err)})") from err
     finally:
         log.setLevel(level)
-
-
-def _reason(err: BaseException) -> str:
-    """The informative line of an error (TorchScript puts the cause last)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    if not lines:
-        return type(err).__name__
-    return lines[-1] if len(lines) > 1 and "TorchScript" in lines[0] else lines[0]
 
 
 def _shape_text(shape: Shape) -> str:
@@ -143,7 +133,7 @@ def load_teacher_file(path: Path) -> tuple[nn.Module, Shape | None]:
             return torch.jit.load(str(path), map_location="cpu"), None
     except Exception as err:
         raise ValueError(f"cannot load teacher {path}: not a TorchScript file or a torch.export program "
-                         f"(.pt2) ({_reason(err)}); a state dict needs its architecture: load it into "
+                         f"(.pt2) ({reason(err)}); a state dict needs its architecture: load it into "
                          "your module and pass the modules to hydraplus.distil") from err
 
 
@@ -157,7 +147,7 @@ def _device(module: nn.Module) -> torch.device | None:
 class TeacherFiles(Members):
     """Teacher files as one teacher: each of several gives ``[B, D]`` (one member) or ``[B, N, D]``;
     the outputs are joined to ``[B, N, D]``. One file's outputs are passed on as they are, to be
-    read in any layout (`hydraplus.experiments.contracts.read_teacher`). Inputs are checked against
+    read in any layout (`hydraplus.inputs.contracts.read_teacher`). Inputs are checked against
     each file's input shape and device first, so a mismatch names the file and what it takes."""
 
     def __init__(self, paths: Sequence[Path], output: Selector = None):
@@ -182,7 +172,7 @@ class TeacherFiles(Members):
             try:
                 out = member(x)
             except RuntimeError as err:
-                raise ValueError(f"teacher {name} failed on inputs of shape {given}: {_reason(err)}") from err
+                raise ValueError(f"teacher {name} failed on inputs of shape {given}: {reason(err)}") from err
             out = pick(out, self.output, f"teacher {name}", self.said)
             if not self.stacks:
                 return out
@@ -243,87 +233,3 @@ def input_normalization(paths: Sequence[Path]) -> dict[str, Any] | None:
         raise ValueError("the teacher files need different input normalisations: "
                          + "; ".join(f"{card}: {value}" for card, value in cards.items()))
     return {**values[0], "source": ", ".join(cards)}
-
-
-def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float], name: str) -> Tensor:
-    """``(x - mean) / std`` per channel (dimension 1)."""
-    if x.dim() < 2 or len(mean) != x.shape[1] or len(std) != x.shape[1]:
-        raise ValueError(f"{name}: the input normalisation has {len(mean)} means and {len(std)} stds, "
-                         f"but the inputs of shape {list(x.shape)} have {x.shape[1] if x.dim() > 1 else 0} "
-                         "channels")
-    if any(s <= 0 for s in std):
-        raise ValueError(f"the input normalisation's std must be > 0, got {list(std)}")
-    view = (1, -1) + (1,) * (x.dim() - 2)
-    return (x - torch.tensor(mean).view(view)) / torch.tensor(std).view(view)
-
-
-def checked_pair(x: Tensor, y: Tensor, name: str) -> tuple[Tensor, Tensor]:
-    """``(x, y)`` with at least one example and as many targets as inputs; integer inputs as
-    float32 (values unchanged, said once), float64 ones as float32."""
-    if x.dim() == 0 or len(x) == 0:
-        raise ValueError(f"{name}: the data is empty (inputs of shape {list(x.shape)})")
-    if y.dim() == 0 or len(y) != len(x):
-        raise ValueError(f"{name}: {len(x)} inputs but {len(y) if y.dim() else 0} targets; they must match")
-    if not (x.is_floating_point() or x.is_complex()):
-        note(f"{name} inputs: {str(x.dtype).removeprefix('torch.')} values read as float32 (unchanged; "
-             "scale them yourself if they need it)")
-    return (x.float() if x.dtype != torch.float32 and not x.is_complex() else x), y
-
-
-def read_image_folder(path: Path, name: str) -> tuple[Tensor, Tensor]:
-    """Float ``[N, C, H, W]`` images in [0, 1] and int64 class indices from an ``ImageFolder``
-    folder (one sub-folder per class); every image must have the same size."""
-    from torchvision.datasets import ImageFolder
-    from torchvision.transforms import v2
-
-    to_float = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
-    try:
-        dataset = ImageFolder(str(path), transform=to_float)
-    except (FileNotFoundError, OSError) as err:
-        raise ValueError(f"{name}: {path} is not an image folder (one sub-folder of images per class): "
-                         f"{_reason(err)}") from err
-    images: list[Tensor] = []
-    for index, (file, _) in enumerate(dataset.samples):
-        image = dataset[index][0]
-        if images and image.shape != images[0].shape:
-            first = Path(dataset.samples[0][0]).relative_to(path)
-            raise ValueError(f"{name}: the images in {path} must all have one size, but {first} is "
-                             f"{list(images[0].shape)} and {Path(file).relative_to(path)} is "
-                             f"{list(image.shape)}")
-        images.append(image)
-    return torch.stack(images), torch.tensor(dataset.targets, dtype=torch.int64)
-
-
-def _inputs(array: np.ndarray) -> Tensor:
-    """uint8 ``[N, H, W, C]`` images as float ``[N, C, H, W]`` in [0, 1] (as `as_tensors` reads
-    an ``.npz``); other arrays as float."""
-    x = torch.from_numpy(np.ascontiguousarray(array))
-    return x.permute(0, 3, 1, 2).float() / 255.0 if x.dtype == torch.uint8 and x.dim() == 4 else x.float()
-
-
-def npz_test_split(path: Path) -> tuple[Tensor, Tensor] | None:
-    """An ``.npz`` file's ``x_test``/``y_test``, or None when it has none."""
-    with np.load(path) as arrays:
-        if "x_test" not in arrays or "y_test" not in arrays:
-            return None
-        x, y = _inputs(arrays["x_test"]), torch.from_numpy(np.ascontiguousarray(arrays["y_test"]))
-    return checked_pair(x, y, f"test ({path})")
-
-
-def ood_inputs(data: Any) -> Tensor:
-    """Out-of-distribution inputs: a tensor or array, an ``.npz`` file (``x_test``, else ``x``,
-    else ``x_train``; labels not needed), or any data `as_tensors` reads (labels ignored)."""
-    if isinstance(data, Tensor | np.ndarray):
-        x = torch.as_tensor(data).float()
-    elif isinstance(data, str | Path) and Path(data).suffix == ".npz" and Path(data).is_file():
-        with np.load(data) as arrays:
-            key = next((k for k in ("x_test", "x", "x_train") if k in arrays), None)
-            if key is None:
-                raise ValueError(f"ood: {data} has none of the arrays x_test, x, x_train "
-                                 f"(it has {sorted(arrays)})")
-            x = _inputs(arrays[key])
-    else:
-        x = as_tensors(data, "ood")[0].float()
-    if x.dim() == 0 or len(x) == 0:
-        raise ValueError("ood: the data is empty")
-    return x

@@ -20,14 +20,15 @@ from torchvision.models import GoogLeNetOutputs
 
 import hydraplus
 from hydraplus.core.uncertainty import regression_uncertainty
-from hydraplus.experiments.contracts import (
+from hydraplus.experiments.distil import read_teacher_and_targets
+from hydraplus.inputs.arrays import as_tensors
+from hydraplus.inputs.contracts import (
     MEAN_ONLY_LOG_VARIANCE,
     ContractNote,
     read_targets,
     strip_output_activation,
 )
-from hydraplus.experiments.distil import as_tensors, read_teacher_and_targets
-from hydraplus.experiments.distil_inputs import input_normalization
+from hydraplus.inputs.teachers import input_normalization
 
 N, C = 3, 4
 

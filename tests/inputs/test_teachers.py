@@ -13,7 +13,8 @@ from torch import Tensor, nn
 
 import hydraplus
 from _dummies import TinyCNN, blob_images
-from hydraplus.experiments.distil import as_teacher, as_tensors, fresh_copy, split_member
+from hydraplus.experiments.distil import as_teacher, fresh_copy, split_member
+from hydraplus.inputs.arrays import as_tensors
 
 
 def save_program(module: nn.Module, example: Tensor, path: Path) -> Path:
