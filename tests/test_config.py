@@ -39,6 +39,13 @@ def student(raw: dict[str, Any], entry: dict[str, Any]) -> StudentSpec:
     return parse_config({**raw, "students": [entry]}).students[0]
 
 
+def test_the_presets_are_the_files_of_the_presets_folder() -> None:
+    folder = Path(__file__).resolve().parents[1] / "src" / "hydraplus" / "config" / "presets"
+    assert available_configs() == sorted(p.stem for p in folder.glob("*.json"))
+    with pytest.raises(ConfigError, match=r"unknown config 'toy-spiarl'; did you mean 'toy-spiral'\?"):
+        load_config("toy-spiarl")
+
+
 def test_every_builtin_config_parses_with_its_kind() -> None:
     kinds = {name: load_config(name).kind for name in available_configs()}
     assert kinds == {"toy-spiral": "toy", "toy-regression": "toy", "paper-svhn": "image",

@@ -72,7 +72,7 @@ def image_problem(n: int = 90, seed: int = 0) -> ImageProblem:
     g = torch.Generator().manual_seed(seed)
     raw = RawImages(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
                     torch.randint(0, 10, (n,), generator=g))
-    return make_image_problem("tiny", raw, seed=seed)
+    return make_image_problem("tiny", raw, seed=seed, num_classes=10)
 
 
 def write_fashion_mnist(folder: Path, train: int = 60, test: int = 20, seed: int = 0,

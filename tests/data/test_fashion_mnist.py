@@ -11,16 +11,16 @@ import torch
 
 from _dummies import write_fashion_mnist
 from hydraplus.data.images import RawImages, convert_images, load_image_problem, split_classes
-from hydraplus.data.sources import DEFAULT_PATHS
+from hydraplus.data.sources import SOURCES
 
-DEBIAN = Path(DEFAULT_PATHS["fashion-mnist"])
+DEBIAN = Path(SOURCES["fashion-mnist"].default_path)
 
 
 @pytest.fixture
 def debian(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Tiny IDX files standing in for Debian's folder (60 training, 20 test images)."""
     folder = write_fashion_mnist(tmp_path / "debian", train=60, test=20)
-    monkeypatch.setitem(DEFAULT_PATHS, "fashion-mnist", str(folder))
+    monkeypatch.setattr(SOURCES["fashion-mnist"], "default_path", str(folder))
     return folder
 
 
@@ -45,7 +45,7 @@ def test_data_override_beats_the_default(debian: Path, tmp_path: Path) -> None:
 
 
 def test_missing_files_say_how_to_install_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(DEFAULT_PATHS, "fashion-mnist", str(tmp_path / "absent"))
+    monkeypatch.setattr(SOURCES["fashion-mnist"], "default_path", str(tmp_path / "absent"))
     with pytest.raises(FileNotFoundError) as info:
         load_image_problem({"name": "fashion-mnist"})
     message = str(info.value)
@@ -107,7 +107,7 @@ def test_held_out_classes_are_near_ood(debian: Path) -> None:
 
 def test_split_classes_relabels_the_kept_classes_in_order() -> None:
     images = RawImages(torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1), torch.arange(10))
-    kept, out = split_classes(images, [1, 4])
+    kept, out = split_classes(images, [1, 4], num_classes=10)
     assert kept.y.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
     assert kept.x.flatten().tolist() == [0, 2, 3, 5, 6, 7, 8, 9]
     assert out.y.tolist() == [1, 4]

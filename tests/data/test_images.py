@@ -77,7 +77,7 @@ def test_npz_without_test_split_carves_disjoint_seeded_splits(tmp_path: Path) ->
     problem = load_image_problem({"name": "npz", "path": str(path)}, seed=3)
     assert (len(problem.x_train), len(problem.x_val), len(problem.x_test)) == (81, 9, 10)
     raw = make_image_problem("d", read_npz(path)["train"], seed=3,
-                             normalization=Normalization((0.0,) * 3, (1 / 255,) * 3))
+                             normalization=Normalization((0.0,) * 3, (1 / 255,) * 3), num_classes=10)
     train, val, test = _ids(raw.x_train), _ids(raw.x_val), _ids(raw.x_test)
     assert train | val | test == set(range(100)) and len(train) + len(val) + len(test) == 100
     assert test == _ids(problem.x_test_raw)
@@ -106,7 +106,8 @@ def test_normalization_constants_and_float_input() -> None:
     stats = Normalization.from_images(torch.tensor([[[[0, 255]], [[51, 51]], [[0, 0]]]], dtype=torch.uint8))
     assert stats.mean == pytest.approx((0.5, 0.2, 0.0)) and stats.std == pytest.approx((0.5, 1.0, 1.0))
     problem = make_image_problem("d", RawImages(torch.from_numpy(_indexed_images(20).transpose(0, 3, 1, 2)),
-                                                torch.zeros(20, dtype=torch.long)), normalization=norm)
+                                                torch.zeros(20, dtype=torch.long)), normalization=norm,
+                                 num_classes=10)
     assert problem.normalization is norm
 
 

@@ -41,7 +41,7 @@ def _image_problem() -> Any:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (80, 3, 32, 32), dtype=torch.uint8, generator=g)
     problem = make_image_problem("random", RawImages(x, torch.randint(0, 10, (80,), generator=g)), seed=0,
-                                 test_fraction=0.25)
+                                 test_fraction=0.25, num_classes=10)
     problem.x_probe, problem.probe_name = problem.normalize(x[:12].flip(-1)), "flipped"
     return problem
 

@@ -137,3 +137,17 @@ def test_under_bf16_autocast_every_term_is_float32(name: str) -> None:
     assert all(value.dtype == torch.float32 for value in terms.values()) and total.dtype == torch.float32
     if name == "hydra+":  # the weights are float32, so the diversity term is exactly the float32 one
         assert terms["diversity"].item() == diversity_loss(student.head_weight_rows()).item()
+
+
+def test_register_decorates_a_class_and_listings_keep_the_papers_order_first() -> None:
+    assert method_names()[:5] == ("hydra+", "hydra", "drop", "gauss", "endd")
+    if "test-decorated" not in method_names():
+
+        @register
+        class Decorated(CorrectnessOnly):
+            name = "test-decorated"
+
+        assert isinstance(Decorated, type) and isinstance(get_method("test-decorated"), Decorated)
+    assert method_names()[:5] == ("hydra+", "hydra", "drop", "gauss", "endd")
+    assert "test-decorated" in method_names()[5:]
+    assert StudentSpec("test-decorated", heads=2).name == "test-decorated-2"  # its naming rule, via spec

@@ -63,7 +63,7 @@ def _problem(seed: int) -> ImageProblem:
     generator = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (60, 3, 32, 32), dtype=torch.uint8, generator=generator)
     y = torch.randint(0, 10, (60,), generator=generator)
-    problem = make_image_problem("random", RawImages(x, y), seed=seed, test_fraction=0.25)
+    problem = make_image_problem("random", RawImages(x, y), seed=seed, test_fraction=0.25, num_classes=10)
     problem.x_probe, problem.probe_name = problem.normalize(x[:10].flip(-1)), "flipped"
     return problem
 

@@ -8,8 +8,10 @@ subsets them, and normalises with per-channel statistics of the training split.
     {"name": "npz", "path": "data/cifar10_train.npz", "limit": 10000, "test_limit": 2000,
      "ood": {"name": "svhn", "path": "data/svhn"}}
 
-``name`` is one of `SOURCES`; ``path`` is the .npz file or the data set's folder (relative
-paths are taken from the working directory; the CLI's ``--data`` replaces ``path``). A ``path``
+``name`` is a registered image source (`hydraplus.data.sources`; the built-in ones are registered
+at the end of this module, each with its number of classes and normalisation); ``path`` is the
+.npz file or the data set's folder (relative paths are taken from the working directory; the
+CLI's ``--data`` replaces ``path``). A ``path``
 ending in ``.npz`` is read as an .npz file whatever the ``name`` (the source's own options are then
 unused), so ``--data cifar10_train.npz`` serves a ``cifar10`` config. Fashion-MNIST
 may leave ``path`` out: it is then read from Debian's ``/usr/share/datasets/fashion-mnist``.
@@ -40,18 +42,16 @@ from torchvision.transforms.v2 import functional as TF
 
 from hydraplus.data.problem import Problem
 from hydraplus.data.sources import (
-    DEFAULT_PATHS,
     HOLDOUT_KEY,
-    IMAGE_SOURCES,
-    INSTALL_HINTS,
-    SOURCE_KEYS,
+    SOURCES,
     SPLIT_KEYS,
+    Source,
     allowed_keys,
+    get_source,
     ood_allowed_keys,
+    register_source,
+    source_names,
 )
-
-NUM_CLASSES = 10
-SOURCES = IMAGE_SOURCES
 
 
 class RawImages(NamedTuple):
@@ -130,8 +130,8 @@ class ImageProblem(Problem):
         return self.normalization(images)
 
 
-def check_images(x: np.ndarray, y: np.ndarray, source: str, channels_last: bool = True,
-                 num_classes: int = NUM_CLASSES) -> RawImages:
+def check_images(x: np.ndarray, y: np.ndarray, source: str, channels_last: bool = True, *,
+                 num_classes: int) -> RawImages:
     """Validate uint8 images (NHWC, or NCHW) and integer labels in [0, num_classes); to NCHW."""
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
         raise ValueError(f"{source}: images must be a uint8 array, got {getattr(x, 'dtype', type(x))}")
@@ -154,9 +154,11 @@ def check_images(x: np.ndarray, y: np.ndarray, source: str, channels_last: bool 
     return RawImages(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64)))
 
 
-def read_npz(path: str | Path) -> dict[str, RawImages]:
-    """``{"train": ..., "test": ...}`` from uint8 NHWC ``x_train``/``y_train`` and/or ``x_test``/``y_test``.
+def read_npz(path: str | Path, num_classes: int | None = None) -> dict[str, RawImages]:
+    """``{"train": ..., "test": ...}`` from uint8 NHWC ``x_train``/``y_train`` and/or ``x_test``/``y_test``;
+    labels in 0..num_classes-1 (default: the ``npz`` source's number of classes).
     """
+    num_classes = get_source("npz").classes if num_classes is None else num_classes
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image data file not found: {path}")
@@ -173,7 +175,8 @@ def read_npz(path: str | Path) -> dict[str, RawImages]:
             raise ValueError(f"{path}: missing array {missing!r} ({x_key} and {y_key} must both be "
                              "present or both absent)")
         if x_key in arrays:
-            splits[split] = check_images(arrays[x_key], arrays[y_key], f"{path} [{split}]")
+            splits[split] = check_images(arrays[x_key], arrays[y_key], f"{path} [{split}]",
+                                          num_classes=num_classes)
     if not splits:
         raise ValueError(f"{path}: missing arrays: needs x_train/y_train and/or x_test/y_test "
                          f"(has {sorted(arrays)})")
@@ -220,7 +223,8 @@ def read_cifar10(root: str | Path, train: bool = True, download: bool = False,
     except RuntimeError as err:
         raise ValueError(f"CIFAR-10 under {folder} failed torchvision's check ({err}); "
                          "use verify=False for files that differ from the official ones") from err
-    return check_images(np.asarray(ds.data), np.asarray(ds.targets), f"CIFAR-10 {folder}")
+    return check_images(np.asarray(ds.data), np.asarray(ds.targets), f"CIFAR-10 {folder}",
+                        num_classes=get_source("cifar10").classes)
 
 
 def read_svhn(root: str | Path, split: str = "train", download: bool = False,
@@ -243,7 +247,8 @@ def read_svhn(root: str | Path, split: str = "train", download: bool = False,
     except (KeyError, ValueError) as err:
         raise ValueError(f"{root / filename}: not an SVHN .mat file with X and y ({err})") from err
     labels = np.asarray(ds.labels).reshape(-1)
-    return check_images(np.asarray(ds.data), labels, f"SVHN {root / filename}", channels_last=False)
+    return check_images(np.asarray(ds.data), labels, f"SVHN {root / filename}", channels_last=False,
+                        num_classes=get_source("svhn").classes)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -276,13 +281,14 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 def _idx_file(root: Path, stem: str) -> Path:
     """``stem`` or ``stem.gz`` in root or in torchvision's ``root/FashionMNIST/raw``."""
+    source = get_source("fashion-mnist")
     for folder in (root, root / "FashionMNIST" / "raw"):
         for name in (stem, stem + ".gz"):
             if (folder / name).is_file():
                 return folder / name
     raise FileNotFoundError(
         f"Fashion-MNIST file {stem}[.gz] not found in {root} or {root}/FashionMNIST/raw; install it with "
-        f"`{INSTALL_HINTS['fashion-mnist']}` (into {DEFAULT_PATHS['fashion-mnist']}) or pass its folder "
+        f"`{source.install_hint}` (into {source.default_path}) or pass its folder "
         "with --data (data.path)"
     )
 
@@ -300,7 +306,8 @@ def read_fashion_mnist(root: str | Path, train: bool = True, size: int | None = 
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3:
         raise ValueError(f"{images_path}: expected images [N, H, W], got shape {images.shape}")
-    out = check_images(images[..., None], labels, f"Fashion-MNIST {images_path}")
+    out = check_images(images[..., None], labels, f"Fashion-MNIST {images_path}",
+                       num_classes=get_source("fashion-mnist").classes)
     x = out.x
     if size is not None:
         x = TF.resize(x, [size, size], antialias=True)
@@ -310,18 +317,11 @@ def read_fashion_mnist(root: str | Path, train: bool = True, size: int | None = 
 def read_source(name: str, path: str | Path, splits: Sequence[str] = ("train", "test"),
                 **options: Any) -> dict[str, RawImages]:
     """The asked-for ``train``/``test`` splits of a source (an .npz file may lack ``test``)."""
-    if name not in SOURCES:
-        raise ValueError(f"unknown image source {name!r}; choose one of {SOURCES}")
+    if name not in source_names("image"):
+        raise ValueError(f"unknown image source {name!r}; choose one of {tuple(source_names('image'))}")
     if set(splits) - {"train", "test"}:
         raise ValueError(f"splits must be 'train' and/or 'test', got {list(splits)}")
-    if name == "npz":
-        return {k: v for k, v in read_npz(path).items() if k in splits}
-    readers = {
-        "cifar10": lambda split: read_cifar10(path, train=split == "train", **options),
-        "svhn": lambda split: read_svhn(path, split=split, **options),
-        "fashion-mnist": lambda split: read_fashion_mnist(path, train=split == "train", **options),
-    }
-    return {split: readers[name](split) for split in splits}
+    return get_source(name).read(path, splits, **options)
 
 
 def _seeded_subset(n: int, count: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -354,13 +354,14 @@ def make_image_problem(
     limit: int | None = None,
     test_limit: int | None = None,
     normalization: Normalization | None = None,
-    num_classes: int = NUM_CLASSES,
+    fit_normalization: Callable[[Tensor], Normalization] = Normalization.from_images,
+    num_classes: int,
 ) -> ImageProblem:
     """Seeded splits: test (``test_fraction`` of train when ``test`` is None), then validation.
 
     ``limit`` keeps at most that many training images (before the validation split) and
     ``test_limit`` that many test images, both as seeded random subsets. Without
-    ``normalization`` the statistics of the final training split are used.
+    ``normalization``, ``fit_normalization`` (the source's) makes it from the final training split.
     """
     _check_fraction("val_fraction", val_fraction)
     _check_fraction("test_fraction", test_fraction)
@@ -385,7 +386,7 @@ def make_image_problem(
     if x_test_raw.shape[1:] != x_train_raw.shape[1:]:
         raise ValueError(f"{name}: test images {tuple(x_test_raw.shape[1:])} differ from "
                          f"training images {tuple(x_train_raw.shape[1:])}")
-    norm = normalization or Normalization.from_images(x_train_raw)
+    norm = normalization or fit_normalization(x_train_raw)
     return ImageProblem(
         name, "classification", num_classes,
         norm(x_train_raw), train.y[train_idx], norm(train.x[val_idx]), train.y[val_idx],
@@ -403,20 +404,22 @@ def _source(settings: dict[str, Any], where: str,
     """The source's name and path (its default path when left out); keys outside ``keys(settings)``
     are errors."""
     name = settings.get("name")
-    if name not in SOURCES:
-        raise ValueError(f"{where}: unknown image source {name!r}; choose one of {SOURCES}")
+    if name not in source_names("image"):
+        raise ValueError(f"{where}: unknown image source {name!r}; "
+                         f"choose one of {tuple(source_names('image'))}")
     allowed = keys(settings)
     unknown = set(settings) - allowed
     if unknown:
         raise ValueError(f"{where}: unknown settings {sorted(unknown)} for {name}; allowed {sorted(allowed)}")
     if "path" in settings:
         return name, str(settings["path"])
-    if name in DEFAULT_PATHS:
-        return name, DEFAULT_PATHS[name]
+    default = SOURCES[name].default_path
+    if default is not None:
+        return name, default
     raise ValueError(f"{where}: missing 'path' (the .npz file or the data set's folder)")
 
 
-def check_holdout(classes: Any, num_classes: int = NUM_CLASSES) -> list[int]:
+def check_holdout(classes: Any, num_classes: int) -> list[int]:
     """``data.holdout_classes`` checked: distinct labels in 0..num_classes-1 that leave two or more."""
     if (not isinstance(classes, list) or not classes
             or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes)):
@@ -430,7 +433,7 @@ def check_holdout(classes: Any, num_classes: int = NUM_CLASSES) -> list[int]:
 
 
 def split_classes(images: RawImages, held_out: Sequence[int],
-                  num_classes: int = NUM_CLASSES) -> tuple[RawImages, RawImages]:
+                  num_classes: int) -> tuple[RawImages, RawImages]:
     """The images of the kept classes, relabelled 0..K-1 in their order, and those of the
     ``held_out`` classes (original labels)."""
     out = torch.isin(images.y, torch.tensor(list(held_out), dtype=images.y.dtype))
@@ -457,8 +460,9 @@ def load_image_problem(
     if path is not None:
         settings = {**settings, "path": str(path)}
     name, data_path = _source(settings, "data", allowed_keys)
+    source = get_source(name)  # the data set's classes and normalisation, whichever files are read
     name = reader_name(name, data_path)
-    options = {k: v for k, v in settings.items() if k in SOURCE_KEYS[name]}
+    options = {k: v for k, v in settings.items() if k in SOURCES[name].keys}
     splits = {k: v for k, v in settings.items() if k in SPLIT_KEYS}
     splits.setdefault("seed", seed)
     raw = read_source(name, data_path, **options)
@@ -470,12 +474,12 @@ def load_image_problem(
         if "ood" in settings:
             raise ValueError(f"data: {HOLDOUT_KEY} makes the held-out classes the OOD set; "
                              "leave out data.ood")
-        held_out = check_holdout(settings[HOLDOUT_KEY])
-        parts = {split: split_classes(images, held_out) for split, images in raw.items()}
+        held_out = check_holdout(settings[HOLDOUT_KEY], source.classes)
+        parts = {split: split_classes(images, held_out, source.classes) for split, images in raw.items()}
         raw = {split: kept for split, (kept, _) in parts.items()}
         probe = parts["test" if "test" in parts else "train"][1]
-    problem = make_image_problem(title, raw["train"], raw.get("test"),
-                                 num_classes=NUM_CLASSES - len(held_out), **splits)
+    problem = make_image_problem(title, raw["train"], raw.get("test"), fit_normalization=source.normalization,
+                                 num_classes=source.classes - len(held_out), **splits)
     if held_out:
         problem.x_probe, problem.y_probe = problem.normalize(probe.x), probe.y
         problem.probe_name = f"held-out classes {','.join(map(str, held_out))}"
@@ -498,7 +502,7 @@ def attach_ood(problem: ImageProblem, settings: dict[str, Any], seed: int = 0) -
         raise ValueError(f"data.ood.grayscale must be true or false, got {grayscale!r}")
     size = settings.get("size")
     _check_count("data.ood.size", size)
-    options = {k: v for k, v in settings.items() if k in SOURCE_KEYS[name]}
+    options = {k: v for k, v in settings.items() if k in SOURCES[name].keys}
     try:
         found = read_source(name, path, ("test",), **options)
         raw = found["test"] if "test" in found else read_source(name, path, ("train",), **options)["train"]
@@ -518,8 +522,9 @@ def attach_ood(problem: ImageProblem, settings: dict[str, Any], seed: int = 0) -
 
 def load_test_problem(path: str | Path, normalization: Normalization,
                       image_shape: Sequence[int] | None = None,
-                      num_classes: int = NUM_CLASSES) -> ImageProblem:
-    """An evaluation-only problem from an .npz never used in training.
+                      num_classes: int | None = None) -> ImageProblem:
+    """An evaluation-only problem from an .npz never used in training (``num_classes`` by default
+    the ``npz`` source's).
 
     The test set is the file's ``x_test``/``y_test``, or all of ``x_train``/``y_train`` when it
     has no test split, normalised with ``normalization`` (the trained run's); the training and
@@ -531,5 +536,33 @@ def load_test_problem(path: str | Path, normalization: Normalization,
         raise ValueError(f"{path}: images {list(raw.x.shape[1:])} [C, H, W] differ from the run's "
                          f"training images {list(image_shape)}")
     x = normalization(raw.x)
+    num_classes = get_source("npz").classes if num_classes is None else num_classes
     return ImageProblem(Path(path).stem, "classification", num_classes, x[:0], raw.y[:0], x[:0],
                         raw.y[:0], x, raw.y, normalization, raw.x)
+
+
+# --- the built-in image sources, in the order every listing follows -------------------------
+
+
+def _each_split(reader: Callable[..., RawImages]) -> Callable[..., dict[str, RawImages]]:
+    """A source's ``read`` from a reader of one split (``reader(path, split, **options)``)."""
+    return lambda path, splits, **options: {split: reader(path, split, **options) for split in splits}
+
+
+register_source(Source(
+    "npz", "image", classes=10, normalization=Normalization.from_images,
+    read=lambda path, splits: {k: v for k, v in read_npz(path).items() if k in splits}))
+register_source(Source(
+    "cifar10", "image", classes=10, normalization=Normalization.from_images,
+    keys=frozenset({"download", "verify"}),
+    read=_each_split(lambda path, split, **o: read_cifar10(path, train=split == "train", **o))))
+register_source(Source(
+    "svhn", "image", classes=10, normalization=Normalization.from_images,
+    keys=frozenset({"download", "verify"}),
+    read=_each_split(lambda path, split, **o: read_svhn(path, split=split, **o))))
+register_source(Source(
+    "fashion-mnist", "image", classes=10, normalization=Normalization.from_images,
+    keys=frozenset({"size", "channels"}),
+    # Debian's ``dataset-fashion-mnist``: read from there when a config leaves ``path`` out.
+    default_path="/usr/share/datasets/fashion-mnist", install_hint="apt install dataset-fashion-mnist",
+    read=_each_split(lambda path, split, **o: read_fashion_mnist(path, train=split == "train", **o))))

@@ -1,54 +1,94 @@
-"""Which data sets exist, which kind of run each makes, and the settings each reader takes.
+"""Data sets by name: each registered where its reader is defined, with its kind (toy or image), its
+number of classes, how its inputs are normalised, and the settings its reader takes.
 
-Kept free of the readers themselves (no torchvision import), so configs can be checked and run
-kinds decided before any data is read.
+A new data set is one reader plus one `register_source` call beside it; configs, the CLI and the
+run's number of classes find it here. Importing any ``hydraplus.data`` module registers the
+built-in sources (the package imports its readers).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-TOY_PROBLEMS = ("spiral", "regression")
-IMAGE_SOURCES = ("npz", "cifar10", "svhn", "fashion-mnist")
 KINDS = ("toy", "image")
-
 SPLIT_KEYS = frozenset({"seed", "val_fraction", "test_fraction", "limit", "test_limit"})
 HOLDOUT_KEY = "holdout_classes"  # classes left out of training; their test images become the OOD set
-SOURCE_KEYS: dict[str, frozenset[str]] = {
-    "npz": frozenset(),
-    "cifar10": frozenset({"download", "verify"}),
-    "svhn": frozenset({"download", "verify"}),
-    "fashion-mnist": frozenset({"size", "channels"}),
-}
 TOY_KEYS = frozenset({"name", "seed"})
-# Where a source's files are when its ``path`` is left out: Debian's ``dataset-fashion-mnist``.
-DEFAULT_PATHS: dict[str, str] = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
-INSTALL_HINTS: dict[str, str] = {"fashion-mnist": "apt install dataset-fashion-mnist"}
 # An OOD source: which images, how many, and how to bring them to the main data's shape.
 OOD_KEYS = frozenset({"name", "path", "seed", "limit", "grayscale", "size"})
 
 
+@dataclass
+class Source:
+    """One data set.
+
+    ``read`` makes it: for a toy problem ``read(seed)`` gives the problem; for an image source
+    ``read(path, splits, **options)`` gives the asked-for raw ``train``/``test`` splits (an .npz may
+    lack ``test``), ``options`` being its own settings ``keys``. ``classes`` is the number of
+    classes (None: regression). ``normalization`` makes an image source's per-channel statistics
+    from its raw training images (None for toy problems, whose features are used as drawn).
+    ``default_path`` is read when a config leaves ``path`` out; ``install_hint`` says how to get
+    the files there.
+    """
+
+    name: str
+    kind: str
+    classes: int | None
+    read: Callable[..., Any]
+    normalization: Callable[[Any], Any] | None = None
+    keys: frozenset[str] = frozenset()
+    default_path: str | None = None
+    install_hint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"source {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind == "image" and self.normalization is None:
+            raise ValueError(f"image source {self.name!r} needs a normalization")
+
+
+SOURCES: dict[str, Source] = {}
+
+
+def register_source(source: Source) -> Source:
+    """Make ``source`` available to configs by its name."""
+    if source.name in SOURCES:
+        raise ValueError(f"a data source named {source.name!r} is already registered")
+    SOURCES[source.name] = source
+    return source
+
+
+def source_names(kind: str) -> list[str]:
+    """The registered sources of one kind, in registration order."""
+    return [name for name, source in SOURCES.items() if source.kind == kind]
+
+
+def get_source(name: Any) -> Source:
+    """The registered source ``name``; a clear error naming the choices otherwise."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown data set {name!r}; choose a toy problem {source_names('toy')} "
+                         f"or an image source {source_names('image')}")
+    return SOURCES[name]
+
+
 def run_kind(data_name: str) -> str:
-    """``toy`` for the built-in toy problems, ``image`` for image sources."""
-    if data_name in TOY_PROBLEMS:
-        return "toy"
-    if data_name in IMAGE_SOURCES:
-        return "image"
-    raise ValueError(f"unknown data set {data_name!r}; choose a toy problem {list(TOY_PROBLEMS)} "
-                     f"or an image source {list(IMAGE_SOURCES)}")
+    """``toy`` for the toy problems, ``image`` for image sources."""
+    return get_source(data_name).kind
 
 
 def allowed_keys(settings: dict[str, Any]) -> frozenset[str]:
     """The keys a data section may hold, by its ``name``."""
-    name = settings.get("name")
-    if run_kind(str(name)) == "toy":
+    source = get_source(str(settings.get("name")))
+    if source.kind == "toy":
         return TOY_KEYS
-    return SPLIT_KEYS | SOURCE_KEYS[str(name)] | {"name", "path", "ood", HOLDOUT_KEY}
+    return SPLIT_KEYS | source.keys | {"name", "path", "ood", HOLDOUT_KEY}
 
 
 def ood_allowed_keys(settings: dict[str, Any]) -> frozenset[str]:
     """The keys a data section's ``ood`` part may hold, by its ``name`` (an image source)."""
     name = str(settings.get("name"))
-    if name not in IMAGE_SOURCES:
-        raise ValueError(f"unknown OOD image source {name!r}; choose one of {list(IMAGE_SOURCES)}")
-    return OOD_KEYS | SOURCE_KEYS[name]
+    if name not in SOURCES or SOURCES[name].kind != "image":
+        raise ValueError(f"unknown OOD image source {name!r}; choose one of {source_names('image')}")
+    return OOD_KEYS | SOURCES[name].keys

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from hydraplus.data.problem import Problem
+from hydraplus.data.sources import SOURCES, Source, register_source, source_names
 
 GRID_LIMIT, GRID_SIZE = 20.0, 100
 REGRESSION_RANGE, OOR_RANGE = 6.0, 12.0
@@ -80,9 +81,11 @@ def make_regression(seed: int = 0, n_train: int = 240, n_eval: int = 30, n_probe
 
 
 def make_toy(name: str, seed: int = 0) -> ToyProblem:
-    """``spiral`` or ``regression``."""
-    if name == "spiral":
-        return make_spiral(seed)
-    if name == "regression":
-        return make_regression(seed)
-    raise ValueError(f"unknown toy problem {name!r}; choose 'spiral' or 'regression'")
+    """A registered toy problem (``spiral`` or ``regression``) drawn from ``seed``."""
+    if name not in source_names("toy"):
+        raise ValueError(f"unknown toy problem {name!r}; choose one of {source_names('toy')}")
+    return SOURCES[name].read(seed)
+
+
+register_source(Source("spiral", "toy", classes=3, read=make_spiral))
+register_source(Source("regression", "toy", classes=None, read=make_regression))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from torch import Tensor, nn
 
@@ -13,6 +14,7 @@ from hydraplus.core.precision import full_precision
 from hydraplus.spec import StudentDefaults, StudentSpec, register_namer
 
 HeadFactory = Callable[[], nn.Module]
+M = TypeVar("M", bound="StudentMethod | type[StudentMethod]")
 
 
 class StudentMethod(ABC):
@@ -27,6 +29,7 @@ class StudentMethod(ABC):
     uses_lambda: ClassVar[bool] = False  # has the diversity term L4 (a lambda per M)
     tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
     student_type: ClassVar[type[nn.Module]] = nn.Module  # what `build` returns
+    listed: ClassVar[float] = math.inf  # place in listings: the paper's order, then registration order
 
     def defaults(self, shared: StudentDefaults, members: int) -> dict[str, Any]:
         """Settings this method fixes on top of the shared student settings (an entry may override)."""
@@ -85,17 +88,21 @@ class StudentMethod(ABC):
 _REGISTRY: dict[str, StudentMethod] = {}
 
 
-def register(method: StudentMethod) -> StudentMethod:
-    """Make ``method`` available by its name (configs, CLI, `hydraplus.distil`)."""
-    if method.name in _REGISTRY:
-        raise ValueError(f"a method named {method.name!r} is already registered")
-    _REGISTRY[method.name] = method
-    register_namer(method.name, method.student_name)
+def register(method: M) -> M:
+    """Make a method available by its name (configs, CLI, `hydraplus.distil`): a class decorator
+    (``@register`` above a `StudentMethod` subclass registers one instance of it) or a call on an
+    instance."""
+    instance = method() if isinstance(method, type) else method
+    if instance.name in _REGISTRY:
+        raise ValueError(f"a method named {instance.name!r} is already registered")
+    _REGISTRY[instance.name] = instance
+    register_namer(instance.name, instance.student_name)
     return method
 
 
 def method_names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    """The registered methods, the paper's first (sorted by ``listed``; ties by registration)."""
+    return tuple(sorted(_REGISTRY, key=lambda name: _REGISTRY[name].listed))
 
 
 def get_method(name: Any) -> StudentMethod:

@@ -14,8 +14,10 @@ from hydraplus.methods.base import HeadFactory, StudentMethod, register
 from hydraplus.spec import StudentDefaults, StudentSpec
 
 
+@register
 class Drop(StudentMethod):
     name = "drop"
+    listed = 2
     student_type = DropoutStudent
 
     def defaults(self, shared: StudentDefaults, members: int) -> dict[str, Any]:
@@ -24,6 +26,3 @@ class Drop(StudentMethod):
     def build(self, core: nn.Module, head: HeadFactory, spec: StudentSpec,
               batched: bool | None = None) -> nn.Module:
         return DropoutStudent(core, head(), spec.samples)
-
-
-register(Drop())

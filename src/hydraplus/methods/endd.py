@@ -43,8 +43,10 @@ class ExportedDirichlet(DirichletStudent):
         return self.core(x).float()
 
 
+@register
 class EnDD(StudentMethod):
     name = "endd"
+    listed = 4
     tasks = ("classification",)
     student_type = DirichletStudent
 
@@ -74,6 +76,3 @@ class EnDD(StudentMethod):
 
     def from_export_view(self, view: nn.Module, spec: StudentSpec) -> nn.Module:
         return ExportedDirichlet(view, spec.samples)
-
-
-register(EnDD())

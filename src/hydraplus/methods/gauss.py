@@ -16,8 +16,10 @@ from hydraplus.methods.base import HeadFactory, StudentMethod, register
 from hydraplus.spec import StudentDefaults, StudentSpec
 
 
+@register
 class Gauss(StudentMethod):
     name = "gauss"
+    listed = 3
     student_type = GaussianStudent
 
     def defaults(self, shared: StudentDefaults, members: int) -> dict[str, Any]:
@@ -40,6 +42,3 @@ class Gauss(StudentMethod):
         assert isinstance(student, GaussianStudent)
         skip = {id(p) for p in student.last.parameters()}
         return [p for p in student.parameters() if id(p) not in skip]
-
-
-register(Gauss())

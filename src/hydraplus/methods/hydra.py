@@ -19,10 +19,12 @@ from hydraplus.methods.base import HeadFactory, StudentMethod, register
 from hydraplus.spec import StudentDefaults, StudentSpec
 
 
+@register
 class HydraPlus(StudentMethod):
     """Multi-head student with L1-L3 and the diversity regulariser L4."""
 
     name = "hydra+"
+    listed = 0
     multi_head = True
     uses_lambda = True
     student_type = MultiHeadStudent
@@ -45,15 +47,13 @@ class HydraPlus(StudentMethod):
         return terms
 
 
+@register
 class Hydra(HydraPlus):
     """The Hydra baseline: the same student, individuality loss only, no diversity term."""
 
     name = "hydra"
+    listed = 1
     uses_lambda = False
 
     def defaults(self, shared: StudentDefaults, members: int) -> dict[str, Any]:
         return {"alpha": 1.0, "beta": 1.0}
-
-
-register(HydraPlus())
-register(Hydra())

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from hydraplus.core.batched import NotStackableError, register_stacker
+from hydraplus.models.registry import register_architecture
 
 ACTIVATIONS = ("gelu", "relu")
 WIDTHS = (64, 256, 256)
@@ -164,3 +165,6 @@ def fastconv_head(
     first = len(widths) - blocks
     return nn.Sequential(*_blocks(channels[first], widths[first:], activation),
                          *_classifier(widths[-1], num_classes, logit_scale, bias))
+
+
+register_architecture("fastconv", member=fastconv_member, core=fastconv_core, head=fastconv_head)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from hydraplus.models.mlp import mlp
+from hydraplus.models.registry import register_architecture
 
 
 def lenet_features(in_channels: int, widths: tuple[int, int], pooled: int = 4) -> nn.Sequential:
@@ -46,3 +47,6 @@ def lenet_core(in_channels: int = 3, widths: tuple[int, int] = (128, 32), pooled
 def lenet_head(in_features: int = 512, hidden: int = 128, num_classes: int = 10) -> nn.Sequential:
     """Student head: MLP 512-128-128-10."""
     return mlp([in_features, hidden, hidden, num_classes])
+
+
+register_architecture("lenet", member=lenet_member, core=lenet_core, head=lenet_head)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from hydraplus.models.registry import register_architecture
+
 
 def mlp(sizes: Sequence[int], final_activation: bool = False) -> nn.Sequential:
     """Linear layers of the given sizes with ReLU between them (and after the last if asked)."""
@@ -33,3 +35,7 @@ def mlp_core(in_features: int, hidden: int, depth: int) -> nn.Sequential:
 def mlp_head(hidden: int, depth: int, out_features: int) -> nn.Sequential:
     """A student head: ``depth`` linear layers from the core's features to the outputs."""
     return mlp([*[hidden] * depth, out_features])
+
+
+register_architecture("mlp", member=lambda sizes: mlp(sizes),
+                      core=lambda sizes: mlp(sizes, final_activation=True), head=lambda sizes: mlp(sizes))

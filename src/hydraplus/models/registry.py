@@ -2,7 +2,8 @@
 
 Configs name an architecture (``"arch": {"name": "lenet", "member": {...}, "core": {...},
 "head": {...}}``); the part settings are the factories' keyword arguments, checked against
-their signatures when a config is parsed.
+their signatures when a config is parsed. Each architecture registers itself beside its factories
+(`register_architecture`); the ``hydraplus.models`` package imports every module in it.
 """
 
 from __future__ import annotations
@@ -13,31 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from hydraplus.models.fastconv import fastconv_core, fastconv_head, fastconv_member
-from hydraplus.models.lenet import lenet_core, lenet_head, lenet_member
-from hydraplus.models.mlp import mlp
-from hydraplus.models.resnet import resnet_core, resnet_head, resnet_member
-
 if TYPE_CHECKING:
     from hydraplus.spec import ArchSettings
 
 PARTS = ("member", "core", "head")
 
-ARCHITECTURES: dict[str, dict[str, Callable[..., nn.Module]]] = {
-    "mlp": {
-        "member": lambda sizes: mlp(sizes),
-        "core": lambda sizes: mlp(sizes, final_activation=True),
-        "head": lambda sizes: mlp(sizes),
-    },
-    "lenet": {"member": lenet_member, "core": lenet_core, "head": lenet_head},
-    "resnet": {"member": resnet_member, "core": resnet_core, "head": resnet_head},
-    "fastconv": {"member": fastconv_member, "core": fastconv_core, "head": fastconv_head},
-}
+ARCHITECTURES: dict[str, dict[str, Callable[..., nn.Module]]] = {}
 
 
-def register_architecture(name: str, member: Callable[..., nn.Module], core: Callable[..., nn.Module],
+def register_architecture(name: str, *, member: Callable[..., nn.Module], core: Callable[..., nn.Module],
                           head: Callable[..., nn.Module]) -> None:
-    """Make an architecture available to configs by ``name``."""
+    """Make an architecture available to configs by ``name`` (called beside its factories)."""
+    if name in ARCHITECTURES:
+        raise ValueError(f"an architecture named {name!r} is already registered")
     ARCHITECTURES[name] = {"member": member, "core": core, "head": head}
 
 

@@ -19,6 +19,7 @@ from hydraplus.core.batched import (
     register_stacker,
     stack,
 )
+from hydraplus.models.registry import register_architecture
 
 
 class BasicBlock(nn.Module):
@@ -119,3 +120,6 @@ def resnet_head(
         *_stage(in_channels, width, stride, blocks),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes),
     )
+
+
+register_architecture("resnet", member=resnet_member, core=resnet_core, head=resnet_head)
