@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
-if TYPE_CHECKING:
-    from hydraplus.spec import ArchSettings
+from hydraplus.spec import ArchSettings
 
 PARTS = ("member", "core", "head")
 
