@@ -172,6 +172,10 @@ def test_config_mistakes_name_the_key(spiral: dict, change: Any, message: str) -
     ({"method": "drop", "name": 3}, "name must be a non-empty string, got 3"),
     ({"method": "drop", "name": "ensemble"}, "name 'ensemble' is taken by hydraplus itself"),
     ({"method": "drop", "name": "member-best"}, "is taken by hydraplus itself"),
+    ({"method": "hydra+", "core_init": "mmber"}, "core_init must be one of (None, 'member'), got 'mmber'"),
+    ({"method": "hydra+", "mixpu": 0.2}, "did you mean 'mixup'?"),
+    ({"method": "hydra+", "mixup": 0}, "mixup must be a number > 0 (Beta(a, a)) or null, got 0"),
+    ({"method": "hydra+", "mixup": "yes"}, "mixup must be a number > 0"),
 ])
 def test_bad_student_entries_name_the_problem(spiral: dict, entry: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -182,6 +186,19 @@ def test_bad_student_entries_name_the_problem(spiral: dict, entry: dict, message
 def test_endd_refuses_regression(regression: dict) -> None:
     with pytest.raises(ConfigError, match="endd supports classification only, not regression"):
         student(regression, {"method": "endd"})
+
+
+def test_mixup_refuses_regression(regression: dict) -> None:
+    with pytest.raises(ConfigError, match="mixup applies to classification only"):
+        student(regression, {"method": "hydra+", "mixup": 0.2})
+
+
+def test_recipe_settings_are_shared_overridable_and_saved(spiral: dict) -> None:
+    raw = broken(spiral, "student", core_init="member", mixup=0.2)
+    raw["students"] = [{"method": "hydra+", "heads": 4}, {"method": "drop", "core_init": None, "mixup": None}]
+    first, second = parse_config(raw).students
+    assert (first.core_init, first.mixup, second.core_init, second.mixup) == ("member", 0.2, None, None)
+    assert StudentSpec.from_dict(json.loads(json.dumps(first.to_dict()))) == first
 
 
 def test_two_students_with_one_name_are_refused(spiral: dict) -> None:

@@ -67,7 +67,12 @@ class StudentDefaults:
     lam: dict[str, Any] = field(default_factory=dict)  # JSON "lambda": M -> schedule
     augment: Any = None
     patience: int | None = None  # early stopping (None: train all epochs)
+    core_init: str | None = None  # "member": the core starts from member 0's first layers
+    mixup: float | None = None  # Beta(a, a) mixup of the training images (the teacher runs on them)
 
+
+# How a student's core starts: fresh (None) or from member 0's first layers ("member").
+CORE_INITS = (None, "member")
 
 _NAMERS: dict[str, Callable[[StudentSpec], str]] = {}
 
@@ -97,8 +102,15 @@ class StudentSpec:
     augment: Augmentation | None = None
     patience: int | None = None  # stop after this many epochs without a better validation KL
     label: str | None = None  # the entry's own "name" (default: derived from method and heads)
+    core_init: str | None = None  # "member": the core starts from member 0's weights (else fresh)
+    mixup: float | None = None  # mixup's Beta concentration (None: off)
 
     def __post_init__(self) -> None:
+        if self.mixup is not None and (isinstance(self.mixup, bool) or not isinstance(self.mixup, int | float)
+                                       or self.mixup <= 0):
+            raise ConfigError(f"mixup must be a number > 0 (Beta(a, a)) or null, got {self.mixup!r}")
+        if self.core_init not in CORE_INITS:
+            raise ConfigError(f"core_init must be one of {CORE_INITS}, got {self.core_init!r}")
         check_range("", "heads", self.heads, low=1)
         for key in ("epochs", "batch_size", "samples"):
             check_range("", key, getattr(self, key), low=1)

@@ -15,7 +15,7 @@ from hydraplus.config import StudentSpec
 from hydraplus.core.augment import Augmentation
 from hydraplus.core.containers import Ensemble, MultiHeadStudent
 from hydraplus.core.schedules import LambdaSchedule
-from hydraplus.engine.data import SeededAugment
+from hydraplus.engine.data import SeededAugment, SeededMixup
 from hydraplus.engine.modules import DistillModule, EnsembleModule
 from hydraplus.models import lenet_core, lenet_head, lenet_member
 
@@ -68,3 +68,5 @@ def test_augmented_distillation_needs_the_teacher() -> None:
     spec = StudentSpec("hydra", heads=1, alpha=0.9, beta=1.0, lr=0.01, weight_decay=0.0, epochs=1)
     with pytest.raises(ValueError, match="augmented distillation needs the teacher module"):
         DistillModule(student, "hydra", "classification", spec, augment=AUG)
+    with pytest.raises(ValueError, match="augmented distillation needs the teacher module"):
+        DistillModule(student, "hydra", "classification", spec, mixup=SeededMixup(0.2, 0, 3))

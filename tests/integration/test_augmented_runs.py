@@ -39,12 +39,14 @@ def test_augmented_runs_are_repeatable_and_cache_only_for_unaugmented_students(
     assert not (tmp_path / "c" / "cache").exists()
 
 
-def test_an_interrupted_augmented_run_resumes_exactly(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("extra", [{}, {"augment": False, "mixup": 0.4, "core_init": "member"}],
+                         ids=["crop", "mixup-from-member"])
+def test_an_interrupted_augmented_run_resumes_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      extra: dict[str, Any]) -> None:
     monkeypatch.setattr("hydraplus.experiments.runner.load_problem", lambda *a, **k: image_problem())
     config = augmented_config()
     config["ensemble"]["epochs"] = config["student"]["epochs"] = 3
-    config["students"] = [{"method": "hydra+", "heads": 2}]
+    config["students"] = [{"method": "hydra+", "heads": 2, **extra}]
     _, reference = run_experiment(config, tmp_path / "reference", seed=3, progress=False)
 
     start = AtomicCheckpoint.on_train_epoch_start

@@ -277,11 +277,14 @@ def resolve_student(task: str, members: int, shared: StudentDefaults, entry: Any
         "alpha": shared.alpha, "beta": shared.beta, "t_mean": shared.t_mean, "t_ind": shared.t_ind,
         "lr": shared.lr, "weight_decay": shared.weight_decay, "epochs": shared.epochs,
         "batch_size": shared.batch_size, "kl_coeff": 0.0, "samples": 1,
-        "augment": shared.augment, "patience": shared.patience,
+        "augment": shared.augment, "patience": shared.patience, "core_init": shared.core_init,
+        "mixup": shared.mixup,
     }
     settings.update(method.defaults(shared, members))
     settings.update({k: v for k, v in entry.items() if k in OVERRIDABLE})
     settings["augment"] = _augmentation(settings["augment"], f"{where}.augment")
+    if settings["mixup"] is not None and task != "classification":
+        raise ConfigError(f"{where}.mixup applies to classification only (it mixes the labels)")
     lam = LambdaSchedule(0.0)
     if entry.get("lambda") == AUTO or (isinstance(entry.get("lambda"), dict) and entry["lambda"].get("auto")):
         if not method.uses_lambda:

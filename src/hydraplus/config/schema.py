@@ -20,7 +20,7 @@ TOP_KEYS = ("name", "task", "data", "arch", "ensemble", "student", "students")
 OPTIONAL_TOP_KEYS = ("precision", "channels_last", "compile", "trainer")
 # Settings a student entry may override (the lambda table is replaced by one "lambda").
 OVERRIDABLE = ("epochs", "lr", "weight_decay", "batch_size", "alpha", "beta", "t_mean", "t_ind",
-               "kl_coeff", "samples", "augment", "patience")
+               "kl_coeff", "samples", "augment", "patience", "core_init", "mixup")
 
 
 class ConfigWarning(UserWarning):

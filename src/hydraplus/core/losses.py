@@ -52,9 +52,10 @@ def _kl_from_logs(log_p: Tensor, log_q: Tensor) -> Tensor:
 
 
 def correctness_loss(student: Tensor, target: Tensor) -> Tensor:
-    """L1: cross-entropy of every head with the labels, averaged over heads."""
+    """L1: cross-entropy of every head with the labels ``[B]``, or with soft labels ``[B, C]``
+    (class probabilities, e.g. mixup's), averaged over heads."""
     b, m, c = student.shape
-    return F.cross_entropy(student.reshape(b * m, c), target.repeat_interleave(m))
+    return F.cross_entropy(student.reshape(b * m, c), target.repeat_interleave(m, dim=0))
 
 
 def aggregation_loss(teacher: Tensor, student: Tensor, temperature: float = 1.0) -> Tensor:

@@ -16,6 +16,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hydraplus.core.augment import Augmentation, AugmentParams
@@ -132,6 +133,33 @@ class SeededAugment:
         params = self.augmentation.sample(total, generator)
         mine = AugmentParams(*(p[first : first + images.shape[0]] for p in params))
         return self.augmentation.apply(images, mine, torch.tensor(self.fill))
+
+
+@dataclass(frozen=True)
+class SeededMixup:
+    """Mixup (Zhang et al., ICLR 2018) of batch ``b`` of epoch ``e`` with choices drawn from
+    (seed, e, b) only: one weight w ~ Beta(alpha, alpha) per batch and a partner permutation p of
+    its rows; image i becomes w x_i + (1 - w) x_p(i) and its label the same mix of one-hot labels.
+
+    On several processes each mixes its own rows of the global batch.
+    """
+
+    alpha: float
+    seed: int
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        if not self.alpha > 0:
+            raise ValueError(f"mixup must be > 0 (the Beta distribution's concentration), got {self.alpha!r}")
+
+    def __call__(self, images: Tensor, labels: Tensor, epoch: int, batch_idx: int) -> tuple[Tensor, Tensor]:
+        """The mixed images and their soft labels ``[B, C]``."""
+        rng = np.random.default_rng([self.seed, epoch, batch_idx])
+        weight = float(rng.beta(self.alpha, self.alpha))
+        partner = torch.as_tensor(rng.permutation(images.shape[0]), device=images.device)
+        onehot = F.one_hot(labels.long(), self.num_classes).to(images.dtype)
+        mixed = images.mul(weight).add_(images[partner], alpha=1.0 - weight)
+        return mixed, onehot.mul(weight).add_(onehot[partner], alpha=1.0 - weight)
 
 
 class OnceTensor(Protocol):

@@ -34,7 +34,7 @@ from hydraplus.engine.auto_lambda import (
     typical_epistemic,
     warmup_epochs,
 )
-from hydraplus.engine.data import SeededAugment, seeded_generator
+from hydraplus.engine.data import SeededAugment, SeededMixup, seeded_generator
 from hydraplus.engine.distributed import all_sum, from_rank_zero, gather, rank_rows
 from hydraplus.methods import StudentMethod, get_method
 from hydraplus.spec import StudentSpec
@@ -283,7 +283,7 @@ class DistillModule(_TrainingModule):
     resolved settings (loss weights, lambda schedule, optimiser, epochs). Without ``teacher``,
     batches are ``(x, y, teacher_outputs [B, N, D])`` (cached outputs). With ``teacher`` they
     are ``(x, y)`` and the frozen teacher runs on every (augmented) batch in one pass: needed
-    when ``augment`` changes the images.
+    when ``augment`` or ``mixup`` changes the images (mixup also mixes the labels).
     """
 
     def __init__(
@@ -298,11 +298,13 @@ class DistillModule(_TrainingModule):
         teacher: nn.Module | None = None,
         augment: SeededAugment | None = None,
         probe: ProbeSet | None = None,
+        mixup: SeededMixup | None = None,
     ):
         super().__init__(spec.lr, spec.weight_decay, spec.epochs, clip_norm, max_nan_steps, augment)
-        if augment is not None and teacher is None:
-            raise ValueError("augmented distillation needs the teacher module: cached teacher "
-                             "outputs belong to the unaugmented images")
+        if (augment is not None or mixup is not None) and teacher is None:
+            raise ValueError("augmented distillation needs the teacher module (augment and mixup change "
+                             "the images): cached teacher outputs belong to the unchanged images")
+        self.mixup = mixup
         self.method = get_method(method)
         self.task = check_task(task)
         self.method.check_task(self.task)
@@ -386,6 +388,8 @@ class DistillModule(_TrainingModule):
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor | None:
         x, y, *cached = batch
         x = self._augmented(x, batch_idx)
+        if self.mixup is not None:
+            x, y = self.mixup(x, y, self.current_epoch, batch_idx)
         if self.teacher is None:
             teacher = cached[0]
         else:

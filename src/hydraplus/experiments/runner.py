@@ -47,7 +47,7 @@ from hydraplus.data.probe import off_data_probe
 from hydraplus.data.problem import Problem
 from hydraplus.engine import cache
 from hydraplus.engine.auto_lambda import teacher_probe
-from hydraplus.engine.data import SeededAugment, SeededData
+from hydraplus.engine.data import SeededAugment, SeededData, SeededMixup
 from hydraplus.engine.distributed import check_batches, check_world_size, is_rank_zero
 from hydraplus.engine.early_stopping import EarlyStopping
 from hydraplus.engine.modules import DistillModule, EnsembleModule
@@ -56,6 +56,7 @@ from hydraplus.engine.trainer import fit
 from hydraplus.experiments.builders import build_ensemble, build_student
 from hydraplus.experiments.run_plan import plan_run
 from hydraplus.io import atomic_torch_save, atomic_write_text, safe_load
+from hydraplus.models.warm_start import init_core_from_member
 
 
 @dataclass
@@ -164,8 +165,10 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
     check_dataset(problem.x_train, problem.y_train, config.task, problem.num_outputs, "train")
     check_batches(len(problem.x_train), spec.batch_size, config.trainer.world_size, f"student {spec.name}")
     augment = seeded_augment(spec.augment, problem, derived_seed(seed, spec.name + "/augment"))
+    mixup = (None if spec.mixup is None
+             else SeededMixup(spec.mixup, derived_seed(seed, spec.name + "/mixup"), problem.num_outputs))
     extra = None
-    if augment is None:
+    if augment is None and mixup is None:
         if teacher_outputs is None:
             raise ValueError(f"student {spec.name}: needs the teacher's cached outputs")
         names: tuple[str, ...] = ("train inputs", "train targets")
@@ -179,11 +182,16 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
             names = (*names, "teacher outputs")
     else:
         if teacher is None:
-            raise ValueError(f"student {spec.name}: augmented distillation needs the teacher model")
+            raise ValueError(f"student {spec.name}: augmented or mixed-up distillation needs the "
+                             "teacher model")
         teacher_size = output_size(teacher, problem.x_train, "the teacher")
         tensors, names = (problem.x_train, problem.y_train), ("train inputs", "train targets")
     L.seed_everything(derived_seed(seed, spec.name), verbose=False)
     student = build_student(config, spec, _layout(accelerator))
+    if spec.core_init == "member":
+        if teacher is None:
+            raise ValueError(f"student {spec.name}: core_init 'member' needs the teacher model")
+        init_core_from_member(student.core, teacher.member_state_dict(0))
     check_class_counts(problem.num_outputs, teacher=teacher_size,
                        student=output_size(student, problem.x_train, f"student {spec.name}"),
                        task=config.task)
@@ -194,7 +202,8 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
         probe = teacher_probe(teacher, off_data_probe(problem.x_train, seed=derived_seed(seed, "probe")),
                               config.task, train=problem.x_train, seed=derived_seed(seed, "guard"))
     module = DistillModule(student, spec.method, config.task, spec,
-                           teacher=teacher if augment is not None else None, augment=augment, probe=probe)
+                           teacher=None if augment is None and mixup is None else teacher, augment=augment,
+                           probe=probe, mixup=mixup)
     data = SeededData(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"), names=names,
                       extra=extra)
     stopping = _early_stopping(config, spec, problem, teacher, teacher_val)
