@@ -105,11 +105,21 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def member_rows(ensemble: torch.Tensor, labels: torch.Tensor, classes: int) -> dict[str, dict[str, float]]:
+    """Each member alone (its slice of the ensemble's outputs): the mean over members and the member
+    with the lowest validation error, the reference a student must beat."""
+    rows = [score(ensemble[:, i : i + 1], labels, classes) for i in range(ensemble.shape[1])]
+    mean = {key: round(sum(row[key] for row in rows) / len(rows), 4) for key in rows[0]}
+    best = min(range(len(rows)), key=lambda i: rows[i]["error_%"])
+    return {f"member (mean of {len(rows)})": mean, f"member-best (member {best})": rows[best]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a seed folder of a finished image run")
-    parser.add_argument("variants", nargs="+",
-                        help="key=value[,key=value...] or baseline; 'table' prints --out as Markdown")
+    parser.add_argument("variants", nargs="*",
+                        help="key=value[,key=value...] or baseline (none: score the run's models only); "
+                             "'table' prints --out as Markdown")
     parser.add_argument("--seed", type=int, required=True, help="the run's seed")
     parser.add_argument("--method", default="hydra+")
     parser.add_argument("--heads", type=int, required=True)
@@ -130,6 +140,7 @@ def main() -> None:
     results["ensemble"] = {**score(ensemble, problem.y_val, classes),
                            "mean_epistemic": round(classification_uncertainty(ensemble)["epistemic"]
                                                    .mean().item(), 4)}
+    results.update(member_rows(ensemble, problem.y_val, classes))
     for name, student in models.students.items():  # the run's own students: the preset's recipe
         logits = predict(student, problem.x_val, precision=config.precision)
         shifted = predict(student, x_shift, precision=config.precision)

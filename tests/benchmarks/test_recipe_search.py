@@ -37,10 +37,14 @@ def test_search_scores_on_validation_and_tabulates(tmp_path: Path, monkeypatch: 
                                       "--seed", "0", "--heads", "2", "--out", str(out)])
     search.main()
     results = json.loads(out.read_text())
-    assert list(results) == ["ensemble", "hydra+-2 (the run's)", "epochs=2,mixup=0.4"]
+    names = list(results)
+    assert names[:2] == ["ensemble", "member (mean of 2)"] and names[2].startswith("member-best (member ")
+    assert names[3:] == ["hydra+-2 (the run's)", "epochs=2,mixup=0.4"]
     row = results["epochs=2,mixup=0.4"]
     assert 0 <= row["error_%"] <= 100 and 0 <= row["tv_shift"] <= 1 and row["epochs_run"] == 2
     assert row["epistemic_ratio"] > 0
     table = search.markdown(results)
     assert table.splitlines()[0].startswith("| variant | val error % | ECE % |")
-    assert "| epochs=2,mixup=0.4 | " in table and len(table.splitlines()) == 5
+    assert "| epochs=2,mixup=0.4 | " in table and len(table.splitlines()) == 7
+    members = [results["member (mean of 2)"], *(v for k, v in results.items() if k.startswith("member-best"))]
+    assert members[1]["error_%"] <= members[0]["error_%"]
