@@ -34,7 +34,8 @@ from hydraplus.core.ranks import spearman
 from hydraplus.core.uncertainty import classification_uncertainty, total_variation
 from hydraplus.data.shift import shift_images
 from hydraplus.engine import cache
-from hydraplus.experiments.runner import load_problem, load_trained, read_early_stopping, train_student
+from hydraplus.pipeline.config_run import load_problem, load_trained, train_student
+from hydraplus.pipeline.run_folder import read_early_stopping
 
 SHIFT = ("vertical", 3)  # 30% down: the paper's histogram shift
 BINS = 50

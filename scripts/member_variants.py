@@ -19,7 +19,8 @@ from typing import Any
 
 from hydraplus.config import parse_config, read_config
 from hydraplus.core.predict import predict
-from hydraplus.experiments.runner import load_problem, train_ensemble
+from hydraplus.pipeline.config_run import load_problem
+from hydraplus.pipeline.train import train_ensemble
 from hydraplus.runtime import keep_allocator_memory
 
 

@@ -30,8 +30,8 @@ from hydraplus.data.toy import REGRESSION_RANGE, make_regression, regression_fun
 from hydraplus.engine.data import TensorBatches
 from hydraplus.engine.modules import EnsembleModule
 from hydraplus.engine.trainer import fit
-from hydraplus.experiments.builders import build_ensemble
-from hydraplus.experiments.runner import derived_seed
+from hydraplus.pipeline.builders import build_ensemble
+from hydraplus.pipeline.train import derived_seed
 
 
 class FreshPoints(Sampler[Tensor]):

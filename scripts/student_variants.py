@@ -23,7 +23,7 @@ from torchmetrics.functional.classification import multiclass_calibration_error
 from hydraplus.config import parse_config
 from hydraplus.core.predict import predict
 from hydraplus.engine import cache
-from hydraplus.experiments.runner import load_problem, load_trained, train_student
+from hydraplus.pipeline.config_run import load_problem, load_trained, train_student
 
 
 def variant(config: dict[str, Any], method: str, heads: int, overrides: str

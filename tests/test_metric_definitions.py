@@ -24,9 +24,9 @@ from hydraplus.core.profile import profile_model
 from hydraplus.core.selective import selective_metrics
 from hydraplus.core.uncertainty import log_predictive
 from hydraplus.data.toy import make_toy
-from hydraplus.experiments.builders import build_ensemble, build_members, build_student
 from hydraplus.experiments.toy_eval import evaluate_toy
 from hydraplus.metrics import HIGHER, LOWER, METRICS, PLACES, TABLES, Metric, Show
+from hydraplus.pipeline.builders import build_ensemble, build_members, build_student
 
 G = torch.Generator().manual_seed(0)
 LOGITS, TARGETS = torch.randn(40, 3, 4, generator=G), torch.randint(0, 4, (40,), generator=G)

@@ -26,7 +26,8 @@ from hydraplus.core.schedules import LambdaSchedule
 from hydraplus.core.stochastic import DirichletStudent
 from hydraplus.data.toy import ToyProblem, make_regression, make_spiral
 from hydraplus.engine.data import TensorBatches, seeded_loader
-from hydraplus.experiments.runner import run_experiment, train_ensemble, train_student
+from hydraplus.pipeline.config_run import run_experiment, train_student
+from hydraplus.pipeline.train import train_ensemble
 
 
 def config(students: list[dict[str, Any]] | None = None, **arch: list[int]) -> dict[str, Any]:

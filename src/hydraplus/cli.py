@@ -221,8 +221,8 @@ def _check_batches(batches: Sequence[int]) -> None:
 
 
 def prepare_out_dir(path: Path, resume: bool, overwrite: bool) -> Path:
-    """Refuse to mix runs (`hydraplus.run_folder.prepare_out_dir`)."""
-    from hydraplus.run_folder import prepare_out_dir as prepare
+    """Refuse to mix runs (`hydraplus.pipeline.run_folder.prepare_out_dir`)."""
+    from hydraplus.pipeline.run_folder import prepare_out_dir as prepare
 
     return prepare(path, resume, overwrite)
 
@@ -250,8 +250,8 @@ def _cmd_demo(args: argparse.Namespace) -> Path | None:
 
 def _cmd_train(args: argparse.Namespace) -> Path | None:
     from hydraplus.config import load_config
-    from hydraplus.experiments.builders import build_members
-    from hydraplus.experiments.runner import run_experiment
+    from hydraplus.pipeline.builders import build_members
+    from hydraplus.pipeline.config_run import run_experiment
 
     _check_batches(args.latency_batches)
     device = _torch_device(args.device)
@@ -313,7 +313,7 @@ def _image_problem(meta: dict[str, Any], config: Any, data: Path | None, ood: Pa
     as probe, made grey and resized as the run's ``data.ood`` asks."""
     from hydraplus.data.images import Normalization, attach_ood, load_test_problem
     from hydraplus.data.sources import HOLDOUT_KEY
-    from hydraplus.experiments.runner import load_problem
+    from hydraplus.pipeline.config_run import load_problem
 
     if data is None:
         problem = load_problem(config, meta["seed"], meta.get("data_path"), meta.get("ood_path"))
@@ -337,9 +337,9 @@ def _image_problem(meta: dict[str, Any], config: Any, data: Path | None, ood: Pa
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> Path:
-    from hydraplus.experiments.builders import build_members
     from hydraplus.experiments.distil_run import evaluate_run, is_distil_run
-    from hydraplus.experiments.runner import load_problem, load_trained
+    from hydraplus.pipeline.builders import build_members
+    from hydraplus.pipeline.config_run import load_problem, load_trained
 
     _check_batches(args.latency_batches)
     run_dir = Path(args.run_dir)

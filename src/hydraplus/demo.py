@@ -20,10 +20,11 @@ from hydraplus.config import (
     with_trainer,
 )
 from hydraplus.engine.distributed import is_rank_zero
-from hydraplus.experiments.builders import build_members
-from hydraplus.experiments.runner import run_experiment, versions
 from hydraplus.experiments.toy_eval import evaluate_toy
 from hydraplus.io import atomic_write_text
+from hydraplus.pipeline.builders import build_members
+from hydraplus.pipeline.config_run import run_experiment
+from hydraplus.pipeline.run_folder import versions
 from hydraplus.report.figures import regression_figure, save_figure, spiral_figure
 from hydraplus.report.markdown import regression_summary, spiral_summary, toy_table
 

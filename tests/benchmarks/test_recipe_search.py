@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from _dummies import image_config, image_problem
-from hydraplus.experiments.runner import run_experiment
+from hydraplus.pipeline.config_run import run_experiment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -28,7 +28,7 @@ def test_variants_override_one_student_and_the_head_width() -> None:
 
 
 def test_search_scores_on_validation_and_tabulates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for where in ("hydraplus.experiments.runner", "recipe_search"):
+    for where in ("hydraplus.pipeline.config_run", "recipe_search"):
         monkeypatch.setattr(f"{where}.load_problem", lambda *a, **k: image_problem())
     config = image_config(epochs=1, students=[{"method": "hydra+", "heads": 2}])
     run_experiment(config, tmp_path / "run", seed=0, progress=False)

@@ -14,7 +14,7 @@ from hydraplus.core.divergence import predictive_kl
 from hydraplus.core.fidelity import fidelity
 from hydraplus.core.predict import predict
 from hydraplus.engine.early_stopping import MONITOR, EarlyStopping
-from hydraplus.experiments.runner import load_trained, run_experiment
+from hydraplus.pipeline.config_run import load_trained, run_experiment
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*no lambda for M = 3 in student:hydraplus.config.ConfigWarning")

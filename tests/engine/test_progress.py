@@ -24,7 +24,7 @@ from hydraplus.engine.progress import (
     progress_callback,
     step_seconds,
 )
-from hydraplus.experiments.runner import run_experiment
+from hydraplus.pipeline.config_run import run_experiment
 
 pytestmark = pytest.mark.filterwarnings("ignore::hydraplus.config.ConfigWarning")
 

@@ -14,11 +14,11 @@ from hydraplus.config import parse_config
 from hydraplus.core.containers import Ensemble
 from hydraplus.data.images import RawImages, make_image_problem
 from hydraplus.data.toy import make_toy
-from hydraplus.experiments.builders import build_ensemble, build_members
 from hydraplus.experiments.image_eval import evaluate_images
 from hydraplus.experiments.members import mean_row, member_scores, summarize
 from hydraplus.experiments.toy_eval import evaluate_toy
 from hydraplus.models.registry import build
+from hydraplus.pipeline.builders import build_ensemble, build_members
 
 
 def _close(a: Any, b: Any, path: str = "") -> None:

@@ -11,7 +11,7 @@ import torch
 
 from _dummies import image_config, image_problem
 from hydraplus.engine.checkpoint import AtomicCheckpoint
-from hydraplus.experiments.runner import run_experiment
+from hydraplus.pipeline.config_run import run_experiment
 
 
 def augmented_config() -> dict[str, Any]:
@@ -24,7 +24,7 @@ def augmented_config() -> dict[str, Any]:
 
 def test_augmented_runs_are_repeatable_and_cache_only_for_unaugmented_students(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("hydraplus.experiments.runner.load_problem", lambda *a, **k: image_problem())
+    monkeypatch.setattr("hydraplus.pipeline.config_run.load_problem", lambda *a, **k: image_problem())
     weights = []
     for run in ("a", "b"):
         _, models = run_experiment(augmented_config(), tmp_path / run, seed=3, progress=False)
@@ -43,7 +43,7 @@ def test_augmented_runs_are_repeatable_and_cache_only_for_unaugmented_students(
                          ids=["crop", "mixup-from-member"])
 def test_an_interrupted_augmented_run_resumes_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       extra: dict[str, Any]) -> None:
-    monkeypatch.setattr("hydraplus.experiments.runner.load_problem", lambda *a, **k: image_problem())
+    monkeypatch.setattr("hydraplus.pipeline.config_run.load_problem", lambda *a, **k: image_problem())
     config = augmented_config()
     config["ensemble"]["epochs"] = config["student"]["epochs"] = 3
     config["students"] = [{"method": "hydra+", "heads": 2, **extra}]

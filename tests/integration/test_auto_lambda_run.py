@@ -16,7 +16,8 @@ from _dummies import toy_config
 from hydraplus.data.probe import off_data_probe
 from hydraplus.engine.auto_lambda import teacher_probe, typical_epistemic
 from hydraplus.engine.checkpoint import AtomicCheckpoint
-from hydraplus.experiments.runner import derived_seed, run_experiment
+from hydraplus.pipeline.config_run import run_experiment
+from hydraplus.pipeline.train import derived_seed
 
 AUTO = [{"method": "hydra+", "heads": 5, "lambda": "auto"}]
 

@@ -10,7 +10,7 @@ import torch
 
 from _dummies import toy_config
 from hydraplus.core.predict import predict
-from hydraplus.experiments.runner import run_experiment
+from hydraplus.pipeline.config_run import run_experiment
 
 
 def test_run_experiment_distils_from_the_cached_teacher_outputs(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import torch
 from _dummies import toy_config
 from hydraplus.config import ExperimentConfig, parse_config
 from hydraplus.data.toy import make_spiral
-from hydraplus.experiments.runner import train_ensemble
 from hydraplus.io import CheckpointError
+from hydraplus.pipeline.train import train_ensemble
 
 
 class Custom:

@@ -26,8 +26,8 @@ import torch
 import hydraplus
 from _dummies import TinyCNN, blob_images, toy_config
 from hydraplus import cli
-from hydraplus.experiments.runner import load_problem, load_trained, run_experiment
 from hydraplus.experiments.toy_eval import evaluate_toy
+from hydraplus.pipeline.config_run import load_problem, load_trained, run_experiment
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*no lambda for M = 3 in student:hydraplus.config.ConfigWarning")
@@ -48,7 +48,7 @@ from hydraplus.engine.checkpoint import AtomicCheckpoint
 from hydraplus.engine.data import SeededData
 from hydraplus.engine.modules import EnsembleModule
 from hydraplus.engine.trainer import fit
-from hydraplus.experiments.runner import run_experiment
+from hydraplus.pipeline.config_run import run_experiment
 
 mode, config_path, out, seed, target = sys.argv[1:]
 config, out, seed = json.loads(Path(config_path).read_text()), Path(out), int(seed)

@@ -10,8 +10,8 @@ import torch
 
 from _dummies import toy_config
 from hydraplus.config import parse_config
-from hydraplus.experiments.runner import TrainedModels, run_experiment
 from hydraplus.io import safe_load
+from hydraplus.pipeline.config_run import TrainedModels, run_experiment
 
 # M = 3 heads get the lambda tabulated for the nearest M (5), as the config warns.
 pytestmark = pytest.mark.filterwarnings(
@@ -67,8 +67,8 @@ def test_different_seed_gives_different_weights(
 
 def test_training_changed_the_weights(first_run: tuple[Path, dict[str, dict[str, torch.Tensor]]]) -> None:
     """Guard against a vacuous pass: trained weights differ from a fresh, same-seed initialisation."""
-    from hydraplus.experiments.builders import build_ensemble
-    from hydraplus.experiments.runner import derived_seed
+    from hydraplus.pipeline.builders import build_ensemble
+    from hydraplus.pipeline.train import derived_seed
 
     _, state_a = first_run
     torch.manual_seed(derived_seed(0, "ensemble"))

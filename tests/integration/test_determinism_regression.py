@@ -12,7 +12,7 @@ import torch
 from test_resume import outcome  # same package folder: the one weights/metrics/log snapshot
 
 from _dummies import toy_config
-from hydraplus.experiments.runner import run_experiment
+from hydraplus.pipeline.config_run import run_experiment
 
 # M = 3 heads get the lambda tabulated for the nearest M (5), as the config warns.
 pytestmark = pytest.mark.filterwarnings(

@@ -11,7 +11,7 @@ import torch
 
 from _dummies import toy_config
 from hydraplus.cli import main
-from hydraplus.experiments.runner import TrainedModels, run_experiment
+from hydraplus.pipeline.config_run import TrainedModels, run_experiment
 
 # M = 3 heads get the lambda tabulated for the nearest M (5), as the config warns.
 pytestmark = pytest.mark.filterwarnings(

@@ -16,7 +16,7 @@ import pytest
 from _dummies import numbers_in
 from hydraplus.cli import main
 from hydraplus.config import read_config, scale_epochs, with_members
-from hydraplus.experiments import runner
+from hydraplus.pipeline import train as runner
 
 MODELS = {"ensemble", "member", "member-best", "hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2",
           "hydra-10", "drop", "gauss", "endd"}

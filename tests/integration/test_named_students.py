@@ -8,7 +8,7 @@ from pathlib import Path
 
 from _dummies import toy_config
 from hydraplus.cli import main
-from hydraplus.experiments.runner import load_trained
+from hydraplus.pipeline.config_run import load_trained
 
 
 def test_variants_of_one_student_run_side_by_side(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from _dummies import toy_config
 from hydraplus.cli import main
 from hydraplus.core.uncertainty import classification_uncertainty
 from hydraplus.experiments.export import export_run
-from hydraplus.experiments.runner import TrainedModels, run_experiment
 from hydraplus.export.onnx import TOLERANCE, dirichlet_uncertainty
+from hydraplus.pipeline.config_run import TrainedModels, run_experiment
 
 ort = pytest.importorskip("onnxruntime")
 

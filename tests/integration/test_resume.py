@@ -22,9 +22,9 @@ import torch
 
 from _dummies import toy_config
 from hydraplus.config import scale_epochs
-from hydraplus.experiments.runner import TrainedModels, run_experiment
 from hydraplus.experiments.toy_eval import evaluate_toy
 from hydraplus.io import CheckpointError
+from hydraplus.pipeline.config_run import TrainedModels, run_experiment
 
 # M = 3 heads get the lambda tabulated for the nearest M (5), as the config warns.
 pytestmark = pytest.mark.filterwarnings(
@@ -38,7 +38,7 @@ MODELS = ("ensemble", "hydra+-3", "drop")
 CHILD = """
 import json, sys, time
 from hydraplus.engine.checkpoint import AtomicCheckpoint
-from hydraplus.experiments.runner import run_experiment
+from hydraplus.pipeline.config_run import run_experiment
 
 config_path, run_dir, seed, target = sys.argv[1:]
 capture = AtomicCheckpoint.on_train_epoch_end

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from _dummies import toy_config
-from hydraplus.experiments.runner import run_experiment
+from hydraplus.pipeline.config_run import run_experiment
 
 
 def tiny_config() -> dict:

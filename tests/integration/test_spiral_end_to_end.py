@@ -15,7 +15,7 @@ from hydraplus.config import read_config
 from hydraplus.core.predict import predict
 from hydraplus.core.uncertainty import classification_uncertainty
 from hydraplus.data.toy import ToyProblem
-from hydraplus.experiments.runner import TrainedModels, run_experiment
+from hydraplus.pipeline.config_run import TrainedModels, run_experiment
 
 FAR = 5.0  # grid points farther than this (Euclidean) from every training point are "off the data"
 

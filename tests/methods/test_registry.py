@@ -16,10 +16,10 @@ from hydraplus.core.losses import correctness_loss, diversity_loss, l2_penalty
 from hydraplus.core.schedules import LambdaSchedule
 from hydraplus.core.stochastic import DirichletStudent, DropoutStudent, GaussianStudent
 from hydraplus.engine.modules import DistillModule
-from hydraplus.experiments.runner import run_experiment
 from hydraplus.methods import StudentMethod, get_method, method_names, register
 from hydraplus.methods.base import HeadFactory
 from hydraplus.models import mlp
+from hydraplus.pipeline.config_run import run_experiment
 
 B, N, M, C = 6, 3, 3, 3
 

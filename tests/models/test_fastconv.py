@@ -13,10 +13,10 @@ from hydraplus.config import StudentSpec, load_config
 from hydraplus.core.batched import NotStackableError, stack
 from hydraplus.core.containers import Ensemble, MultiHeadStudent
 from hydraplus.core.memory_format import use_channels_last
-from hydraplus.experiments.builders import build_ensemble, build_student
 from hydraplus.methods import get_method
 from hydraplus.models.fastconv import Scale, fastconv_core, fastconv_head, fastconv_member
 from hydraplus.models.registry import check_settings
+from hydraplus.pipeline.builders import build_ensemble, build_student
 
 WIDTHS = (4, 8, 6)
 ATOL = 1e-5

@@ -18,7 +18,6 @@ from hydraplus.config import parse_config
 from hydraplus.core.predict import predict
 from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
 from hydraplus.data.shift import DISTORTIONS
-from hydraplus.experiments.builders import build_ensemble, build_members, build_student
 from hydraplus.experiments.image_eval import calibrated, evaluate_images, reliability
 from hydraplus.metrics import (
     CALIBRATION,
@@ -32,6 +31,7 @@ from hydraplus.metrics import (
     UNCERTAINTY,
     Metric,
 )
+from hydraplus.pipeline.builders import build_ensemble, build_members, build_student
 from hydraplus.report.compare import (
     compare_markdown,
     evaluation_markdown,

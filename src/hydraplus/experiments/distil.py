@@ -14,7 +14,6 @@ become the heads.
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +29,9 @@ from hydraplus.core.containers import Ensemble
 from hydraplus.core.memory_format import has_conv, use_channels_last
 from hydraplus.core.predict import predict
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty
-from hydraplus.data.probe import off_data_probe
 from hydraplus.engine import cache
-from hydraplus.engine.auto_lambda import teacher_probe
-from hydraplus.engine.data import SeededData
 from hydraplus.engine.distributed import check_batches, is_rank_zero, process_rank
-from hydraplus.engine.early_stopping import EarlyStopping
-from hydraplus.engine.modules import DistillModule
 from hydraplus.engine.progress import RunProgress
-from hydraplus.engine.trainer import fit
 from hydraplus.experiments.members import member_scores
 from hydraplus.inputs.arrays import as_tensors, ood_inputs
 from hydraplus.inputs.contracts import (
@@ -54,9 +47,15 @@ from hydraplus.inputs.contracts import (
     read_teacher,
 )
 from hydraplus.inputs.teachers import TeacherFiles
-from hydraplus.io import atomic_torch_save
 from hydraplus.methods import get_method
 from hydraplus.models.zoo import STUDENT_FORMS, Split, cut_member, fresh_copy, with_outputs
+from hydraplus.pipeline.train import (
+    OFF_DATA_PROBE,
+    StudentData,
+    StudentSeeds,
+    distil_student,
+    lambda_probe,
+)
 from hydraplus.runtime import keep_allocator_memory
 
 
@@ -70,7 +69,7 @@ def as_teacher(teacher: Any, output: Selector = None) -> nn.Module:
     """
     if isinstance(teacher, str | Path):
         if Path(teacher).is_dir():
-            from hydraplus.experiments.runner import load_trained
+            from hydraplus.pipeline.config_run import load_trained
 
             return load_trained(Path(teacher))[2].ensemble
         return TeacherFiles([Path(teacher)], output)
@@ -151,9 +150,9 @@ class Distilled:
         card beside it: ``"pt2"`` its method's export view as a torch.export program, ``"onnx"`` one ONNX
         graph that also outputs the mean prediction and the uncertainty (see `export_with_card`).
         ``example`` is one batch of inputs: it fixes their shape (the batch size stays dynamic)."""
-        from hydraplus.experiments.runner import versions
         from hydraplus.export.cards import export_with_card
         from hydraplus.export.onnx import traceable
+        from hydraplus.pipeline.run_folder import versions
 
         if example is None:
             raise ValueError("export needs example=: one batch of inputs (it fixes the input shape)")
@@ -177,7 +176,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     callable ``student(heads=M, outputs=D)`` returning either; without it the student is cut from
     the first member, its heads starting at the module path ``split`` (see the module doc).
     ``settings`` are any student settings (``lr``, ``weight_decay``, ``batch_size``, ``alpha``,
-    ``beta``, ``t_mean``, ``t_ind``, ``kl_coeff``, ``samples``). ``lam`` is Hydra+'s diversity
+    ``beta``, ``t_mean``, ``t_ind``, ``kl_coeff``, ``samples``, ``augment``: image augmentation as in a
+    config, the teacher then running on every augmented batch). ``lam`` is Hydra+'s diversity
     weight: a number, or ``"auto"`` (default) to have it chosen while training so that the
     student's typical (geometric-mean) epistemic uncertainty on a probe set matches the
     teacher's; the probe set is ``ood``'s inputs when given, else inputs away from the training
@@ -240,17 +240,18 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     check_batches(len(x), spec.batch_size, world_size, "distil")
     x_ood = None if ood is None else ood_inputs(ood)
     val_data = None if val is None else _val_data(val, task, num_classes)
-    probe_set = None
-    if spec.lam.auto:
-        probe_set = teacher_probe(module, off_data_probe(x, seed=seed) if x_ood is None else x_ood, task,
-                                  train=x if x_val is None else x_val, seed=seed)
+    data = StudentData(x, y, num_classes, "train", fill=_fill(x, record), x_val=x_val, probe=x_ood,
+                       probe_source=OFF_DATA_PROBE if x_ood is None else "the OOD inputs given (ood=)",
+                       guard=x_val)
+    seeds = StudentSeeds(data=seed, augment=seed, probe=seed, guard=seed, mixup=seed)
+    data.probe_set = lambda_probe(spec, task, data, module, seeds, "distil")  # checked before any file
     L.seed_everything(seed, verbose=False)
     student_model = _student(student, module, split, x[:2].to(device), spec, num_classes)
     if channels_last and has_conv(student_model):
         use_channels_last(student_model)
     shown: bool | RunProgress = progress
     if progress and is_rank_zero(devices, num_nodes):  # timed before compiling (which would cost more)
-        from hydraplus.experiments.run_plan import plan_distil
+        from hydraplus.pipeline.run_plan import plan_distil
 
         shown = plan_distil(student_model, spec, x, device, world_size, precision)
     if compile:
@@ -258,7 +259,7 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="hydraplus-distil-"))
     if out is not None:  # every input checked: the first file written
         from hydraplus.experiments.distil_run import start_run
-        from hydraplus.run_folder import prepare_out_dir
+        from hydraplus.pipeline.run_folder import prepare_out_dir
 
         write = is_rank_zero(devices, num_nodes)
         if write:
@@ -266,37 +267,43 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         start_run(folder, spec, task, list(x.shape[1:]), seed=seed, precision=precision, record=record,
                   resume=resume, world_size=world_size, write=write,
                   val_fraction=None if spec.patience is None else val_fraction)
-    targets = cache.TeacherOutputs(module, x, folder / "cache" if _cacheable(inner) else None)
-    data = SeededData((x, y), spec.batch_size, seed, names=("train inputs", "train targets"), extra=targets)
-    engine = DistillModule(student_model, spec.method, task, spec, probe=probe_set)
-    stopping, member_validation = None, None
+    if spec.augment is None and spec.mixup is None:  # else the teacher runs on every changed batch
+        cache_dir = folder / "cache" if _cacheable(inner) else None
+        data.teacher_outputs = cache.TeacherOutputs(module, x, cache_dir)
+    member_validation = None
     if x_val is not None and y_val is not None and spec.patience is not None:
-        teacher_val = predict(module, x_val, precision=precision)
-        stopping = EarlyStopping(x_val, teacher_val, task, spec.patience, precision=precision)
-        member_validation = member_scores(teacher_val, y_val, task)
+        data.teacher_val = predict(module, x_val, precision=precision)
+        member_validation = member_scores(data.teacher_val, y_val, task)
     if isinstance(shown, RunProgress):  # the first line: the student and its estimated time
         shown.announce("distilling into")
-    start = time.perf_counter()
-    trainer = fit(engine, data, folder=folder / spec.name, label=spec.name, epochs=spec.epochs,
-                  progress=shown, accelerator="gpu" if str(device).startswith("cuda") else "cpu",
-                  resume=resume, precision=precision, devices=devices, num_nodes=num_nodes, strategy=strategy,
-                  callbacks=[] if stopping is None else [stopping])
-    seconds = time.perf_counter() - start
-    student_model.cpu()
-    result = Distilled(student_model, spec, task, module.cpu(), seconds, folder if out is not None else None,
-                       precision, early_stopping=None if stopping is None else stopping.record(spec.epochs),
+    trained = distil_student(student_model, spec, task, data, folder / spec.name, teacher=module, seeds=seeds,
+                             label=spec.name, name="distil", trainer=trainer_settings, precision=precision,
+                             progress=shown, accelerator="gpu" if str(device).startswith("cuda") else "cpu",
+                             resume=resume)
+    result = Distilled(student_model, spec, task, module.cpu(), trained.seconds,
+                       folder if out is not None else None, precision, early_stopping=trained.early_stopping,
                        member_validation=member_validation)
-    if not trainer.is_global_zero:
+    if not trained.global_zero:
         return result
     if out is not None:
         from hydraplus.experiments.distil_run import finish_run
         from hydraplus.export.onnx import traceable
 
-        atomic_torch_save(student_model.state_dict(), folder / spec.name / "model.pt")
         finish_run(result, traceable(x[:2]))
     if val_data is not None:
         result.metrics = result.evaluate(val_data, ood=x_ood, device=device, record=record)
     return result
+
+
+def _fill(x: Tensor, record: dict[str, Any] | None) -> tuple[float, ...] | float | None:
+    """An augmented student's border value: a black pixel in the inputs' normalisation (``record``'s
+    ``normalization``, else inputs in [0, 1]); None for inputs that are not images."""
+    if x.dim() != 4:
+        return None
+    norm = (record or {}).get("normalization")
+    if not norm:
+        return 0.0
+    return tuple(-m / s for m, s in zip(norm["mean"], norm["std"], strict=True))
 
 
 def read_teacher_and_targets(teacher: Any, x: Tensor, y: Tensor, *, output: Selector = None,

@@ -30,7 +30,6 @@ from hydraplus.config import StudentSpec
 from hydraplus.core.modes import evaluating
 from hydraplus.engine.distributed import check_world_size
 from hydraplus.experiments.distil import Distilled
-from hydraplus.experiments.runner import versions
 from hydraplus.export.cards import FORMATS, export_with_card
 from hydraplus.export.onnx import uniform_dropout
 from hydraplus.export.pt2 import export_model
@@ -38,6 +37,7 @@ from hydraplus.inputs.arrays import as_tensors, normalize, npz_test_split, ood_i
 from hydraplus.inputs.teachers import read_program
 from hydraplus.io import atomic_write_text
 from hydraplus.methods import get_method
+from hydraplus.pipeline.run_folder import versions
 from hydraplus.report.evaluation import distil_evaluation, write_evaluation
 
 KIND = "distil"

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from hydraplus.config import ExperimentConfig
-from hydraplus.experiments.runner import load_problem, load_trained, versions
 from hydraplus.export.cards import FORMATS, export_with_card
 from hydraplus.export.onnx import require_onnx
+from hydraplus.pipeline.config_run import load_problem, load_trained
+from hydraplus.pipeline.run_folder import versions
 
 
 def input_shape(meta: dict[str, Any], config: ExperimentConfig) -> list[int]:

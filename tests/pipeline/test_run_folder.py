@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hydraplus.run_folder import is_run_folder, prepare_out_dir
+from hydraplus.pipeline.run_folder import is_run_folder, prepare_out_dir
 
 
 def test_runs_are_told_from_other_folders(tmp_path: Path) -> None:

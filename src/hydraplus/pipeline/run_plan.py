@@ -17,7 +17,7 @@ from torch import nn
 from hydraplus.config import ExperimentConfig, StudentSpec
 from hydraplus.data.problem import Problem
 from hydraplus.engine.progress import PlannedModel, RunProgress, step_seconds, training_seconds
-from hydraplus.experiments.builders import build_ensemble, build_student
+from hydraplus.pipeline.builders import build_ensemble, build_student
 
 
 def _device(accelerator: str) -> str:

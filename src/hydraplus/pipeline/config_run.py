@@ -1,16 +1,10 @@
-"""Run one experiment: train the ensemble, distil every student, evaluate them all.
+"""A config run: train the ensemble and every student of a config (`hydraplus.pipeline.train`), and
+rebuild them from the run folder.
 
-Run folder layout::
-
-    RUN/config.json            the config as given, run kind (toy / image), seed, data path,
-                           versions and the config's warnings
-    RUN/ensemble/model.pt      weights (state dict, weights-only loadable)
-    RUN/ensemble/last.ckpt     full training state (resume)
-    RUN/ensemble/log/metrics.csv  every loss term per epoch
-    RUN/<student>/...          the same per student; with early stopping (``patience``) also
-                               early_stopping.json: the epoch whose weights model.pt holds
-    RUN/cache/                 teacher outputs on the training set (memory-mapped, keyed by
-                               a hash of the teacher weights and the data)
+Its ``config.json`` (`hydraplus.pipeline.run_folder`) holds the config as given, the run kind (toy /
+image), seed, data path, versions and the config's warnings; ``ensemble/`` and one folder per student
+hold the models, ``cache/`` the teacher's outputs on the training set (memory-mapped, keyed by a hash
+of the teacher weights and the data).
 
 On several processes (the config's ``trainer`` section) every process runs all of this; global
 rank 0 alone writes the run folder, which must be on a filesystem every process sees.
@@ -19,11 +13,8 @@ rank 0 alone writes the run folder, which must be on a filesystem every process 
 from __future__ import annotations
 
 import json
-import platform
-import time
 import warnings
-import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,32 +22,29 @@ import lightning as L
 import torch
 from torch import nn
 
-import hydraplus
 from hydraplus.config import ConfigWarning, ExperimentConfig, StudentSpec, parse_config
-from hydraplus.core.augment import Augmentation
 from hydraplus.core.checks import (
-    check_class_counts,
-    check_dataset,
     check_output_dir_writable,
-    check_shape,
-    output_size,
 )
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.predict import predict
-from hydraplus.data.probe import off_data_probe
 from hydraplus.data.problem import Problem
 from hydraplus.engine import cache
-from hydraplus.engine.auto_lambda import teacher_probe
-from hydraplus.engine.data import SeededAugment, SeededData, SeededMixup
-from hydraplus.engine.distributed import check_batches, check_world_size, is_rank_zero
-from hydraplus.engine.early_stopping import EarlyStopping
-from hydraplus.engine.modules import DistillModule, EnsembleModule
+from hydraplus.engine.distributed import check_world_size, is_rank_zero
 from hydraplus.engine.progress import RunProgress
-from hydraplus.engine.trainer import fit
-from hydraplus.experiments.builders import build_ensemble, build_student
-from hydraplus.experiments.run_plan import plan_run
-from hydraplus.io import atomic_torch_save, atomic_write_text, safe_load
+from hydraplus.io import atomic_write_text, safe_load
 from hydraplus.models.warm_start import init_core_from_member
+from hydraplus.pipeline.builders import build_ensemble, build_student
+from hydraplus.pipeline.run_folder import MODEL, read_early_stopping, versions
+from hydraplus.pipeline.run_plan import plan_run
+from hydraplus.pipeline.train import (
+    StudentData,
+    StudentSeeds,
+    derived_seed,
+    distil_student,
+    layout,
+    train_ensemble,
+)
 
 
 @dataclass
@@ -72,16 +60,6 @@ class TrainedModels:
 
     def all(self) -> dict[str, nn.Module]:
         return {"ensemble": self.ensemble, **self.students}
-
-
-def versions() -> dict[str, str]:
-    return {"hydraplus": hydraplus.__version__, "torch": torch.__version__,
-            "python": platform.python_version()}
-
-
-def derived_seed(seed: int, name: str) -> int:
-    """A stable per-model seed, so each model's initialisation is reproducible on its own."""
-    return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
 
 
 def as_config(config: ExperimentConfig | dict[str, Any]) -> ExperimentConfig:
@@ -107,52 +85,13 @@ def load_problem(config: ExperimentConfig, seed: int, data_path: str | Path | No
     return make_toy(config.data.name, seed=config.data.options.get("seed", seed))
 
 
-def seeded_augment(augmentation: Augmentation | None, problem: Problem, seed: int
-                   ) -> SeededAugment | None:
-    """The engine's augmentation for ``problem`` (image data only), or None."""
-    if augmentation is None:
-        return None
-    normalization = getattr(problem, "normalization", None)
-    if normalization is None:
-        raise ValueError(f"augment applies to image data only; {problem.name} is not an image data set")
-    return SeededAugment(augmentation, seed, normalization.black())
-
-
-def train_ensemble(config: ExperimentConfig, problem: Problem, folder: Path, seed: int, *,
-                   progress: bool | RunProgress = True, accelerator: str = "cpu", resume: bool = False,
-                   checkpoint_every: int = 1) -> tuple[Ensemble, float, int]:
-    """Train N members (batched, own orders); returns the ensemble, seconds, skipped steps."""
-    folder = Path(folder)
-    settings = config.ensemble
-    check_dataset(problem.x_train, problem.y_train, config.task, problem.num_outputs, "train")
-    check_batches(len(problem.x_train), settings.batch_size, config.trainer.world_size, "ensemble")
-    L.seed_everything(derived_seed(seed, "ensemble"), verbose=False)
-    ensemble = build_ensemble(config, _layout(accelerator))
-    check_class_counts(problem.num_outputs, teacher=output_size(ensemble, problem.x_train, "the ensemble"),
-                       task=config.task)
-    augment = seeded_augment(settings.augmentation, problem, derived_seed(seed, "ensemble/augment"))
-    module = EnsembleModule(ensemble, config.task, settings.lr, settings.weight_decay,
-                            settings.epochs, augment=augment, label_smoothing=settings.label_smoothing)
-    data = SeededData((problem.x_train, problem.y_train), settings.batch_size, seed, streams=ensemble.size,
-                      names=("train inputs", "train targets"))
-    start = time.perf_counter()
-    trainer = fit(module, data, folder=folder, label=f"{problem.name}/ensemble-{ensemble.size}",
-                  epochs=settings.epochs, progress=progress, accelerator=accelerator, resume=resume,
-                  checkpoint_every=checkpoint_every, precision=config.precision, **asdict(config.trainer))
-    seconds = time.perf_counter() - start
-    ensemble.cpu()
-    if trainer.is_global_zero:
-        atomic_torch_save(ensemble.state_dict(), folder / "model.pt")
-    return ensemble, seconds, module.skipped_steps
-
-
 def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
                   teacher_outputs: torch.Tensor | cache.TeacherOutputs | None, folder: Path, seed: int, *,
                   teacher: Ensemble | None = None, progress: bool | RunProgress = True,
                   accelerator: str = "cpu", resume: bool = False,
                   checkpoint_every: int = 1,
                   teacher_val: torch.Tensor | None = None) -> tuple[nn.Module, float, int]:
-    """Distil the teacher into the student of ``spec``.
+    """Distil the teacher into the config's student ``spec`` (`distil_student`: the one training path).
 
     Without augmentation the student learns from ``teacher_outputs`` (one row per training
     example; a `cache.TeacherOutputs` is computed in the fit, by global rank 0 only); with
@@ -161,99 +100,26 @@ def train_student(config: ExperimentConfig, spec: StudentSpec, problem: Problem,
     on the validation inputs, else computed here) and ends with its best epoch's weights, recorded in
     ``early_stopping.json``.
     """
-    folder = Path(folder)
-    check_dataset(problem.x_train, problem.y_train, config.task, problem.num_outputs, "train")
-    check_batches(len(problem.x_train), spec.batch_size, config.trainer.world_size, f"student {spec.name}")
-    augment = seeded_augment(spec.augment, problem, derived_seed(seed, spec.name + "/augment"))
-    mixup = (None if spec.mixup is None
-             else SeededMixup(spec.mixup, derived_seed(seed, spec.name + "/mixup"), problem.num_outputs))
-    extra = None
-    if augment is None and mixup is None:
-        if teacher_outputs is None:
-            raise ValueError(f"student {spec.name}: needs the teacher's cached outputs")
-        names: tuple[str, ...] = ("train inputs", "train targets")
-        if isinstance(teacher_outputs, cache.TeacherOutputs):
-            teacher_size = output_size(teacher_outputs.model, problem.x_train, "the teacher")
-            tensors, extra = (problem.x_train, problem.y_train), teacher_outputs
-        else:
-            check_shape(teacher_outputs, [len(problem.x_train), None, None], "teacher outputs")
-            teacher_size = teacher_outputs.shape[-1]
-            tensors = (problem.x_train, problem.y_train, teacher_outputs)
-            names = (*names, "teacher outputs")
-    else:
-        if teacher is None:
-            raise ValueError(f"student {spec.name}: augmented or mixed-up distillation needs the "
-                             "teacher model")
-        teacher_size = output_size(teacher, problem.x_train, "the teacher")
-        tensors, names = (problem.x_train, problem.y_train), ("train inputs", "train targets")
+    normalization = getattr(problem, "normalization", None)
+    data = StudentData(problem.x_train, problem.y_train, problem.num_outputs, problem.name,
+                       teacher_outputs=teacher_outputs,
+                       fill=None if normalization is None else normalization.black(),
+                       x_val=problem.x_val, teacher_val=teacher_val)
+    seeds = StudentSeeds(data=derived_seed(seed, spec.name + "/data"),
+                         augment=derived_seed(seed, spec.name + "/augment"),
+                         probe=derived_seed(seed, "probe"), guard=derived_seed(seed, "guard"),
+                         mixup=derived_seed(seed, spec.name + "/mixup"))
     L.seed_everything(derived_seed(seed, spec.name), verbose=False)
-    student = build_student(config, spec, _layout(accelerator))
+    student = build_student(config, spec, layout(accelerator))
     if spec.core_init == "member":
         if teacher is None:
             raise ValueError(f"student {spec.name}: core_init 'member' needs the teacher model")
         init_core_from_member(student.core, teacher.member_state_dict(0))
-    check_class_counts(problem.num_outputs, teacher=teacher_size,
-                       student=output_size(student, problem.x_train, f"student {spec.name}"),
-                       task=config.task)
-    probe = None
-    if spec.lam.auto:
-        if teacher is None:
-            raise ValueError(f"student {spec.name}: an automatic lambda needs the teacher model")
-        probe = teacher_probe(teacher, off_data_probe(problem.x_train, seed=derived_seed(seed, "probe")),
-                              config.task, train=problem.x_train, seed=derived_seed(seed, "guard"))
-    module = DistillModule(student, spec.method, config.task, spec,
-                           teacher=None if augment is None and mixup is None else teacher, augment=augment,
-                           probe=probe, mixup=mixup)
-    data = SeededData(tensors, spec.batch_size, derived_seed(seed, spec.name + "/data"), names=names,
-                      extra=extra)
-    stopping = _early_stopping(config, spec, problem, teacher, teacher_val)
-    start = time.perf_counter()
-    trainer = fit(module, data, folder=folder, label=f"{problem.name}/{spec.name}", epochs=spec.epochs,
-                  progress=progress, accelerator=accelerator, resume=resume,
-                  checkpoint_every=checkpoint_every, precision=config.precision,
-                  callbacks=[] if stopping is None else [stopping], **asdict(config.trainer))
-    seconds = time.perf_counter() - start
-    student.cpu()
-    if teacher is not None:
-        teacher.cpu()
-    if not trainer.is_global_zero:
-        return student, seconds, module.skipped_steps
-    atomic_torch_save(student.state_dict(), folder / "model.pt")
-    if stopping is not None:
-        atomic_write_text(folder / EARLY_STOPPING, json.dumps(stopping.record(spec.epochs), indent=2))
-    if module.auto_lambda is not None:
-        atomic_write_text(folder / "auto_lambda.json", json.dumps({
-            "start": spec.lam.value, "final": module.auto_lambda.value,
-            "target_epistemic": module.auto_lambda.target,
-            "statistic": "geometric mean of the epistemic uncertainty over the probe inputs",
-            "probe": "off-data points made from the training inputs (hydraplus.data.probe)",
-            "per_epoch": "log/metrics.csv: train/lambda"}, indent=2))
-    return student, seconds, module.skipped_steps
-
-
-EARLY_STOPPING = "early_stopping.json"
-
-
-def _early_stopping(config: ExperimentConfig, spec: StudentSpec, problem: Problem, teacher: Ensemble | None,
-                    teacher_val: torch.Tensor | None) -> EarlyStopping | None:
-    """The early-stopping callback of a student with ``patience`` (None without)."""
-    if spec.patience is None:
-        return None
-    if len(problem.x_val) < 2:
-        raise ValueError(f"student {spec.name}: early stopping (patience) needs a validation split of at "
-                         f"least 2 inputs; {problem.name} has {len(problem.x_val)}")
-    if teacher_val is None:
-        if teacher is None:
-            raise ValueError(f"student {spec.name}: early stopping needs the teacher "
-                             "(or its validation outputs)")
-        teacher_val = predict(teacher, problem.x_val, precision=config.precision)
-    return EarlyStopping(problem.x_val, teacher_val, config.task, spec.patience, precision=config.precision)
-
-
-def read_early_stopping(folder: Path) -> dict[str, Any] | None:
-    """A student folder's early-stopping record, or None (trained for all its epochs)."""
-    path = Path(folder) / EARLY_STOPPING
-    return json.loads(path.read_text()) if path.is_file() else None
+    trained = distil_student(student, spec, config.task, data, folder, teacher=teacher, seeds=seeds,
+                             label=f"{problem.name}/{spec.name}", name=f"student {spec.name}",
+                             trainer=config.trainer, precision=config.precision, progress=progress,
+                             accelerator=accelerator, resume=resume, checkpoint_every=checkpoint_every)
+    return trained.model, trained.seconds, trained.skipped_steps
 
 
 def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, seed: int = 0, *,
@@ -291,7 +157,7 @@ def run_experiment(config: ExperimentConfig | dict[str, Any], run_dir: Path, see
     if rank_zero:
         atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
     if progress is True and rank_zero:  # the run's first line: its models and their estimated time
-        progress = plan_run(config, problem, _layout(accelerator), accelerator)
+        progress = plan_run(config, problem, layout(accelerator), accelerator)
         progress.announce()
     ensemble, seconds, skipped = train_ensemble(
         config, problem, run_dir / "ensemble", seed, progress=progress,
@@ -343,11 +209,6 @@ def _trainer_aside(meta: dict[str, Any]) -> dict[str, Any]:
     return {**meta, "config": config}
 
 
-def _layout(accelerator: str) -> bool | None:
-    """Stacked members/heads on accelerators; the CPU-measured automatic choice otherwise."""
-    return None if accelerator == "cpu" else True
-
-
 def _saved_layout(state: dict[str, torch.Tensor]) -> bool:
     """Whether a saved state dict holds stacked (True) or looped members/heads."""
     return any(".stacked." in key for key in state)
@@ -373,12 +234,12 @@ def load_trained(run_dir: Path) -> tuple[dict[str, Any], ExperimentConfig, Train
     """Rebuild every model of a finished run from its config and weights-only files."""
     run_dir = Path(run_dir)
     meta, config = read_run(run_dir)
-    state = safe_load(run_dir / "ensemble" / "model.pt")
+    state = safe_load(run_dir / "ensemble" / MODEL)
     ensemble = build_ensemble(config, _saved_layout(state))
     ensemble.load_state_dict(state)
     models = TrainedModels(ensemble)
     for spec in config.students:
-        state = safe_load(run_dir / spec.name / "model.pt")
+        state = safe_load(run_dir / spec.name / MODEL)
         student = build_student(config, spec, _saved_layout(state))
         student.load_state_dict(state)
         models.students[spec.name], models.specs[spec.name] = student, spec

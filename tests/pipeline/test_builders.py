@@ -7,7 +7,7 @@ import torch
 
 from _dummies import image_config, toy_config
 from hydraplus.config import ConfigError, parse_config
-from hydraplus.experiments.builders import build_ensemble, build_student
+from hydraplus.pipeline.builders import build_ensemble, build_student
 
 
 def test_convolutional_models_are_channels_last_unless_turned_off() -> None:
