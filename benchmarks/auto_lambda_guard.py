@@ -48,7 +48,7 @@ from hydraplus.core.uncertainty import (
 from hydraplus.data.images import read_fashion_mnist
 from hydraplus.data.probe import off_data_probe
 from hydraplus.data.toy import make_regression, make_spiral
-from hydraplus.experiments.image_eval import classification_metrics
+from hydraplus.evaluation.images import classification_metrics
 from hydraplus.inputs.contracts import Members
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from hydraplus.config import read_config
 from hydraplus.engine import auto_lambda
-from hydraplus.experiments.toy_eval import evaluate_toy
+from hydraplus.evaluation.toy import evaluate_toy
 from hydraplus.pipeline.config_run import run_experiment
 from hydraplus.runtime import keep_allocator_memory
 

@@ -24,7 +24,7 @@ from hydraplus.core.profile import profile_model
 from hydraplus.core.selective import selective_metrics
 from hydraplus.core.uncertainty import log_predictive
 from hydraplus.data.toy import make_toy
-from hydraplus.experiments.toy_eval import evaluate_toy
+from hydraplus.evaluation.toy import evaluate_toy
 from hydraplus.metrics import HIGHER, LOWER, METRICS, PLACES, TABLES, Metric, Show
 from hydraplus.pipeline.builders import build_ensemble, build_members, build_student
 

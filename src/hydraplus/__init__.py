@@ -16,11 +16,11 @@ def __getattr__(name: str) -> Any:
     """``hydraplus.distil`` and ``load_distilled`` without importing the engine for ``import hydraplus``
     alone."""
     if name == "distil":
-        from hydraplus.experiments.distil import distil
+        from hydraplus.pipeline.distil import distil
 
         return distil
     if name == "load_distilled":
-        from hydraplus.experiments.distil_run import load_distilled
+        from hydraplus.pipeline.distil import load_distilled
 
         return load_distilled
     raise AttributeError(f"module 'hydraplus' has no attribute {name!r}")

@@ -9,18 +9,17 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydraplus.config import STRATEGIES
+from hydraplus.core.precision import PRECISIONS
+from hydraplus.evaluation.images import LATENCY_BATCH_SIZES
+
 EXIT_ERROR = 1
-LATENCY_BATCHES = [1, 256]
-
-
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")  # as hydraplus.core.precision (not imported: fast --help)
-STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")  # as hydraplus.config
+LATENCY_BATCHES = list(LATENCY_BATCH_SIZES)
 
 
 def _precision(parser: argparse.ArgumentParser) -> None:
@@ -140,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training data: an .npz (x_train/y_train) or an image folder (one sub-folder "
                         "per class)")
     distil.add_argument("--out", type=Path, required=True,
-                        help="output folder (student checkpoint, metrics.json, report.md)")
+                        help="output folder (student checkpoint, evaluation.json, report.md)")
     distil.add_argument("--method", default="hydra+", help="the student's method (default: hydra+)")
     distil.add_argument("--heads", type=int, default=None, metavar="M",
                         help="the student's heads (default: one per member)")
@@ -200,201 +199,46 @@ def _version() -> str:
     return f"hydraplus {__version__}"
 
 
-def _accelerator(device: str) -> str:
-    return {"cuda": "gpu"}.get(device, device)
-
-
-def _torch_device(device: str) -> str:
-    """The torch device of an evaluation for the --device choice."""
-    import torch
-
-    if device in ("cuda", "gpu"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device} asked for, but no CUDA GPU is available")
-        return "cuda"
-    return "cuda" if device == "auto" and torch.cuda.is_available() else "cpu"
-
-
-def _check_batches(batches: Sequence[int]) -> None:
-    if any(b < 1 for b in batches):
-        raise ValueError(f"--latency-batches must be positive batch sizes, got {list(batches)}")
-
-
-def prepare_out_dir(path: Path, resume: bool, overwrite: bool) -> Path:
-    """Refuse to mix runs (`hydraplus.pipeline.run_folder.prepare_out_dir`)."""
-    from hydraplus.pipeline.run_folder import prepare_out_dir as prepare
-
-    return prepare(path, resume, overwrite)
-
-
-def _rank_zero(devices: int | None, num_nodes: int | None) -> bool:
-    """Whether this process writes (the others of a multi-process run leave the folder alone)."""
-    from hydraplus.engine.distributed import is_rank_zero
-
-    return is_rank_zero(devices or 1, num_nodes or 1)
-
-
 def _cmd_demo(args: argparse.Namespace) -> Path | None:
-    from hydraplus.demo import run_demo
+    from hydraplus import api
 
-    if args.out is None and (args.devices or 1) * (args.num_nodes or 1) > 1:
-        raise ValueError("--devices/--num-nodes need --out: every process must use the same run folder")
-    out = args.out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    rank_zero = _rank_zero(args.devices, args.num_nodes)
-    args.out = out = prepare_out_dir(out, args.resume, args.overwrite) if rank_zero else out
-    report = run_demo(out, quick=args.quick, seed=args.seed, progress=not args.quiet,
-                      accelerator=_accelerator(args.device), resume=args.resume, precision=args.precision,
-                      devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy)
-    return report if rank_zero else None
+    args.out = api.demo_folder(args.out, args.devices, args.num_nodes)
+    return api.demo(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet, device=args.device,
+                    resume=args.resume, overwrite=args.overwrite, precision=args.precision,
+                    devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy)
 
 
 def _cmd_train(args: argparse.Namespace) -> Path | None:
-    from hydraplus.config import load_config
-    from hydraplus.pipeline.builders import build_members
-    from hydraplus.pipeline.config_run import run_experiment
+    from hydraplus import api
 
-    _check_batches(args.latency_batches)
-    device = _torch_device(args.device)
-    config = load_config(args.config, epochs=args.epochs, members=args.members, precision=args.precision,
-                         devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy)
-    rank_zero = _rank_zero(config.trainer.devices, config.trainer.num_nodes)
-    args.out = out = prepare_out_dir(args.out, args.resume, args.overwrite) if rank_zero else args.out
-    for seed in args.seeds:
-        run_dir = out / f"seed-{seed}"
-        problem, models = run_experiment(
-            config, run_dir, seed, progress=not args.quiet, accelerator=_accelerator(args.device),
-            resume=args.resume, data_path=None if args.data is None else args.data.resolve(),
-            ood_path=None if args.ood_data is None else args.ood_data.resolve(),
-            checkpoint_every=args.checkpoint_every)
-        if rank_zero:  # on the full test data, while any other processes wait for the next seed
-            _evaluate(run_dir, config.kind, problem, models.all(), seed, device, args.latency_batches,
-                      train_seconds=models.train_seconds, precision=config.precision,
-                      members=build_members(config, models.ensemble), early_stopping=models.early_stopping)
-    return out if rank_zero else None
-
-
-def _evaluate(run_dir: Path, kind: str, problem: Any, models: dict[str, Any], seed: int, device: str,
-              latency_batches: Sequence[int], *, shifts: bool = True,
-              train_seconds: dict[str, float] | None = None, precision: str = "32",
-              members: Sequence[Any] | None = None,
-              early_stopping: dict[str, dict[str, Any]] | None = None) -> Path:
-    """Evaluate every model of a run the way its kind asks and write evaluation.json/.md; ``members``
-    are the ensemble's members alone (`build_members`), for their cost."""
-    from hydraplus.report.evaluation import toy_evaluation, write_evaluation
-
-    if kind == "toy":
-        from hydraplus.experiments.toy_eval import evaluate_toy
-
-        toy = evaluate_toy(problem, models, train_seconds, seed=seed, precision=precision, members=members,
-                           early_stopping=early_stopping)
-        return write_evaluation(run_dir, toy_evaluation(toy.metrics, problem.task, problem.name, toy.members))
-    from hydraplus.experiments.image_eval import evaluate_images
-
-    models = {name: model.to(device) for name, model in models.items()}
-    members = None if members is None else [member.to(device) for member in members]
-    evaluation = evaluate_images(problem, models, shifts=shifts, latency_batch_sizes=latency_batches,
-                                 train_seconds=train_seconds, seed=seed, precision=precision,
-                                 members=members, early_stopping=early_stopping)
-    return write_evaluation(run_dir, {"kind": "image", "task": "classification", **evaluation})
-
-
-def _run_folders(run_dir: Path) -> list[Path]:
-    """The run itself (it has config.json) or the seed-*/ runs of a train output folder."""
-    if (run_dir / "config.json").is_file():
-        return [run_dir]
-    seeds = sorted((p.parent for p in run_dir.glob("seed-*/config.json")), key=lambda p: p.name)
-    if not seeds:
-        raise FileNotFoundError(f"not a hydraplus run folder (no config.json in it or in seed-*/): {run_dir}")
-    return seeds
-
-
-def _image_problem(meta: dict[str, Any], config: Any, data: Path | None, ood: Path | None) -> Any:
-    """The run's own test data, or ``data`` normalised like the run's training data; ``ood`` (an .npz)
-    as probe, made grey and resized as the run's ``data.ood`` asks."""
-    from hydraplus.data.images import Normalization, attach_ood, load_test_problem
-    from hydraplus.data.sources import HOLDOUT_KEY
-    from hydraplus.pipeline.config_run import load_problem
-
-    if data is None:
-        problem = load_problem(config, meta["seed"], meta.get("data_path"), meta.get("ood_path"))
-    elif HOLDOUT_KEY in config.data.options:
-        held_out = config.data.options[HOLDOUT_KEY]
-        raise ValueError(f"--data: the run leaves classes {held_out} out of training; "
-                         "evaluate it on its own test data (leave out --data)")
-    else:
-        saved = meta.get("normalization")
-        if saved is None:  # a run from before the statistics were saved: recompute them
-            norm = load_problem(config, meta["seed"], meta.get("data_path")).normalization
-            shape = None
-        else:
-            norm, shape = Normalization(tuple(saved["mean"]), tuple(saved["std"])), saved["image_shape"]
-        problem = load_test_problem(data, norm, image_shape=shape)
-    if ood is not None:  # the run's own subset size, seed and conversion to its image shape
-        run_ood = config.data.options.get("ood", {})
-        convert = {k: run_ood[k] for k in ("grayscale", "size", "limit", "seed") if k in run_ood}
-        attach_ood(problem, {"name": "npz", "path": str(ood), **convert}, meta["seed"])
-    return problem
+    return api.train(args.config, args.out, seeds=args.seeds, epochs=args.epochs, members=args.members,
+                     precision=args.precision, devices=args.devices, num_nodes=args.num_nodes,
+                     strategy=args.strategy, device=args.device, progress=not args.quiet, resume=args.resume,
+                     overwrite=args.overwrite, data=args.data, ood_data=args.ood_data,
+                     checkpoint_every=args.checkpoint_every, latency_batches=args.latency_batches)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> Path:
-    from hydraplus.experiments.distil_run import evaluate_run, is_distil_run
-    from hydraplus.pipeline.builders import build_members
-    from hydraplus.pipeline.config_run import load_problem, load_trained
+    from hydraplus import api
 
-    _check_batches(args.latency_batches)
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder not found: {run_dir}")
-    runs = _run_folders(run_dir)
-    out = args.out or (run_dir if args.data is None else run_dir / f"eval-{args.data.stem}")
-    device = _torch_device(args.device)
-    for run in runs:
-        target = out if run == run_dir else out / run.name
-        if is_distil_run(run):  # no config to rebuild from: its saved programs, on --data
-            evaluate_run(run, args.data, args.ood, target, latency_batches=args.latency_batches,
-                         device=device, precision=args.precision)
-            continue
-        meta, config, models = load_trained(run)
-        if meta["kind"] == "toy":
-            if args.data is not None or args.ood is not None:
-                raise ValueError(f"--data and --ood apply to image runs only; {run} uses toy data "
-                                 f"{config.data.name!r}")
-            problem = load_problem(config, meta["seed"])
-        else:
-            problem = _image_problem(meta, config, args.data, args.ood)
-        _evaluate(target, meta["kind"], problem, models.all(), meta["seed"], device, args.latency_batches,
-                  shifts=not args.no_shifts, precision=args.precision or config.precision,
-                  members=build_members(config, models.ensemble), early_stopping=models.early_stopping)
-    return out / "evaluation.md" if runs == [run_dir] else out
+    return api.evaluate_run(args.run_dir, data=args.data, ood=args.ood, out=args.out,
+                            shifts=not args.no_shifts, device=args.device, precision=args.precision,
+                            latency_batches=args.latency_batches)
 
 
 def _cmd_compare(args: argparse.Namespace) -> Path:
-    from hydraplus.io import atomic_write_text
-    from hydraplus.report.compare import compare_markdown, load_pooled
-    from hydraplus.report.image_figures import write_figures
+    from hydraplus import api
 
-    pooled = load_pooled(args.run_dirs)
-    out = args.out or args.run_dirs[0]
-    figures = write_figures(pooled, out) if pooled.kind == "image" else []
-    atomic_write_text(out / "compare.md", compare_markdown(pooled, figures))
-    return out / "compare.md"
+    return api.compare_runs(args.run_dirs, args.out)
 
 
 def _cmd_export(args: argparse.Namespace) -> Path:
-    from hydraplus.experiments import distil_run
-    from hydraplus.experiments.export import export_run
+    from hydraplus import api
 
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder not found: {run_dir}")
-    out = args.out or run_dir / "export"
-    for run in _run_folders(run_dir):
-        target = out if run == run_dir else out / run.name
-        export = distil_run.export_run if distil_run.is_distil_run(run) else export_run
-        for path in export(run, target, args.models, format=args.format):
-            if not args.quiet:
-                print(f"  {path}")
-    return out
+    for path in api.export_run(args.run_dir, args.out, args.models, format=args.format):
+        if not args.quiet:
+            print(f"  {path}")
+    return args.out or args.run_dir / "export"
 
 
 def _lam(value: str) -> float | str:
@@ -420,96 +264,41 @@ def _patience(value: str) -> int | None:
     return patience
 
 
-def _input_normalization(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The inputs' normalisation: --input-mean/--input-std, else the teacher's card, else None."""
-    from hydraplus.inputs.teachers import input_normalization
-
-    if (args.input_mean is None) != (args.input_std is None):
-        raise ValueError("--input-mean and --input-std go together")
-    if args.input_mean is None:
-        return input_normalization(args.teacher)
-    if len(args.input_mean) != len(args.input_std):
-        raise ValueError(f"--input-mean and --input-std need one value per channel each, got "
-                         f"{len(args.input_mean)} and {len(args.input_std)}")
-    return {"mean": args.input_mean, "std": args.input_std, "source": "--input-mean/--input-std"}
-
-
 def _cmd_distil(args: argparse.Namespace) -> Path | None:
-    from hydraplus.experiments.distil import as_teacher, distil
-    from hydraplus.inputs.arrays import as_tensors, normalize, npz_test_split, ood_inputs
-    from hydraplus.inputs.teachers import uncuttable
-    from hydraplus.models.zoo import import_factory
-    from hydraplus.report.evaluation import distil_evaluation, write_evaluation
+    from hydraplus import api
 
-    _check_batches(args.latency_batches)
-    device = _torch_device(args.device)
-    lam = _lam(args.lam)
-    patience = _patience(args.patience)
-    norm = _input_normalization(args)
-    x, y = as_tensors(args.data, "train")
-    if args.val is not None:
-        test = as_tensors(args.val, "test")
-    elif args.data.suffix == ".npz" and (found := npz_test_split(args.data)) is not None:
-        test = found
-    else:
-        raise ValueError(f"no test data for the evaluation: {args.data} has no x_test/y_test; "
-                         "pass --val FILE")
-    x_ood = None if args.ood is None else ood_inputs(args.ood)
     output = args.output if args.output is None or not args.output.lstrip("-").isdigit() else int(args.output)
-    teacher = as_teacher(args.teacher[0] if len(args.teacher) == 1 else args.teacher, output)
-    student = None if args.student is None else import_factory(args.student)
-    problem = uncuttable(teacher) if student is None else None
-    if problem is not None:
-        raise ValueError(problem)
-    if norm is not None:
-        x = normalize(x, norm["mean"], norm["std"], "train")
-        test = (normalize(test[0], norm["mean"], norm["std"], "test"), test[1])
-        x_ood = None if x_ood is None else normalize(x_ood, norm["mean"], norm["std"], "ood")
-    rank_zero = _rank_zero(args.devices, args.num_nodes)
-    out = args.out  # distil prepares it once every input checks out
-    record: dict[str, Any] = {
-        "teacher": [str(p) for p in args.teacher], "data": str(args.data),
-        "test data": str(args.val) if args.val is not None else f"{args.data} (x_test/y_test)",
-        "ood data": None if args.ood is None else str(args.ood),
-        "inputs": ("float in [0, 1]" if norm is None
-                   else f"(x - mean) / std per channel of the [0, 1] inputs, from {norm['source']}"),
-        "normalization": norm,
-    }
-    if args.student is not None:
-        record["student factory"] = args.student
-    result = distil(teacher, (x, y), method=args.method, heads=args.heads, epochs=args.epochs,
-                    split=args.split, student=student, lam=lam, ood=x_ood, patience=patience,
-                    val_fraction=args.val_fraction,
-                    out=out, device=device, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
-                    output=output, members=args.members, regression_output=args.regression_output,
-                    progress=not args.quiet,
-                    precision=args.precision or "32", record=record, devices=args.devices or 1,
-                    num_nodes=args.num_nodes or 1, strategy=args.strategy or "auto")
-    if not rank_zero:  # global rank 0 evaluates on the full test data
+    result = api.distil_files(
+        args.teacher, args.data, args.out, val=args.val, ood=args.ood, input_mean=args.input_mean,
+        input_std=args.input_std, output=output, student=args.student, device=args.device,
+        latency_batches=args.latency_batches, method=args.method, heads=args.heads, epochs=args.epochs,
+        split=args.split, lam=_lam(args.lam), patience=_patience(args.patience),
+        val_fraction=args.val_fraction, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+        members=args.members, regression_output=args.regression_output, progress=not args.quiet,
+        precision=args.precision or "32",
+        devices=args.devices or 1, num_nodes=args.num_nodes or 1, strategy=args.strategy or "auto")
+    if result.metrics is None:  # another process than global rank 0
         return None
-    record["student"] = str(out / result.spec.name / "model.pt")
-    metrics = result.evaluate(test, ood=x_ood, out=out, latency_batches=args.latency_batches, device=device,
-                              record=record)
-    write_evaluation(out, distil_evaluation(metrics, (args.val or args.data).name,
-                                            None if args.ood is None else args.ood.name))
     if not args.quiet:
-        print(f"  student: {out / result.spec.name / 'model.pt'}")
-        print(f"  metrics: {out / 'metrics.json'}")
-    return out / "report.md"
+        print(f"  student: {args.out / result.spec.name / 'model.pt'}")
+        print(f"  evaluation: {args.out / 'evaluation.json'}")
+    return args.out / "report.md"
 
 
 def _cmd_configs(args: argparse.Namespace) -> None:
-    from hydraplus.config import available_configs, builtin_text, load_config
+    from hydraplus import api
 
     if args.name is not None:
-        print(builtin_text(args.name), end="")
+        print(api.config_text(args.name), end="")
         return
-    width = max(map(len, available_configs()))
-    for name in available_configs():
-        config = load_config(name)
-        students = ", ".join(spec.name for spec in config.students)
-        print(f"{name:<{width}} {config.kind:<6} N={config.ensemble.members:<3} students: {students}")
+    rows = api.config_table()
+    width = max(len(name) for name, *_ in rows)
+    for name, kind, members, students in rows:
+        print(f"{name:<{width}} {kind:<6} N={members:<3} students: {', '.join(students)}")
     print("Print one with `hydraplus configs NAME`; save it as a .json file to change it.")
+
+
+
 
 
 COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "evaluate": _cmd_evaluate,

@@ -20,7 +20,7 @@ from hydraplus.config import (
     with_trainer,
 )
 from hydraplus.engine.distributed import is_rank_zero
-from hydraplus.experiments.toy_eval import evaluate_toy
+from hydraplus.evaluation.toy import evaluate_toy
 from hydraplus.io import atomic_write_text
 from hydraplus.pipeline.builders import build_members
 from hydraplus.pipeline.config_run import run_experiment

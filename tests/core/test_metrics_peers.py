@@ -37,7 +37,7 @@ from hydraplus.core.ood import detection_scores, ood_detection, ood_scores
 from hydraplus.core.ranks import average_ranks, spearman
 from hydraplus.core.selective import selective_metrics, selective_risks
 from hydraplus.core.uncertainty import classification_uncertainty, log_predictive
-from hydraplus.experiments.image_eval import reliability
+from hydraplus.evaluation.images import reliability
 
 N, K, C = 5000, 8, 10
 

@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader, TensorDataset
 import hydraplus
 from hydraplus.config import ConfigError
 from hydraplus.core.containers import MultiHeadStudent
-from hydraplus.experiments.distil import split_member
 from hydraplus.inputs.arrays import as_tensors
 from hydraplus.inputs.contracts import ContractNote, Members
+from hydraplus.pipeline.distil import split_member
 
 
 class TinyCNN(nn.Module):

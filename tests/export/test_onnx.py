@@ -17,7 +17,6 @@ from hydraplus.config import StudentSpec
 from hydraplus.core.containers import MultiHeadStudent
 from hydraplus.core.stochastic import DirichletStudent, DropoutStudent, GaussianStudent
 from hydraplus.core.uncertainty import classification_uncertainty
-from hydraplus.experiments.distil import Distilled
 from hydraplus.export.onnx import (
     MISSING,
     TOLERANCE,
@@ -29,6 +28,7 @@ from hydraplus.export.onnx import (
     onnx_view,
 )
 from hydraplus.models import lenet_core, lenet_head, mlp_core, mlp_head
+from hydraplus.pipeline.distil import Distilled
 
 ort = pytest.importorskip("onnxruntime")
 

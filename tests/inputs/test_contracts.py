@@ -20,7 +20,6 @@ from torchvision.models import GoogLeNetOutputs
 
 import hydraplus
 from hydraplus.core.uncertainty import regression_uncertainty
-from hydraplus.experiments.distil import read_teacher_and_targets
 from hydraplus.inputs.arrays import as_tensors
 from hydraplus.inputs.contracts import (
     MEAN_ONLY_LOG_VARIANCE,
@@ -29,6 +28,7 @@ from hydraplus.inputs.contracts import (
     strip_output_activation,
 )
 from hydraplus.inputs.teachers import input_normalization
+from hydraplus.pipeline.distil import read_teacher_and_targets
 
 N, C = 3, 4
 

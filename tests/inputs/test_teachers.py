@@ -13,8 +13,9 @@ from torch import Tensor, nn
 
 import hydraplus
 from _dummies import TinyCNN, blob_images
-from hydraplus.experiments.distil import as_teacher, fresh_copy, split_member
 from hydraplus.inputs.arrays import as_tensors
+from hydraplus.models.zoo import fresh_copy
+from hydraplus.pipeline.distil import as_teacher, split_member
 
 
 def save_program(module: nn.Module, example: Tensor, path: Path) -> Path:
@@ -177,7 +178,7 @@ def test_evaluate_puts_the_teacher_beside_the_student(tmp_path: Path) -> None:
     assert metrics["test_size"] == 24 and metrics["ood_size"] == 10 and metrics["record"] == {"note": "test"}
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| teacher (2 members) |" in report and "| student hydra-2 |" in report
-    assert (tmp_path / "eval" / "metrics.json").is_file()
+    assert (tmp_path / "eval" / "evaluation.json").is_file()
 
 
 def test_evaluate_a_regression_student() -> None:

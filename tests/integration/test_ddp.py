@@ -26,7 +26,7 @@ import torch
 import hydraplus
 from _dummies import TinyCNN, blob_images, toy_config
 from hydraplus import cli
-from hydraplus.experiments.toy_eval import evaluate_toy
+from hydraplus.evaluation.toy import evaluate_toy
 from hydraplus.pipeline.config_run import load_problem, load_trained, run_experiment
 
 pytestmark = pytest.mark.filterwarnings(

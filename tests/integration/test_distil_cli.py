@@ -13,6 +13,7 @@ import torch
 import hydraplus
 from _dummies import TinyCNN, blob_images, train_members
 from hydraplus.cli import main
+from hydraplus.evaluation.held_out import teacher_student_view
 
 
 def uint8_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +56,7 @@ def test_distil_writes_the_student_and_a_report(files: Path, tmp_path: Path,
     assert code == 0
     assert capsys.readouterr().out.strip() == str(out / "report.md")
     assert (out / "hydra-3" / "model.pt").is_file() and (out / "hydra-3" / "last.ckpt").is_file()
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = teacher_student_view(json.loads((out / "evaluation.json").read_text()))
     teacher, student = metrics["models"]["teacher"], metrics["models"]["student"]
     assert teacher["members"] == 3 and student["name"] == "hydra-3" and metrics["test_size"] == 60
     assert teacher["test"]["error"] < 0.2 and set(student["ood"]) >= {"epistemic_auroc"}
@@ -85,7 +86,7 @@ def test_hydra_plus_and_a_card_beside_a_program_that_normalises_the_inputs(files
     assert main(["distil", "--teacher", str(folder / "a.pt2"), str(folder / "b.pt2"), "--data",
                  str(files / "data.npz"), "--lam", "0.05", "--epochs", "1", "--latency-batches", "1",
                  "--out", str(out), "--quiet", "--patience", "none"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = teacher_student_view(json.loads((out / "evaluation.json").read_text()))
     assert metrics["models"]["student"]["spec"]["lam"]["value"] == 0.05
     assert "early_stopping" not in metrics["models"]["student"]
     assert metrics["members"]["selected_by"] == "test error (no validation split; ties: NLL)"
@@ -149,8 +150,8 @@ def test_inputs_are_checked_before_anything_is_written(files: Path, tmp_path: Pa
 
 def test_one_file_running_every_member_with_members(files: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from hydraplus.experiments.distil import read_teacher_and_targets
     from hydraplus.inputs.contracts import ContractNote
+    from hydraplus.pipeline.distil import read_teacher_and_targets
 
     class Flat(torch.nn.Module):  # torch-uncertainty's layout: [N·B, C], member-major
         def __init__(self, members: list[torch.nn.Module]):
@@ -211,6 +212,6 @@ def test_a_torchscript_member_teaches_a_student_from_a_factory(files: Path, tmp_
     assert main(["distil", "--teacher", str(files / "a.ts"), str(files / "b.pt2"), "--data",
                  str(files / "data.npz"), "--method", "hydra", "--epochs", "1", "--latency-batches", "1",
                  "--student", f"{tmp_path / 'mlp.py'}:student", "--out", str(out), "--quiet"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = teacher_student_view(json.loads((out / "evaluation.json").read_text()))
     assert metrics["models"]["student"]["name"] == "hydra-2"
     assert metrics["record"]["student factory"] == f"{tmp_path / 'mlp.py'}:student"

@@ -16,9 +16,8 @@ import hydraplus
 from _dummies import TinyCNN, blob_images, toy_config, train_members
 from hydraplus.cli import main
 from hydraplus.config import StudentSpec
-from hydraplus.experiments.distil import Distilled
-from hydraplus.experiments.distil_run import load_distilled
 from hydraplus.pipeline.config_run import load_trained, run_experiment
+from hydraplus.pipeline.distil import Distilled, load_distilled
 
 # M = 2 heads of the toy run get the lambda tabulated for the nearest M (5), as the config warns.
 pytestmark = pytest.mark.filterwarnings(

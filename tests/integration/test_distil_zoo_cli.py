@@ -15,6 +15,7 @@ import torchvision
 from torch import nn
 
 from hydraplus.cli import main
+from hydraplus.evaluation.held_out import teacher_student_view
 
 CLASSES = 10
 FACTORIES = '''
@@ -75,7 +76,7 @@ def test_program_members_are_cut_from_their_graph_by_default_and_at_split(files:
     assert distil(files, tmp_path / "auto") == 0
     heads = head_weights(tmp_path / "auto")  # the classifier: one Linear per head, batched
     assert heads == {"heads.stacked.0.weight": [2, CLASSES, 32], "heads.stacked.0.bias": [2, CLASSES]}
-    metrics = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    metrics = teacher_student_view(json.loads((tmp_path / "auto" / "evaluation.json").read_text()))
     assert metrics["models"]["student"]["name"] == "hydra+-2" and metrics["test_size"] == 8
 
     assert distil(files, tmp_path / "split", "--split", "features.transition1") == 0
@@ -91,7 +92,7 @@ def test_a_student_factory_from_a_file_or_a_module(files: Path, tmp_path: Path,
     assert distil(files, tmp_path / "file", "--student", f"{files / 'students.py'}:student") == 0
     heads = head_weights(tmp_path / "file")
     assert heads["heads.stacked.2.weight"] == [2, CLASSES, 16]
-    record = json.loads((tmp_path / "file" / "metrics.json").read_text())["record"]
+    record = teacher_student_view(json.loads((tmp_path / "file" / "evaluation.json").read_text()))["record"]
     assert record["student factory"] == f"{files / 'students.py'}:student"
 
     monkeypatch.chdir(files)  # an importable module name, from the working directory

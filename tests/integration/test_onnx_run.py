@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from _dummies import toy_config
+from hydraplus.api import export_run
 from hydraplus.cli import main
 from hydraplus.core.uncertainty import classification_uncertainty
-from hydraplus.experiments.export import export_run
 from hydraplus.export.onnx import TOLERANCE, dirichlet_uncertainty
 from hydraplus.pipeline.config_run import TrainedModels, run_experiment
 

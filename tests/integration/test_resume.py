@@ -22,7 +22,7 @@ import torch
 
 from _dummies import toy_config
 from hydraplus.config import scale_epochs
-from hydraplus.experiments.toy_eval import evaluate_toy
+from hydraplus.evaluation.toy import evaluate_toy
 from hydraplus.io import CheckpointError
 from hydraplus.pipeline.config_run import TrainedModels, run_experiment
 

@@ -18,7 +18,8 @@ from hydraplus.config import parse_config
 from hydraplus.core.predict import predict
 from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
 from hydraplus.data.shift import DISTORTIONS
-from hydraplus.experiments.image_eval import calibrated, evaluate_images, reliability
+from hydraplus.evaluation.images import calibrated, evaluate_images, reliability
+from hydraplus.evaluation.toy import toy_evaluation
 from hydraplus.metrics import (
     CALIBRATION,
     CLEAN,
@@ -32,6 +33,7 @@ from hydraplus.metrics import (
     Metric,
 )
 from hydraplus.pipeline.builders import build_ensemble, build_members, build_student
+from hydraplus.pipeline.run_folder import write_evaluation
 from hydraplus.report.compare import (
     compare_markdown,
     evaluation_markdown,
@@ -41,7 +43,6 @@ from hydraplus.report.compare import (
     read_evaluation,
 )
 from hydraplus.report.distil import distil_markdown
-from hydraplus.report.evaluation import toy_evaluation, write_evaluation
 from hydraplus.report.image_figures import write_figures
 from hydraplus.report.markdown import toy_table
 from hydraplus.report.tables import Column, at, cell, mean_std

@@ -28,13 +28,16 @@ from hydraplus.core.checks import (
 )
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.predict import predict
+from hydraplus.data.images import load_image_problem
 from hydraplus.data.problem import Problem
+from hydraplus.data.toy import make_toy
 from hydraplus.engine import cache
 from hydraplus.engine.distributed import check_world_size, is_rank_zero
 from hydraplus.engine.progress import RunProgress
+from hydraplus.evaluation import ImageSuite, Models, Suite, ToySuite
 from hydraplus.io import atomic_write_text, safe_load
 from hydraplus.models.warm_start import init_core_from_member
-from hydraplus.pipeline.builders import build_ensemble, build_student
+from hydraplus.pipeline.builders import build_ensemble, build_members, build_student
 from hydraplus.pipeline.run_folder import MODEL, read_early_stopping, versions
 from hydraplus.pipeline.run_plan import plan_run
 from hydraplus.pipeline.train import (
@@ -62,6 +65,22 @@ class TrainedModels:
         return {"ensemble": self.ensemble, **self.students}
 
 
+def evaluation_models(config: ExperimentConfig, trained: TrainedModels) -> Models:
+    """A config run's models as an evaluation takes them: the ensemble (its members alone too, for
+    their cost) and the students, with their training times, early stopping and settings."""
+    return Models(trained.all(), "ensemble", members=build_members(config, trained.ensemble),
+                  train_seconds=dict(trained.train_seconds), early_stopping=dict(trained.early_stopping),
+                  specs={name: spec.to_dict() for name, spec in trained.specs.items()})
+
+
+def suite_for(config: ExperimentConfig, problem: Problem, shifts: bool = True) -> Suite:
+    """The suite that evaluates a config run on ``problem``: the toy suite, or the image suite (with
+    the dataset shifts unless ``shifts`` is False)."""
+    if config.kind == "toy":
+        return ToySuite(problem)  # type: ignore[arg-type]
+    return ImageSuite(problem, shifts)  # type: ignore[arg-type]
+
+
 def as_config(config: ExperimentConfig | dict[str, Any]) -> ExperimentConfig:
     """A parsed config (JSON dicts are parsed here, once)."""
     return config if isinstance(config, ExperimentConfig) else parse_config(config)
@@ -72,16 +91,12 @@ def load_problem(config: ExperimentConfig, seed: int, data_path: str | Path | No
     """The config's data: a toy problem by name, or an image source (``data_path`` replaces its path,
     ``ood_path`` that of ``data.ood``, an ``npz`` file when the config has no ``data.ood``)."""
     if config.kind == "image":
-        from hydraplus.data.images import load_image_problem
-
         settings = config.data.as_dict()
         if ood_path is not None:
             settings["ood"] = {**settings.get("ood", {"name": "npz"}), "path": str(ood_path)}
         return load_image_problem(settings, seed, path=data_path)
     if data_path is not None or ood_path is not None:
         raise ValueError(f"--data and --ood-data apply to image configs only; {config.name} uses toy data")
-    from hydraplus.data.toy import make_toy
-
     return make_toy(config.data.name, seed=config.data.options.get("seed", seed))
 
 

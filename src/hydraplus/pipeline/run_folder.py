@@ -11,7 +11,23 @@ only when asked, and only a hydraplus run is ever deleted (the rule of the CLI's
     RUN/<model>/early_stopping.json   the epoch whose weights model.pt holds (students with patience)
     RUN/<model>/auto_lambda.json  the automatic lambda's start, end and target
     RUN/cache/                    the teacher's outputs on the training set
-    RUN/evaluation.json, .md      the evaluation (`hydraplus.evaluation`)
+    RUN/evaluation.json, .md      the evaluation (`hydraplus.evaluation`: one schema for every run)
+
+A config run's ``config.json`` holds its config (`hydraplus.pipeline.config_run`). A distil run
+(`hydraplus.distil(out=...)`, kind ``"distil"``) cannot rebuild a user's student from a config of
+registered architectures, so it keeps the student and the teacher as ``torch.export`` programs
+(dynamic batch size, checked against the modules when written)::
+
+    OUT/config.json              kind "distil", task, student (its name), method, spec, seed,
+                                 precision, input_shape, val_fraction (early stopping), versions
+                                 and the caller's record (e.g. the inputs' normalisation); written
+                                 when training starts and completed with train_seconds, programs,
+                                 early_stopping and member_validation when it ends
+    OUT/<student>/student.pt2    its method's export view (EnDD: the Dirichlet concentrations)
+    OUT/teacher.pt2              the teacher; absent when torch.export cannot trace it (e.g. a
+                                 bare callable), with the reason in config.json
+    OUT/report.md                the human summary of its evaluation: the teacher, the members and
+                                 the student, with any warning
 """
 
 from __future__ import annotations
@@ -19,18 +35,35 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor, nn
 
 import hydraplus
+from hydraplus.config import StudentSpec
+from hydraplus.core.modes import evaluating
+from hydraplus.engine.distributed import check_world_size
+from hydraplus.evaluation import Models, Suite, evaluate
+from hydraplus.evaluation.held_out import teacher_student_view
+from hydraplus.export.pt2 import export_model
 from hydraplus.io import atomic_write_text
+from hydraplus.report.compare import check_evaluation, evaluation_markdown
+from hydraplus.report.distil import StudentWarning, distil_markdown, far_from_teacher
 
 CONFIG = "config.json"
 MODEL = "model.pt"
 EARLY_STOPPING = "early_stopping.json"
 AUTO_LAMBDA = "auto_lambda.json"
+EVALUATION = "evaluation.json"
+REPORT = "report.md"
+DISTIL = "distil"  # the kind of a distil run
+STUDENT_PROGRAM = "student.pt2"
+TEACHER_PROGRAM = "teacher.pt2"
+SAME_ON_RESUME = ("kind", "task", "student", "spec", "seed", "input_shape", "val_fraction")
 
 
 def versions() -> dict[str, str]:
@@ -96,3 +129,125 @@ def prepare_out_dir(path: Path, resume: bool, overwrite: bool) -> Path:
     except OSError as err:
         raise ValueError(f"output folder {path} is not writable ({err.strerror or err})") from err
     return path
+
+
+def run_folders(path: Path) -> list[Path]:
+    """The run itself (it has config.json) or the seed-*/ runs of a train output folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"run folder not found: {path}")
+    if (path / CONFIG).is_file():
+        return [path]
+    seeds = sorted((p.parent for p in path.glob(f"seed-*/{CONFIG}")), key=lambda p: p.name)
+    if not seeds:
+        raise FileNotFoundError(f"not a hydraplus run folder (no config.json in it or in seed-*/): {path}")
+    return seeds
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    """A run's ``config.json``; a clear one-line error for a folder without one."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"not a hydraplus run folder (no config.json): {run_dir}")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"cannot read {path}: {err}") from err
+    if not isinstance(meta, dict):
+        raise ValueError(f"cannot read {path}: not a JSON object")
+    return meta
+
+
+def read_distil_config(run_dir: Path) -> dict[str, Any]:
+    """A distil run's ``config.json``; a clear one-line error for any other folder."""
+    meta = read_meta(run_dir)
+    kind = meta.get("kind")
+    if kind != DISTIL:
+        raise ValueError(f"{run_dir} is {f'a {kind} run' if kind else 'a run of another kind'}, not a "
+                         "distil run (the folder hydraplus.distil(out=...) or `hydraplus distil` writes)")
+    return meta
+
+
+def start_distil_run(folder: Path, spec: StudentSpec, task: str, input_shape: list[int], *, seed: int,
+                     precision: str, record: Mapping[str, Any] | None, resume: bool, world_size: int = 1,
+                     write: bool = True, val_fraction: float | None = None) -> None:
+    """Write a distil run's ``config.json`` as training starts (``record``'s keys first; the run's own
+    win); with ``resume`` refuse a folder whose saved run differs in its student, data, seed or world
+    size (processes). On several processes each checks and global rank 0 alone (``write``) writes."""
+    meta = {**dict(record or {}), "kind": DISTIL, "task": task, "student": spec.name, "method": spec.method,
+            "spec": spec.to_dict(), "seed": seed, "precision": precision, "input_shape": input_shape,
+            "world_size": world_size, "versions": versions(), "val_fraction": val_fraction}
+    meta = json.loads(json.dumps(meta))  # as it reads back
+    path = Path(folder) / CONFIG
+    if resume and path.is_file():
+        saved = json.loads(path.read_text())
+        # runs from before the world size was saved trained on one process
+        check_world_size(saved.get("world_size", 1), world_size, str(folder))
+        changed = [key for key in SAME_ON_RESUME if saved.get(key) != meta[key]]
+        if changed:
+            raise ValueError(f"cannot resume {folder}: its saved {', '.join(changed)} do not match this "
+                             "run's; use a new output folder or --overwrite")
+    if write:
+        atomic_write_text(path, json.dumps(meta, indent=2))
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def finish_distil_run(folder: Path, student: nn.Module, student_name: str, teacher: nn.Module | None,
+                      example: Tensor, finished: Mapping[str, Any]) -> None:
+    """Export the student (its method's export view) and the teacher as programs, each checked
+    against its module on ``example`` (a batch of two or more inputs), then complete ``config.json``
+    with them and ``finished`` (training time, early stopping, member validation). A teacher
+    torch.export cannot trace is recorded, not fatal."""
+    folder = Path(folder)
+    meta = json.loads((folder / CONFIG).read_text())
+    program = f"{student_name}/{STUDENT_PROGRAM}"
+    with evaluating(student):
+        export_model(student, example, folder / program)
+    teacher_program: str | None = TEACHER_PROGRAM
+    meta.pop("teacher_not_exported", None)
+    try:
+        if teacher is None:
+            raise ValueError("no teacher")
+        with evaluating(teacher):
+            export_model(teacher, example, folder / TEACHER_PROGRAM)
+    except Exception as err:  # whatever torch.export cannot trace: the student is still usable alone
+        teacher_program, meta["teacher_not_exported"] = None, _first_line(err)
+        (folder / TEACHER_PROGRAM).unlink(missing_ok=True)
+    meta.update(programs={"student": program, "teacher": teacher_program}, **finished)
+    atomic_write_text(folder / CONFIG, json.dumps(meta, indent=2))
+
+
+def write_evaluation(folder: Path, evaluation: dict[str, Any]) -> Path:
+    """Write ``evaluation.json`` and ``evaluation.md`` into ``folder`` atomically, and for a teacher
+    beside its student (a distil run) also ``report.md``, its human summary; returns the path of
+    ``evaluation.md``."""
+    folder = Path(folder)
+    check_evaluation(evaluation, folder / EVALUATION)
+    atomic_write_text(folder / EVALUATION, json.dumps(evaluation, indent=2))
+    atomic_write_text(folder / "evaluation.md", evaluation_markdown(evaluation))
+    if evaluation["kind"] == DISTIL:
+        atomic_write_text(folder / REPORT, distil_markdown(teacher_student_view(evaluation)))
+    return folder / "evaluation.md"
+
+
+def evaluate_into(out: Path, models: Models, suite: Suite, *, seed: int = 0, precision: str = "32",
+                  latency_batches: Sequence[int] = (1, 256), device: str = "cpu") -> Path:
+    """Evaluate ``models`` with ``suite``, write the evaluation into ``out`` (`write_evaluation`) and
+    warn about a student far from its teacher; returns the path of ``evaluation.md``."""
+    evaluation = evaluate(models, suite, seed=seed, precision=precision, latency_batches=latency_batches,
+                          device=device)
+    written = write_evaluation(Path(out), evaluation)
+    warn_far_students(evaluation)
+    return written
+
+
+def warn_far_students(evaluation: dict[str, Any]) -> None:
+    """A `StudentWarning` for a distilled student far from its teacher (`far_from_teacher`)."""
+    if evaluation["kind"] == DISTIL:
+        warning = far_from_teacher(teacher_student_view(evaluation))
+        if warning is not None:
+            warnings.warn(StudentWarning(warning), stacklevel=3)

@@ -3,7 +3,7 @@ runs, ``compare.md`` of image, toy or distil runs (mean ± sample std over seeds
 one seed).
 
 Every ``evaluation.json`` is ``{"kind": "toy" | "image" | "distil", "task": "classification" | "regression",
-"models": {name: row}, "problem": {...}, "settings": {...}}``; see `hydraplus.report.evaluation`.
+"models": {name: row}, "problem": {...}, "settings": {...}}``; see `hydraplus.evaluation`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The member rows in Markdown tables (`hydraplus.experiments.members`): in one run's tables the
+"""The member rows in Markdown tables (`hydraplus.evaluation.members`): in one run's tables the
 ``member`` row is a cell's mean ± std over the members, and ``member-best`` names the member and
 what chose it; over seeds both are rows like any model's."""
 

@@ -14,9 +14,9 @@ from hydraplus.config import parse_config
 from hydraplus.core.containers import Ensemble
 from hydraplus.data.images import RawImages, make_image_problem
 from hydraplus.data.toy import make_toy
-from hydraplus.experiments.image_eval import evaluate_images
-from hydraplus.experiments.members import mean_row, member_scores, summarize
-from hydraplus.experiments.toy_eval import evaluate_toy
+from hydraplus.evaluation.images import evaluate_images
+from hydraplus.evaluation.members import mean_row, member_scores, summarize
+from hydraplus.evaluation.toy import evaluate_toy
 from hydraplus.models.registry import build
 from hydraplus.pipeline.builders import build_ensemble, build_members
 

@@ -1,6 +1,6 @@
-"""Evaluate every model of an image run (docs/method.md#metrics): clean and shifted test metrics
-(the four paper shifts and two corruptions, five levels each; clean also after temperature scaling
-fitted on the validation split), out-of-distribution detection,
+"""The image suite: evaluate every model of an image run (docs/method.md#metrics): clean and shifted
+test metrics (the four paper shifts and two corruptions, five levels each; clean also after
+temperature scaling fitted on the validation split), out-of-distribution detection,
 cost, a reliability diagram, the risk-coverage curve, per-input fidelity to the ensemble, and
 the uncertainty histograms under the paper's 30% vertical shift with each model's total
 variation to the ensemble's.
@@ -15,14 +15,15 @@ The result is plain JSON data::
      "members": {"count", "best", "selected_by", "scores", "rows": [each member's row]}}
 
 ``models`` has the rows ``member`` (mean over the members) and ``member-best`` after the ensemble
-(`hydraplus.experiments.members`).
+(`hydraplus.evaluation.members`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -38,7 +39,10 @@ from hydraplus.core.uncertainty import classification_uncertainty, histogram, lo
 from hydraplus.data.images import ImageProblem
 from hydraplus.data.problem import Problem
 from hydraplus.data.shift import DISTORTIONS, SHIFTS, distort_images
-from hydraplus.experiments.members import member_outputs, member_scores, summarize, with_members
+from hydraplus.evaluation.members import member_outputs, member_scores, summarize, with_members
+
+if TYPE_CHECKING:
+    from hydraplus.evaluation import Models, Settings
 
 UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
 HISTOGRAM_SHIFT = ("vertical", 3)  # the paper's 30% vertical shift
@@ -46,6 +50,26 @@ HISTOGRAM_BINS = 50
 RELIABILITY_BINS = 10
 RISK_COVERAGE_POINTS = 50  # coverages 2%, 4%, ..., 100% (the same for every run, so seeds pool)
 LATENCY_BATCH_SIZES = (1, 256)
+
+
+@dataclass
+class ImageSuite:
+    """An image problem's test set, its shifts and corruptions (unless ``shifts`` is False) and its
+    OOD set: `evaluate_images` on every model (each moved to the settings' device)."""
+
+    problem: ImageProblem
+    shifts: bool = True
+    kind: str = "image"
+
+    def evaluate(self, models: Models, settings: Settings) -> dict[str, Any]:
+        on_device = {name: model.to(settings.device) for name, model in models.models.items()}
+        members = None if models.members is None else [m.to(settings.device) for m in models.members]
+        evaluation = evaluate_images(self.problem, on_device, shifts=self.shifts,
+                                     latency_batch_sizes=settings.latency_batches,
+                                     train_seconds=models.train_seconds, seed=settings.seed,
+                                     precision=settings.precision, members=members,
+                                     early_stopping=models.early_stopping)
+        return {"kind": self.kind, "task": "classification", **evaluation}
 
 
 def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str, float]:
@@ -147,7 +171,7 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
     other model's fidelity to the ensemble is measured on the same inputs. Sampling students draw
     from a generator seeded with ``seed`` (the caller's random state is left untouched). Models run
     on their own device. Each member is scored alone from its slice of the ensemble's outputs
-    (`hydraplus.experiments.members`): rows ``member`` and ``member-best`` and, under ``members``,
+    (`hydraplus.evaluation.members`): rows ``member`` and ``member-best`` and, under ``members``,
     every member's row; ``members`` (each a one-member model, `Ensemble.member`) adds their cost.
     ``early_stopping`` records (per student) are kept in the students' rows.
     """

@@ -1,14 +1,14 @@
-"""Evaluate every model of a toy run: test metrics (classification: also selective prediction and
-temperature scaling fitted on the validation split; regression: also central-interval coverage),
-off-data uncertainty, cost, and how close each student's uncertainty histograms are to the ensemble's;
-each member alone too."""
+"""The toy suite: evaluate every model of a toy run: test metrics (classification: also selective
+prediction and temperature scaling fitted on the validation split; regression: also central-interval
+coverage), off-data uncertainty, cost, and how close each student's uncertainty histograms are to
+the ensemble's; each member alone too."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -24,8 +24,11 @@ from hydraplus.core.uncertainty import (
     total_variation,
 )
 from hydraplus.data.toy import REGRESSION_RANGE, ToyProblem
-from hydraplus.experiments.image_eval import calibrated, calibrated_from
-from hydraplus.experiments.members import member_outputs, member_scores, summarize, with_members
+from hydraplus.evaluation.images import calibrated, calibrated_from
+from hydraplus.evaluation.members import member_outputs, member_scores, summarize, with_members
+
+if TYPE_CHECKING:
+    from hydraplus.evaluation import Models, Settings
 
 OFF_DATA_DISTANCE = 5.0
 UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
@@ -39,6 +42,32 @@ class ToyEvaluation:
     probe: dict[str, dict[str, Tensor]] = field(default_factory=dict)  # the models', not the members'
     off_data: Tensor | None = None
     members: dict[str, Any] | None = None  # every member's row and how the best was chosen
+
+
+@dataclass
+class ToySuite:
+    """A toy problem's test set and probe grid: `evaluate_toy` on every model, as the evaluation schema
+    (`toy_evaluation`)."""
+
+    problem: ToyProblem
+    kind: str = "toy"
+
+    def evaluate(self, models: Models, settings: Settings) -> dict[str, Any]:
+        toy = evaluate_toy(self.problem, models.models, models.train_seconds, seed=settings.seed,
+                           precision=settings.precision, members=models.members,
+                           early_stopping=models.early_stopping)
+        return toy_evaluation(toy.metrics, self.problem.task, self.problem.name, toy.members)
+
+
+def toy_evaluation(rows: dict[str, dict[str, Any]], task: str, name: str,
+                   members: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The evaluation of a toy run from its metrics ``rows`` (one per model); ``name`` is the toy
+    problem's (``"spiral"`` or ``"regression"``, `ToyProblem.name`); ``members`` the member record
+    (`ToyEvaluation.members`)."""
+    evaluation = {"kind": "toy", "task": task, "models": rows, "problem": {"name": name}, "settings": {}}
+    if members is not None:
+        evaluation["members"] = members
+    return evaluation
 
 
 def off_data_mask(problem: ToyProblem) -> Tensor:
@@ -65,7 +94,7 @@ def evaluate_toy(problem: ToyProblem, models: dict[str, nn.Module],
 
     Sampling students draw from the seeded generator, so an evaluation is repeatable and
     leaves the caller's random state untouched. Each member is scored alone from its slice of the
-    ensemble's outputs (`hydraplus.experiments.members`): rows ``member`` and ``member-best`` after
+    ensemble's outputs (`hydraplus.evaluation.members`): rows ``member`` and ``member-best`` after
     the ensemble, and every member's row in `ToyEvaluation.members`; ``members`` (each a one-member
     model, `Ensemble.member`) adds their parameters and FLOPs. ``early_stopping`` records (per
     student) are kept in the students' rows.

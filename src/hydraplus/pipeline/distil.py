@@ -32,7 +32,11 @@ from hydraplus.core.uncertainty import classification_uncertainty, regression_un
 from hydraplus.engine import cache
 from hydraplus.engine.distributed import check_batches, is_rank_zero, process_rank
 from hydraplus.engine.progress import RunProgress
-from hydraplus.experiments.members import member_scores
+from hydraplus.evaluation import HeldOutSuite, Models, evaluate
+from hydraplus.evaluation.held_out import teacher_student_view
+from hydraplus.evaluation.members import member_scores
+from hydraplus.export.cards import export_with_card
+from hydraplus.export.onnx import traceable
 from hydraplus.inputs.arrays import as_tensors, ood_inputs
 from hydraplus.inputs.contracts import (
     CallableTeacher,
@@ -49,6 +53,18 @@ from hydraplus.inputs.contracts import (
 from hydraplus.inputs.teachers import TeacherFiles
 from hydraplus.methods import get_method
 from hydraplus.models.zoo import STUDENT_FORMS, Split, cut_member, fresh_copy, with_outputs
+from hydraplus.pipeline.config_run import load_trained
+from hydraplus.pipeline.programs import load_program
+from hydraplus.pipeline.run_folder import (
+    finish_distil_run,
+    prepare_out_dir,
+    read_distil_config,
+    start_distil_run,
+    versions,
+    warn_far_students,
+    write_evaluation,
+)
+from hydraplus.pipeline.run_plan import plan_distil
 from hydraplus.pipeline.train import (
     OFF_DATA_PROBE,
     StudentData,
@@ -68,9 +84,7 @@ def as_teacher(teacher: Any, output: Selector = None) -> nn.Module:
     members' predictions from tuple, dict or object outputs (`contracts.pick`).
     """
     if isinstance(teacher, str | Path):
-        if Path(teacher).is_dir():
-            from hydraplus.pipeline.config_run import load_trained
-
+        if Path(teacher).is_dir():  # a config run's trained ensemble
             return load_trained(Path(teacher))[2].ensemble
         return TeacherFiles([Path(teacher)], output)
     if isinstance(teacher, Ensemble):
@@ -135,30 +149,62 @@ class Distilled:
 
     def evaluate(self, test: Any, *, ood: Any = None, out: str | Path | None = None,
                  latency_batches: Sequence[int] = (1, 256), device: str = "cpu",
-                 record: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The teacher beside the student on ``test``: test metrics, OOD detection with ``ood``, the
-        TV between their uncertainty histograms, and cost (the student alone without a teacher);
-        written as ``metrics.json`` and ``report.md`` to ``out`` (default: this result's folder, if
-        any). See `distil_eval`."""
-        from hydraplus.experiments.distil_eval import evaluate_distilled
+                 record: dict[str, Any] | None = None, test_name: str = "test",
+                 ood_name: str | None = None) -> dict[str, Any]:
+        """The teacher beside the student on ``test`` (any data `as_tensors` reads): test metrics, OOD
+        detection with ``ood``, the TV between their uncertainty histograms, and cost (the student
+        alone without a teacher), measured by the one evaluation (`hydraplus.evaluation`, its
+        `HeldOutSuite`) and written as ``evaluation.json``/``.md`` and ``report.md`` to ``out``
+        (default: this result's folder, if any). Returned in its teacher-beside-student form (the
+        student's row under ``"student"``, `teacher_student_view`). A student far from its teacher
+        is warned about (`StudentWarning`)."""
+        x, y = as_tensors(test, "test")
+        y = read_targets(y, "test", 0, self.task)[1]
+        x_ood = None if ood is None else ood_inputs(ood)
+        suite = HeldOutSuite(x, y, self.task, x_ood, test_name, ood_name, dict(record or {}))
+        evaluation = evaluate(self.models(), suite, precision=self.precision, latency_batches=latency_batches,
+                              device=device)
+        folder = out if out is not None else self.folder
+        if folder is not None:
+            write_evaluation(Path(folder), evaluation)
+        warn_far_students(evaluation)
+        return teacher_student_view(evaluation)
 
-        return evaluate_distilled(self, test, ood=ood, out=out, latency_batches=latency_batches,
-                                  device=device, record=record)
+    def models(self) -> Models:
+        """The teacher (where there is one) and the student, as an evaluation takes them."""
+        models = {} if self.teacher is None else {"teacher": self.teacher}
+        members = None if self.teacher is None else member_modules(self.teacher)
+        name = self.spec.name
+        stopped = {} if self.early_stopping is None else {name: self.early_stopping}
+        return Models({**models, name: self.model}, reference="teacher", members=members,
+                      train_seconds={name: self.train_seconds}, early_stopping=stopped,
+                      specs={name: self.spec.to_dict()}, member_validation=self.member_validation)
 
     def export(self, path: str | Path, format: str = "pt2", example: Any = None) -> Path:
         """Write the student to ``path`` for serving without hydraplus, checked against it, with a JSON
         card beside it: ``"pt2"`` its method's export view as a torch.export program, ``"onnx"`` one ONNX
         graph that also outputs the mean prediction and the uncertainty (see `export_with_card`).
         ``example`` is one batch of inputs: it fixes their shape (the batch size stays dynamic)."""
-        from hydraplus.export.cards import export_with_card
-        from hydraplus.export.onnx import traceable
-        from hydraplus.pipeline.run_folder import versions
-
         if example is None:
             raise ValueError("export needs example=: one batch of inputs (it fixes the input shape)")
         x = traceable(torch.as_tensor(example, dtype=torch.float32).cpu())
         card = {"model": self.spec.name, "method": self.spec.method, "versions": versions()}
         return export_with_card(self.model.cpu(), self.spec.method, self.task, x, Path(path), format, card)
+
+
+def member_modules(teacher: nn.Module) -> list[nn.Module] | None:
+    """The teacher's members as modules, where it is made of them (a list of modules, or a looped
+    `Ensemble`); None for other teachers (a loaded program, a callable, a stacked ensemble)."""
+    count = None
+    if isinstance(teacher, ReadTeacher):
+        count = teacher.members
+    while isinstance(teacher, ReadTeacher):
+        teacher = teacher.teacher
+    if isinstance(teacher, Members) and (count is None or len(teacher.members) == count):
+        return list(teacher.members)  # teacher files: one member each
+    if isinstance(teacher, Ensemble) and teacher.members.looped is not None:
+        return [teacher.member(i) for i in range(teacher.size)]
+    return None
 
 
 def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | None = None,
@@ -183,15 +229,16 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     teacher's; the probe set is ``ood``'s inputs when given, else inputs away from the training
     data made from them
     (`hydraplus.data.probe`). With ``out`` the folder is a run that `load_distilled` and ``hydraplus
-    evaluate``, ``compare`` and ``export`` read (`hydraplus.experiments.distil_run`: ``config.json``,
+    evaluate``, ``compare`` and ``export`` read (`hydraplus.pipeline.run_folder`: ``config.json``,
     with ``record``'s keys too, checkpoints, and the student and teacher as torch.export programs),
     and ``resume`` continues an interrupted run in it. ``precision`` is ``"32"``, ``"bf16-mixed"``
     or ``"16-mixed"`` (CUDA), for training and for `Distilled.predict` / `Distilled.evaluate`;
     ``channels_last`` lays a convolutional student out NHWC (faster, the same numbers up to rounding);
     ``compile`` compiles it in place with ``torch.compile`` (off by default: slower on CPUs measured).
     ``val`` is held-out data (any form ``train`` takes): after training the teacher and the student
-    are evaluated on it, with ``ood`` for OOD detection, into `Distilled.metrics` (and ``metrics.json``
-    and ``report.md`` in ``out``). ``ood`` and ``val`` take any form ``train`` does; ``ood``'s labels,
+    are evaluated on it, with ``ood`` for OOD detection, into `Distilled.metrics` (see
+    `Distilled.evaluate`; ``evaluation.json``/``.md`` and ``report.md`` in ``out``).
+    ``ood`` and ``val`` take any form ``train`` does; ``ood``'s labels,
     if any, are ignored (an array or tensor of inputs alone works too).
 
     How the teacher's outputs and the targets are read (`hydraplus.inputs.contracts`):
@@ -251,20 +298,15 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         use_channels_last(student_model)
     shown: bool | RunProgress = progress
     if progress and is_rank_zero(devices, num_nodes):  # timed before compiling (which would cost more)
-        from hydraplus.pipeline.run_plan import plan_distil
-
         shown = plan_distil(student_model, spec, x, device, world_size, precision)
     if compile:
         student_model.compile()
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="hydraplus-distil-"))
     if out is not None:  # every input checked: the first file written
-        from hydraplus.experiments.distil_run import start_run
-        from hydraplus.pipeline.run_folder import prepare_out_dir
-
         write = is_rank_zero(devices, num_nodes)
         if write:
             prepare_out_dir(folder, resume, overwrite)
-        start_run(folder, spec, task, list(x.shape[1:]), seed=seed, precision=precision, record=record,
+        start_distil_run(folder, spec, task, list(x.shape[1:]), seed=seed, precision=precision, record=record,
                   resume=resume, world_size=world_size, write=write,
                   val_fraction=None if spec.patience is None else val_fraction)
     if spec.augment is None and spec.mixup is None:  # else the teacher runs on every changed batch
@@ -286,10 +328,10 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     if not trained.global_zero:
         return result
     if out is not None:
-        from hydraplus.experiments.distil_run import finish_run
-        from hydraplus.export.onnx import traceable
-
-        finish_run(result, traceable(x[:2]))
+        finish_distil_run(folder, get_method(spec.method).export_view(student_model, task)[0], spec.name,
+                          result.teacher, traceable(x[:2]),
+                          {"train_seconds": result.train_seconds, "early_stopping": result.early_stopping,
+                           "member_validation": result.member_validation})
     if val_data is not None:
         result.metrics = result.evaluate(val_data, ood=x_ood, device=device, record=record)
     return result
@@ -424,3 +466,20 @@ def _check_outputs(model: nn.Module, example: Tensor, heads: int, outputs: int) 
         raise ValueError(f"the student gives outputs of shape {shape} on inputs of shape "
                          f"{list(example.shape)}; it must give [B, M, D] = {expected} ({heads} heads or "
                          f"samples of the teacher's {outputs} outputs)")
+
+
+def load_distilled(run_dir: str | Path) -> Distilled:
+    """The result of a finished distillation from its folder: the student and the teacher as loaded
+    programs (the teacher None where it could not be exported), with their settings."""
+    run_dir = Path(run_dir)
+    meta = read_distil_config(run_dir)
+    programs = meta.get("programs")
+    if programs is None:
+        raise ValueError(f"the distillation in {run_dir} has not finished (no programs yet); continue it "
+                         "with resume=True (hydraplus distil ... --resume)")
+    spec = StudentSpec.from_dict(meta["spec"])
+    model = get_method(spec.method).from_export_view(load_program(run_dir / programs["student"]), spec)
+    teacher = None if programs["teacher"] is None else load_program(run_dir / programs["teacher"])
+    return Distilled(model, spec, meta["task"], teacher, meta["train_seconds"], run_dir, meta["precision"],
+                     early_stopping=meta.get("early_stopping"),
+                     member_validation=meta.get("member_validation"))

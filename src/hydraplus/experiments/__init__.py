@@ -1,1 +1,0 @@
-"""Running experiments: the runner (train, distil, load), evaluation, export and `distil` for any teacher."""
