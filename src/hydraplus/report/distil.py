@@ -1,14 +1,12 @@
 """The report of a distillation (`Distilled.evaluate`): Markdown tables of the teacher beside
-its student, written with the metrics as ``report.md`` and ``metrics.json``."""
+its student: a distil run's ``report.md`` (`hydraplus.pipeline.run_folder.write_evaluation`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from hydraplus.io import atomic_write_text
 from hydraplus.metrics import CALIBRATION, DISTIL_COST, DISTIL_TEST, DISTIL_UNCERTAINTY, PREDICTIVE_INTERVALS
 from hydraplus.report.members import member_note, member_rows
 from hydraplus.report.metric_columns import CALIBRATION_INTRO, INTERVALS_INTRO, columns
@@ -126,11 +124,3 @@ def distil_markdown(metrics: dict[str, Any]) -> str:
                   for key, value in metrics["record"].items()]
         lines.append("")
     return "\n".join(lines)
-
-
-def write_distil_report(folder: Path, metrics: dict[str, Any]) -> Path:
-    """Write ``metrics.json`` and ``report.md`` into ``folder`` (atomically); return the report's path."""
-    folder = Path(folder)
-    atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
-    atomic_write_text(folder / "report.md", distil_markdown(metrics))
-    return folder / "report.md"
