@@ -52,9 +52,12 @@ def _accelerator(device: str) -> str:
     return {"cuda": "gpu"}.get(device, device)
 
 
-def _check_batches(batches: Sequence[int]) -> None:
+def _latency_batches(batches: Sequence[int] | None) -> tuple[int, ...]:
+    """The latency batch sizes asked for (default: `LATENCY_BATCH_SIZES`), checked."""
+    batches = LATENCY_BATCH_SIZES if batches is None else tuple(batches)
     if any(b < 1 for b in batches):
         raise ValueError(f"--latency-batches must be positive batch sizes, got {list(batches)}")
+    return batches
 
 
 def demo_folder(out: Path | None, devices: int | None = None, num_nodes: int | None = None) -> Path:
@@ -85,11 +88,11 @@ def train(config: str | Path, out: Path, *, seeds: Sequence[int] = (0,), epochs:
           num_nodes: int | None = None, strategy: str | None = None, device: str = "cpu",
           progress: bool = True, resume: bool = False, overwrite: bool = False,
           data: Path | None = None, ood_data: Path | None = None, checkpoint_every: int = 1,
-          latency_batches: Sequence[int] = LATENCY_BATCH_SIZES) -> Path | None:
+          latency_batches: Sequence[int] | None = None) -> Path | None:
     """A config run (a built-in name or a JSON file) for every seed into ``out/seed-N``: the ensemble
     and every student trained, then evaluated with the run's own suite; returns ``out`` on the
     process that wrote it (None on the others)."""
-    _check_batches(latency_batches)
+    latency_batches = _latency_batches(latency_batches)
     evaluation_device = torch_device(device)
     parsed = load_config(config, epochs=epochs, members=members, precision=precision, devices=devices,
                          num_nodes=num_nodes, strategy=strategy)
@@ -111,12 +114,12 @@ def train(config: str | Path, out: Path, *, seeds: Sequence[int] = (0,), epochs:
 
 def evaluate_run(run_dir: Path, *, data: Path | None = None, ood: Path | None = None, out: Path | None = None,
                  shifts: bool = True, device: str = "cpu", precision: str | None = None,
-                 latency_batches: Sequence[int] = LATENCY_BATCH_SIZES) -> Path:
+                 latency_batches: Sequence[int] | None = None) -> Path:
     """Evaluate every model of a run (a seed folder, a distil run, or a train output folder with
     ``seed-*/``) with its own suite, on ``data``/``ood`` where given (image runs: normalised as in
     training; distil runs need ``data``), into ``out`` (default: the run folder; with ``data``
     ``RUN/eval-<name>``); returns the Markdown file of one run, else the output folder."""
-    _check_batches(latency_batches)
+    latency_batches = _latency_batches(latency_batches)
     run_dir = Path(run_dir)
     runs = run_folders(run_dir)
     out = Path(out) if out is not None else (run_dir if data is None else run_dir / f"eval-{Path(data).stem}")
@@ -189,14 +192,14 @@ def distil_files(teacher: Sequence[Path], data: Path, out: Path, *, val: Path | 
                  ood: Path | None = None, input_mean: Sequence[float] | None = None,
                  input_std: Sequence[float] | None = None, output: str | int | None = None,
                  student: str | None = None, device: str = "cpu",
-                 latency_batches: Sequence[int] = LATENCY_BATCH_SIZES, **settings: Any) -> Distilled:
+                 latency_batches: Sequence[int] | None = None, **settings: Any) -> Distilled:
     """``hydraplus distil``: the teacher's files (or a run folder) distilled on ``data`` (an ``.npz`` or an
     image folder) into ``out``, then evaluated on ``val`` (default: ``data``'s ``x_test``/``y_test``)
     with ``ood``. Inputs are normalised with ``input_mean``/``input_std``, else the teacher's card
     (`input_normalization_of`); ``student`` is a ``MODULE:FACTORY`` to import; ``settings`` go to
     `distil` (``method``, ``heads``, ``epochs``, ``lam``, ``patience``, ``seed``, ``devices``, ...).
     Every input is checked before training."""
-    _check_batches(latency_batches)
+    latency_batches = _latency_batches(latency_batches)
     evaluation_device = torch_device(device)
     norm = input_normalization_of(teacher, input_mean, input_std)
     x, y = as_tensors(data, "train")

@@ -16,10 +16,8 @@ from typing import Any
 
 from hydraplus.config import STRATEGIES
 from hydraplus.core.precision import PRECISIONS
-from hydraplus.evaluation.images import LATENCY_BATCH_SIZES
 
 EXIT_ERROR = 1
-LATENCY_BATCHES = list(LATENCY_BATCH_SIZES)
 
 
 def _precision(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +51,7 @@ def _common(parser: argparse.ArgumentParser, processes_default: str = "1") -> No
 
 
 def _latency(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--latency-batches", type=int, nargs="+", default=LATENCY_BATCHES, metavar="B",
+    parser.add_argument("--latency-batches", type=int, nargs="+", default=None, metavar="B",
                         help="batch sizes of the latency measurements of image runs (default: 1 256)")
 
 
