@@ -1,7 +1,7 @@
 """hydraplus: distil a deep ensemble into one multi-headed network (Hydra+).
 
 The pure-PyTorch core (containers, losses, uncertainty, metrics) is importable without
-Lightning; methods, config, engine, data layer, experiments and CLI sit above it.
+Lightning; methods, config, engine, data layer, pipeline, evaluation, API and CLI sit above it.
 `hydraplus.distil` distils any trained ensemble in one call; `hydraplus.load_distilled` reads its
 output folder back.
 """

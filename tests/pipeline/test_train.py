@@ -63,8 +63,9 @@ def test_distil_writes_the_same_student_records_as_a_config_run(tmp_path: Path) 
 
 
 def test_distil_augments_like_a_config_run() -> None:
-    """A student ``augment`` setting is taken by `hydraplus.distil` (it was dropped before the one
-    training path): the crops change what the student learns; on non-image data it is refused."""
+    """A student ``augment`` (and ``mixup``) setting is taken by `hydraplus.distil` (they were dropped
+    before the one training path): they change what the student learns; augmenting non-image data is
+    refused."""
     x, y = blob_images(80)
     members = train_members([TinyCNN(), TinyCNN()], x, y, steps=20)
     common: dict[str, Any] = {"method": "hydra", "epochs": 2, "batch_size": 20, "patience": None}
@@ -72,6 +73,9 @@ def test_distil_augments_like_a_config_run() -> None:
     cropped = hydraplus.distil(members, (x, y), augment={"crop_padding": 2}, **common)
     assert cropped.spec.augment is not None
     assert not torch.allclose(plain.predict(x[:8])["probs"], cropped.predict(x[:8])["probs"])
+    mixed = hydraplus.distil(members, (x, y), mixup=0.4, **common)  # mixup too, as in a config run
+    assert mixed.spec.mixup == 0.4
+    assert not torch.allclose(plain.predict(x[:8])["probs"], mixed.predict(x[:8])["probs"])
     flat = [nn.Sequential(nn.Flatten(), nn.Linear(64, 3)) for _ in range(2)]
     with pytest.raises(ValueError, match="augment applies to image data only"):
         hydraplus.distil(flat, (x.flatten(1), y), augment={"crop_padding": 2}, **common)
