@@ -6,12 +6,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from _dummies import toy_config
 from hydraplus.cli import main
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def one_line_error(capsys: pytest.CaptureFixture) -> str:
@@ -63,3 +68,11 @@ def test_overwrite_deletes_runs_only(tmp_path: Path, capsys: pytest.CaptureFixtu
     (folder / "thesis.tex").write_text("not a run")
     assert main(["train", "toy-spiral", "--out", str(folder), "--overwrite"]) == 1
     assert "holds no hydraplus run" in capsys.readouterr().err and (folder / "thesis.tex").is_file()
+
+
+def test_help_answers_without_loading_torch() -> None:
+    """`hydraplus --help` and every subcommand's parser are built from torch-free modules (a CLI
+    that takes seconds to print its help is not one people keep using)."""
+    code = ("import sys; from hydraplus.cli import build_parser; build_parser().format_help(); "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:3]")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": SRC})

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydraplus.config import STRATEGIES
-from hydraplus.core.precision import PRECISIONS
+from hydraplus.choices import PRECISIONS, STRATEGIES
 
 EXIT_ERROR = 1
 

@@ -14,7 +14,6 @@ from hydraplus.config.load import load_config, read_config, scale_epochs, with_m
 from hydraplus.config.parse import AUTO, parse_config, resolve_student
 from hydraplus.config.presets import available_configs, builtin_text
 from hydraplus.config.schema import (
-    STRATEGIES,
     ConfigWarning,
     DataSettings,
     EnsembleSettings,
@@ -25,7 +24,6 @@ from hydraplus.spec import ArchSettings, ConfigError, StudentDefaults, StudentSp
 
 __all__ = [
     "AUTO",
-    "STRATEGIES",
     "ArchSettings",
     "ConfigError",
     "ConfigWarning",

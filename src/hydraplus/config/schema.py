@@ -9,13 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hydraplus.choices import STRATEGIES
 from hydraplus.core.augment import Augmentation
 from hydraplus.data.sources import run_kind
 from hydraplus.spec import ArchSettings, ConfigError, StudentDefaults, StudentSpec, check_range, is_integer
 
-# Lightning strategies whose processes all run the whole program (see hydraplus.engine.distributed);
-# spawning ones would train in copies whose results the calling process never sees.
-STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 TOP_KEYS = ("name", "task", "data", "arch", "ensemble", "student", "students")
 OPTIONAL_TOP_KEYS = ("precision", "channels_last", "compile", "trainer")
 # Settings a student entry may override (the lambda table is replaced by one "lambda").

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import torch
 
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+from hydraplus.choices import PRECISIONS
+
 _DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 

@@ -22,7 +22,7 @@ from lightning.fabric.plugins.environments import (
 )
 from torch import Tensor
 
-from hydraplus.config import STRATEGIES
+from hydraplus.choices import STRATEGIES
 
 
 def lightning_strategy(strategy: str, world_size: int) -> str:
