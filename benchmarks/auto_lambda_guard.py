@@ -14,19 +14,22 @@ off-data probe drawn with another seed than the controller's). The auto student 
 - its epistemic TV <= the lambda = 0 student's (both rounded to 3 decimals, as the table shows them:
   an auto student whose lambda stayed near 0 differs from the lambda = 0 one by round-off).
 
-    OMP_NUM_THREADS=1 python benchmarks/auto_lambda_guard.py --out docs/results/auto-lambda
+    OMP_NUM_THREADS=1 python benchmarks/auto_lambda_guard.py --seeds 0 1 2
 
-writes ``README.md`` and ``results.json`` there (``--seed`` picks the draw: 0 is reported; the
-guard's constants were chosen on seed 1).
+writes ``README.md`` and ``results.json`` there (``--seeds`` picks the draws, 0 1 2 by default:
+each seed draws the data split, the members and the students; the guard's constants were chosen on
+seed 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
 import json
 import math
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -261,15 +264,19 @@ def run_problem(setup: Setup, seed: int = 0) -> dict[str, Any]:
     teacher_out, teacher_probe = outputs(teacher, setup.x_test), outputs(teacher, probe)
     rows: dict[str, Any] = {"teacher": scores(setup, teacher_out, teacher_out, teacher_probe, teacher_probe)}
     lambdas: dict[str, Any] = {}
-    for label, lam in (("lambda=0", 0.0), (f"lambda={setup.fixed_lam:g}", setup.fixed_lam), ("auto", "auto")):
-        start = time.perf_counter()
-        result = hydraplus.distil(setup.members, (setup.x_train, setup.y_train), heads=HEADS,
-                                  epochs=setup.epochs, lam=lam, seed=seed)
-        student = result.model
-        rows[label] = scores(setup, teacher_out, outputs(student, setup.x_test), teacher_probe,
-                             outputs(student, probe))
-        rows[label]["seconds"] = time.perf_counter() - start
-        lambdas[label] = lam
+    with tempfile.TemporaryDirectory() as tmp:
+        fixed = f"lambda={setup.fixed_lam:g}"
+        for label, lam in (("lambda=0", 0.0), (fixed, setup.fixed_lam), ("auto", "auto")):
+            start = time.perf_counter()
+            out = Path(tmp) / "auto" if lam == "auto" else None  # its log shows the lambdas it took
+            result = hydraplus.distil(setup.members, (setup.x_train, setup.y_train), heads=HEADS,
+                                      epochs=setup.epochs, lam=lam, seed=seed, out=out)
+            student = result.model
+            rows[label] = scores(setup, teacher_out, outputs(student, setup.x_test), teacher_probe,
+                                 outputs(student, probe))
+            rows[label]["seconds"] = time.perf_counter() - start
+            lambdas[label] = lam
+        auto_lambda = lambda_log(next((Path(tmp) / "auto").glob("*/log/metrics.csv")))
     t, zero, auto = rows["teacher"], rows["lambda=0"], rows["auto"]
     checks = {"ece": auto["ece"] <= max(2 * t["ece"], t["ece"] + 0.03),
               "agreement": auto["agreement"] is None or auto["agreement"] >= zero["agreement"] - 0.01,
@@ -278,15 +285,40 @@ def run_problem(setup: Setup, seed: int = 0) -> dict[str, Any]:
             "classes": int(teacher_out.shape[-1]) if setup.task == "classification" else None,
             "input": list(setup.x_train.shape[1:]), "epochs": setup.epochs, "fixed_lambda": setup.fixed_lam,
             "fixed_lambda_source": setup.lam_source, "rows": rows, "checks": checks,
-            "passed": all(checks.values())}
+            "passed": all(checks.values()), "auto_lambda": auto_lambda}
+
+
+def lambda_log(path: Path) -> dict[str, Any]:
+    """The lambdas an auto run took (its ``train/lambda`` column): the largest, and on how many epochs
+    it was above 0."""
+    with path.open() as f:
+        lambdas = [float(row["train/lambda"]) for row in csv.DictReader(f) if row.get("train/lambda")]
+    raised = sum(v > 0 for v in lambdas)
+    return {"max": max(lambdas, default=0.0), "epochs_above_0": raised, "epochs": len(lambdas),
+            "summary": f"{max(lambdas, default=0.0):.2g} ({raised} of {len(lambdas)} epochs > 0)"}
 
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 
 
-def markdown(results: list[dict[str, Any]], seed: int, command: str, seconds: float) -> str:
-    """The README: one table row per problem and model, and the checks."""
+def _spread(values: list[float | None], scale: float, digits: int) -> str:
+    """``mean ± std`` of ``values`` (times ``scale``; sample std, 0 for one value); – for None."""
+    if any(v is None for v in values):
+        return "–"
+    data = np.array(values, dtype=float) * scale
+    std = float(data.std(ddof=1)) if len(data) > 1 else 0.0
+    return f"{data.mean():.{digits}f} ± {std:.{digits}f}"
+
+
+def _failed(result: dict[str, Any]) -> str:
+    return "yes" if result["passed"] else "no: " + ", ".join(k for k, v in result["checks"].items() if not v)
+
+
+def markdown(runs: dict[int, list[dict[str, Any]]], command: str, seconds: float) -> str:
+    """The README: per problem and model the mean ± std over the seeds, then each seed's checks."""
+    seeds = list(runs)
+    first = runs[seeds[0]]
     lines = [
         "# The automatic lambda's guard on seven problems", "",
         "Five members trained like a user would (small MLPs, a small CNN on CIFAR-10), distilled by "
@@ -299,26 +331,44 @@ def markdown(results: list[dict[str, Any]], seed: int, command: str, seconds: fl
         "",
         "The auto student passes when its ECE <= max(2 x the teacher's, the teacher's + 3 points), its "
         "agreement with the teacher's class >= the lambda = 0 student's - 1 point, and its epistemic TV "
-        "<= the lambda = 0 student's (at the table's 3 decimals).", "",
-        f"Seed {seed}; {seconds / 60:.1f} minutes on one CPU thread. Reproduce with `{command}`.", "",
+        "<= the lambda = 0 student's (at 3 decimals).", "",
+        f"Seeds {', '.join(map(str, seeds))} (each seed draws the data split, the members and the "
+        f"students); {seconds / 60:.1f} minutes on one CPU thread. Reproduce with `{command}`.", "",
+        f"## Mean ± std over the {len(seeds)} seeds", "",
         "| problem | train / test | classes | epochs | model | ECE % | error % (RMSE) | agreement % "
-        "| epistemic TV | passes |",
+        "| epistemic TV | auto passes |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for result in results:
-        for label, row in result["rows"].items():
-            err = f"{row['error']:.3f}" if result["task"] == "regression" else _pct(row["error"])
-            ok = ""
-            if label == "auto":
-                ok = "yes" if result["passed"] else "no: " + ", ".join(k for k, v in result["checks"].items()
-                                                                        if not v)
+    for i, result in enumerate(first):
+        per_seed = [runs[seed][i] for seed in seeds]
+        for label in result["rows"]:
+            rows = [r["rows"][label] for r in per_seed]
+            regression = result["task"] == "regression"
+            err = _spread([r["error"] for r in rows], 1 if regression else 100, 3 if regression else 2)
+            tv = "–" if label == "teacher" else _spread([r["tv_epistemic"] for r in rows], 1, 3)
+            ok = f"{sum(r['passed'] for r in per_seed)} of {len(seeds)}" if label == "auto" else ""
             lines.append(f"| {result['problem']} | {result['train']} / {result['test']} | "
-                         f"{result['classes'] or '–'} | {result['epochs']} | {label} | {_pct(row['ece'])} | "
-                         f"{err} | {_pct(row['agreement'])} | "
-                         f"{'–' if label == 'teacher' else format(row['tv_epistemic'], '.3f')} | {ok} |")
-    passed = sum(r["passed"] for r in results)
-    lines += ["", f"The auto student passes on {passed} of {len(results)} problems.", ""]
-    fixed = [f"{r['problem']} {r['fixed_lambda']:g} ({r['fixed_lambda_source']})" for r in results]
+                         f"{result['classes'] or '–'} | {result['epochs']} | {label} | "
+                         f"{_spread([r['ece'] for r in rows], 100, 2)} | {err} | "
+                         f"{_spread([r['agreement'] for r in rows], 100, 2)} | {tv} | {ok} |")
+    lines += ["", "## Each seed's checks", "",
+              "| problem | seed | auto ECE % (bound) | auto agreement % (lambda = 0's - 1) "
+              "| auto TV (lambda = 0's) | auto's largest lambda (epochs above 0) | passes |",
+              "|---|---|---|---|---|---|---|"]
+    for i in range(len(first)):
+        for seed in seeds:
+            r = runs[seed][i]
+            t, zero, auto = r["rows"]["teacher"], r["rows"]["lambda=0"], r["rows"]["auto"]
+            bound = max(2 * t["ece"], t["ece"] + 0.03)
+            agreement = ("–" if auto["agreement"] is None
+                         else f"{_pct(auto['agreement'])} ({_pct(zero['agreement'] - 0.01)})")
+            lines.append(f"| {r['problem']} | {seed} | {_pct(auto['ece'])} ({_pct(bound)}) | {agreement} | "
+                         f"{auto['tv_epistemic']:.3f} ({zero['tv_epistemic']:.3f}) | "
+                         f"{r.get('auto_lambda', {}).get('summary', '–')} | {_failed(r)} |")
+    total = sum(len(results) for results in runs.values())
+    passed = sum(r["passed"] for results in runs.values() for r in results)
+    lines += ["", f"The auto student passes on {passed} of {total} problem-seeds.", ""]
+    fixed = [f"{r['problem']} {r['fixed_lambda']:g} ({r['fixed_lambda_source']})" for r in first]
     lines += ["Fixed lambdas: " + "; ".join(fixed) + ".", ""]
     return "\n".join(lines)
 
@@ -326,26 +376,31 @@ def markdown(results: list[dict[str, Any]], seed: int, command: str, seconds: fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "auto-lambda")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
-    results = []
-    for name in args.problems:
-        t0 = time.perf_counter()
-        results.append(run_problem(PROBLEMS[name](args.seed), args.seed))
-        print(f"{name}: {time.perf_counter() - t0:.0f} s, passed={results[-1]['passed']} "
-              + json.dumps({k: {kk: (round(vv, 4) if isinstance(vv, float) else vv) for kk, vv in v.items()}
-                            for k, v in results[-1]["rows"].items()}), flush=True)
+    runs: dict[int, list[dict[str, Any]]] = {}
+    for seed in args.seeds:
+        runs[seed] = []
+        for name in args.problems:
+            t0 = time.perf_counter()
+            runs[seed].append(run_problem(PROBLEMS[name](seed), seed))
+            rows = {k: {kk: (round(vv, 4) if isinstance(vv, float) else vv) for kk, vv in v.items()}
+                    for k, v in runs[seed][-1]["rows"].items()}
+            print(f"seed {seed} {name}: {time.perf_counter() - t0:.0f} s, passed={runs[seed][-1]['passed']} "
+                  + json.dumps(rows), flush=True)
     seconds = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
-    command = "OMP_NUM_THREADS=1 python benchmarks/auto_lambda_guard.py" + (
-        f" --seed {args.seed}" if args.seed else "")
-    (args.out / "results.json").write_text(json.dumps({"seed": args.seed, "seconds": seconds,
-                                                       "problems": results}, indent=2))
-    (args.out / "README.md").write_text(markdown(results, args.seed, command, seconds))
-    return 0 if all(r["passed"] for r in results) else 1
+    command = ("OMP_NUM_THREADS=1 python benchmarks/auto_lambda_guard.py --seeds "
+               + " ".join(map(str, args.seeds)))
+    if args.problems != list(PROBLEMS):
+        command += " --problems " + " ".join(args.problems)
+    saved = {"seeds": args.seeds, "seconds": seconds, "runs": {str(k): v for k, v in runs.items()}}
+    (args.out / "results.json").write_text(json.dumps(saved, indent=2))
+    (args.out / "README.md").write_text(markdown(runs, command, seconds))
+    return 0 if all(r["passed"] for results in runs.values() for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -26,7 +26,13 @@ def test_the_table_names_every_problem_and_failure() -> None:
             "auto": {"ece": 0.5, "error": 0.3, "agreement": 0.7, "tv_epistemic": 0.3}}
     result = {"problem": "digits", "task": "classification", "train": 10, "test": 5, "classes": 10,
               "epochs": 20, "fixed_lambda": 9.0, "fixed_lambda_source": "spiral", "rows": rows,
-              "passed": False, "checks": {"ece": False, "agreement": False, "tv_epistemic": True}}
-    text = guard.markdown([result], 0, "python benchmarks/auto_lambda_guard.py", 60.0)
-    assert "| digits | 10 / 5 | 10 | 20 | auto | 50.00 | 30.00 | 70.00 | 0.300 | no: ece, agreement |" in text
-    assert "passes on 0 of 1 problems" in text
+              "passed": False, "checks": {"ece": False, "agreement": False, "tv_epistemic": True},
+              "auto_lambda": {"summary": "0.5 (3 of 20 epochs > 0)"}}
+    other = {**result, "rows": {**rows, "auto": {**rows["auto"], "ece": 0.3, "tv_epistemic": 0.5}}}
+    text = guard.markdown({0: [result], 1: [other]}, "python benchmarks/auto_lambda_guard.py", 60.0)
+    # mean +- sample std over the two seeds: ECE 50 and 30 -> 40.00 +- 14.14
+    assert ("| digits | 10 / 5 | 10 | 20 | auto | 40.00 ± 14.14 | 30.00 ± 0.00 | 70.00 ± 0.00 "
+            "| 0.400 ± 0.141 | 0 of 2 |") in text
+    assert ("| digits | 0 | 50.00 (4.00) | 70.00 (97.00) | 0.300 (0.400) | 0.5 (3 of 20 epochs > 0) "
+            "| no: ece, agreement |") in text
+    assert "passes on 0 of 2 problem-seeds" in text

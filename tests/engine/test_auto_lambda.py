@@ -1,4 +1,5 @@
-"""The automatic diversity weight: its update rule, bounds and checkpointed state."""
+"""The automatic diversity weight: its update rule, bounds, the weights it ends with and its
+checkpointed state."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from torch import nn
 from hydraplus.config import StudentSpec
 from hydraplus.core.containers import MultiHeadStudent
 from hydraplus.core.schedules import LambdaSchedule
-from hydraplus.core.uncertainty import classification_uncertainty
+from hydraplus.core.uncertainty import classification_uncertainty, total_variation
 from hydraplus.engine import auto_lambda
 from hydraplus.engine.auto_lambda import (
     CUT,
     RAMP,
     AutoLambda,
+    Candidate,
+    Candidates,
     Fit,
     ProbeSet,
     fit_to,
     guard_inputs,
+    off_data,
     rise_limit,
     student_fit,
     teacher_probe,
@@ -138,3 +142,84 @@ def test_the_module_needs_a_probe_and_checkpoints_lambda() -> None:
     assert restored.auto_lambda == module.auto_lambda
     with pytest.raises(ValueError, match="an automatic lambda has no ramp"):
         LambdaSchedule(1.0, 0, 5, auto=True)
+
+
+def test_lambda_remembers_whether_it_ever_left_zero() -> None:
+    stays = AutoLambda(1.0, target=0.1)
+    stays.update(0.3)  # at the target after the warm-up: 0
+    stays.update(0.2)
+    assert not stays.raised
+    rises = AutoLambda(1.0, target=0.1)
+    rises.update(0.05)
+    assert rises.raised
+    rises.update(10.0)
+    rises.value = 0.0  # back at 0 later: the run has still left the lambda = 0 path
+    assert rises.raised and rises.state()["raised"] is True
+
+
+def _candidate(epoch: int, kl: list[float], tv: float, agreement: float | None = 0.9) -> Candidate:
+    return Candidate(epoch, torch.tensor(kl, dtype=torch.float64), agreement, tv)
+
+
+def test_candidates_keep_the_closest_histogram_among_fits_as_good_as_the_best() -> None:
+    best = _candidate(5, [0.10, 0.20, 0.30, 0.40], tv=0.50)
+    # per-input differences from the best 0.01, 0.03, 0.01, 0.03: mean 0.02, standard error
+    # std([.01, .03, .01, .03]) / 2 = 0.0115 / 2 = 0.0058 < 0.02: not as good
+    worse = _candidate(3, [0.11, 0.23, 0.31, 0.43], tv=0.10)
+    # differences 0.03, -0.02, 0.03, -0.02: mean 0.005 <= its standard error 0.0289 / 2: as good
+    close = _candidate(7, [0.13, 0.18, 0.33, 0.38], tv=0.40)
+    assert not worse.as_good_as(best) and close.as_good_as(best)
+    assert not _candidate(8, [0.1, 0.2, 0.3, 0.4], tv=0.1, agreement=0.89).as_good_as(best)  # agreement fell
+    kept = Candidates()
+    for candidate in (worse, best, close):
+        kept.add(candidate, {"w": torch.full((1,), float(candidate.epoch))})
+    assert [c.epoch for c, _ in kept.kept] == [5, 7]  # epoch 3 dropped once the best came
+    chosen, weights = kept.chosen()
+    assert chosen.epoch == 7 and weights["w"].item() == 7.0  # the closer histogram
+    kept.add(_candidate(9, [0.13, 0.18, 0.33, 0.38], tv=0.45), {"w": torch.zeros(1)})
+    assert [c.epoch for c, _ in kept.kept] == [5, 7]  # epoch 7 beats it on every measure
+    restored = Candidates()
+    restored.restore(kept.state())
+    assert [(c.epoch, c.tv) for c, _ in restored.kept] == [(5, 0.5), (7, 0.4)]
+    with pytest.raises(ValueError, match="no candidate"):
+        Candidates().chosen()
+
+
+def test_off_data_is_the_geometric_mean_and_the_histogram_distance_from_the_teacher() -> None:
+    torch.manual_seed(0)
+    teacher = MultiHeadStudent(nn.Identity(), [nn.Linear(2, 3) for _ in range(4)])
+    student = MultiHeadStudent(nn.Identity(), [nn.Linear(2, 3) for _ in range(4)])
+    inputs = torch.randn(200, 2)
+    probe = teacher_probe(teacher, inputs, "classification")
+    assert probe.upper == pytest.approx(math.log(3))
+    measured = off_data(student, probe, "classification")
+    values = classification_uncertainty(student(inputs).detach().double())["epistemic"]
+    assert measured.typical == pytest.approx(typical_epistemic(student, probe, "classification"))
+    assert measured.tv == pytest.approx(total_variation(values.float(), probe.teacher_values.float(),
+                                                        math.log(3), 50))
+    assert off_data(teacher, probe, "classification").tv == 0.0
+
+
+def test_measuring_leaves_the_student_alone_and_a_run_at_zero_keeps_its_weights() -> None:
+    """What makes a run whose lambda stayed 0 the lambda = 0 run, bit for bit."""
+    torch.manual_seed(0)
+    core = nn.Sequential(nn.Linear(2, 8), nn.Dropout(0.5))
+    student = MultiHeadStudent(core, [nn.Linear(8, 3) for _ in range(2)])
+    spec = StudentSpec("hydra+", heads=2, lam=LambdaSchedule(1.0, auto=True))
+    x = torch.randn(40, 2)
+    probe = teacher_probe(student, torch.randn(30, 2) * 5, "classification", train=x, seed=1)
+    module = DistillModule(student, "hydra+", "classification", spec, probe=probe)
+    weights = {k: v.clone() for k, v in student.state_dict().items()}
+    rng = torch.get_rng_state()
+    module._measure(3)
+    assert torch.equal(torch.get_rng_state(), rng) and student.training
+    assert all(torch.equal(v, weights[k]) for k, v in student.state_dict().items())
+    assert [c.epoch for c, _ in module.candidates.kept] == [3]
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(1.0)  # later weights
+    module._choose()  # lambda never left 0: nothing is restored
+    assert not any(torch.equal(v, weights[k]) for k, v in student.state_dict().items())
+    module.auto_lambda.raised, module._chosen = True, False  # type: ignore[union-attr]
+    module._choose()  # it did: the only candidate's weights come back
+    assert all(torch.equal(v, weights[k]) for k, v in student.state_dict().items())

@@ -22,6 +22,17 @@ value it was cut to.
 
 Lambda moves once per epoch, on the weights the previous epoch ended with. Steps are bounded so
 one odd epoch cannot throw lambda far, and lambda stays within [low, high].
+
+Once lambda has left 0 the run is no longer the lambda = 0 run, and nothing says its last (or
+early-stopped) weights match the ensemble off the data better than a lambda = 0 student would. So
+every measured epoch is a candidate (`Candidate`: its fit on the guard inputs and the total
+variation between its and the teacher's epistemic histograms on the probe), and at the end the
+weights returned are the candidate with the histogram closest to the teacher's among those whose
+fit is as good as the best fit's (`Candidates`): KL above the lowest by at most the standard error
+of the per-input differences, class agreement no lower. The lambda = 0 epochs are candidates too,
+so a rise that only made the probe's histogram worse is undone. A run whose lambda never left 0
+keeps its weights: it is the lambda = 0 run, bit for bit (the controller only reads the model, in
+its own random state).
 """
 
 from __future__ import annotations
@@ -35,7 +46,12 @@ from torch import Tensor, nn
 
 from hydraplus.core.losses import gaussian_kl
 from hydraplus.core.modes import evaluating
-from hydraplus.core.uncertainty import classification_uncertainty, predictive_gaussian, regression_uncertainty
+from hydraplus.core.uncertainty import (
+    classification_uncertainty,
+    predictive_gaussian,
+    regression_uncertainty,
+    total_variation,
+)
 
 WARMUP_FRACTION = 0.1  # lambda is 0 while the student first fits the teacher
 FLOOR_FRACTION = 1e-5  # values below this fraction of the teacher's mean count as this floor
@@ -46,6 +62,8 @@ AGREEMENT_SLACK = 0.01  # and the class agreement to fall by this fraction of th
 CUT = 0.25  # lambda's factor when the guard finds the fit broken
 RAMP = 1e-3  # lambda's first value after the warm-up, as a fraction of its start value
 RISE_FRACTION = 0.3  # the fraction of the epochs in which lambda can climb from the ramp to its start
+TV_BINS = 50  # histogram bins of the probe's epistemic values (as every TV in the reports)
+UPPER_QUANTILE = 0.99  # regression: the histograms run up to this quantile of the teacher's values
 
 
 def warmup_epochs(epochs: int) -> int:
@@ -89,7 +107,8 @@ class Fit(NamedTuple):
 @dataclass
 class AutoLambda:
     """The controller's state: the current lambda, the target it steers toward, the ceiling the
-    guard has set (``high`` until it first cuts) and the guard's reference fit."""
+    guard has set (``high`` until it first cuts), the guard's reference fit and whether lambda has
+    ever left 0."""
 
     value: float
     target: float
@@ -101,6 +120,7 @@ class AutoLambda:
     ceiling: float | None = None
     reference: Fit | None = None
     started: bool = False
+    raised: bool = False  # whether lambda has left 0 (the run is no longer the lambda = 0 run)
 
     def __post_init__(self) -> None:
         if not self.value > 0:
@@ -133,11 +153,13 @@ class AutoLambda:
         if not self.started:
             self.started = True
             self.value = 0.0 if ratio <= 1 else self.value * RAMP
+            self.raised = self.value > 0
             return self.value
         step = min(max(ratio**self.gain, 1 / self.max_down), rise)
         top = self.high if self.ceiling is None else self.ceiling
         value = (self.low if step > 1 else 0.0) if self.value == 0 else self._floored(self.value * step)
         self.value = min(value, top)
+        self.raised = self.raised or self.value > 0
         return self.value
 
     def _floored(self, value: float) -> float:
@@ -148,13 +170,14 @@ class AutoLambda:
         """What a checkpoint keeps (a resumed run takes the same steps)."""
         reference = self.reference or Fit(math.nan)
         return {"value": self.value, "ceiling": self.ceiling, "reference_kl": reference.kl,
-                "reference_agreement": reference.agreement, "started": self.started}
+                "reference_agreement": reference.agreement, "started": self.started, "raised": self.raised}
 
     def restore(self, state: dict[str, float | None]) -> None:
         """Take back a `state`."""
         self.value = float(state["value"])  # type: ignore[arg-type]
         self.ceiling = state.get("ceiling")
         self.started = bool(state.get("started", True))
+        self.raised = bool(state.get("raised", self.value > 0))
         kl = state.get("reference_kl")
         self.reference = None if kl is None or math.isnan(kl) else Fit(kl, state.get("reference_agreement"))
 
@@ -169,13 +192,17 @@ class Guard(NamedTuple):
 
 class ProbeSet(NamedTuple):
     """The controller's probe inputs, the teacher's typical epistemic uncertainty on them (the
-    target), the floor below which values count as the floor (so an exact 0 has a logarithm) and
-    the guard (None: lambda is steered by the probe alone)."""
+    target), the floor below which values count as the floor (so an exact 0 has a logarithm), the
+    guard (None: lambda is steered by the probe alone, and the weights are never chosen), the
+    teacher's epistemic value on each probe input and the top of their histograms' range (log C
+    for classification, the teacher's largest value for regression)."""
 
     inputs: Tensor
     target: float
     floor: float
     guard: Guard | None = None
+    teacher_values: Tensor | None = None
+    upper: float = 1.0
 
 
 @torch.no_grad()
@@ -210,14 +237,26 @@ def mean_prediction(model: nn.Module, inputs: Tensor, task: str, batch_size: int
     return torch.cat(out)
 
 
-def fit_to(teacher: Tensor, student: Tensor, task: str) -> Fit:
-    """How closely a student's mean predictions follow the teacher's (see `Fit`)."""
+def kl_values(teacher: Tensor, student: Tensor, task: str) -> tuple[Tensor, float | None]:
+    """The KL divergence of a student's mean prediction from the teacher's on each guard input, and
+    (classification) the fraction of inputs whose class agrees."""
     if task == "classification":
         tiny = torch.finfo(torch.float64).tiny
         kl = (teacher * (teacher.clamp_min(tiny).log() - student.clamp_min(tiny).log())).sum(-1)
-        return Fit(float(kl.mean()), float((teacher.argmax(-1) == student.argmax(-1)).double().mean()))
+        return kl, float((teacher.argmax(-1) == student.argmax(-1)).double().mean())
     (mu_t, var_t), (mu_s, var_s) = teacher.unbind(-1), student.clamp_min(1e-12).unbind(-1)
-    return Fit(float(gaussian_kl(mu_t, var_t.clamp_min(1e-12), mu_s, var_s).mean()))
+    return gaussian_kl(mu_t, var_t.clamp_min(1e-12), mu_s, var_s), None
+
+
+def fit_to(teacher: Tensor, student: Tensor, task: str) -> Fit:
+    """How closely a student's mean predictions follow the teacher's (see `Fit`)."""
+    kl, agreement = kl_values(teacher, student, task)
+    return Fit(float(kl.mean()), agreement)
+
+
+def student_kl_values(model: nn.Module, guard: Guard, task: str) -> tuple[Tensor, float | None]:
+    """`kl_values` of ``model`` on the guard inputs."""
+    return kl_values(guard.teacher, mean_prediction(model, guard.inputs, task), task)
 
 
 def student_fit(model: nn.Module, guard: Guard, task: str) -> Fit:
@@ -245,12 +284,104 @@ def teacher_probe(teacher: nn.Module, inputs: Tensor, task: str, train: Tensor |
     if train is not None:
         sample = guard_inputs(train, seed)
         guard = Guard(sample, mean_prediction(teacher, sample, task))
-    return ProbeSet(inputs, geometric_mean(values, floor), floor, guard)
+    if task == "classification":
+        upper = math.log(mean_prediction(teacher, inputs[:1], task).shape[-1])
+    else:  # the bulk's range: the largest few values of a variance are far above the rest
+        upper = float(torch.quantile(values, UPPER_QUANTILE))
+    return ProbeSet(inputs, geometric_mean(values, floor), floor, guard, values, upper)
 
 
 def typical_epistemic(model: nn.Module, probe: ProbeSet, task: str, batch_size: int = 1024) -> float:
     """A model's typical (geometric-mean) epistemic uncertainty on the probe inputs."""
     return geometric_mean(epistemic_values(model, probe.inputs, task, batch_size), probe.floor)
+
+
+class OffData(NamedTuple):
+    """A model's epistemic uncertainty on the probe: typical (geometric mean) and the total variation
+    between its histogram and the teacher's (NaN without the teacher's values)."""
+
+    typical: float
+    tv: float
+
+
+def off_data(model: nn.Module, probe: ProbeSet, task: str, batch_size: int = 1024) -> OffData:
+    """`OffData` of ``model`` on ``probe``, from one pass over its inputs."""
+    values = epistemic_values(model, probe.inputs, task, batch_size)
+    tv = (math.nan if probe.teacher_values is None
+          else total_variation(values.float(), probe.teacher_values.float(), probe.upper, TV_BINS))
+    return OffData(geometric_mean(values, probe.floor), tv)
+
+
+class Candidate(NamedTuple):
+    """Weights a run may end with: after ``epoch`` epochs, with the KL of their mean prediction from
+    the teacher's on each guard input, their class agreement there (classification) and the TV of
+    their epistemic histogram on the probe from the teacher's."""
+
+    epoch: int
+    kl: Tensor
+    agreement: float | None
+    tv: float
+
+    @property
+    def fit(self) -> Fit:
+        return Fit(float(self.kl.mean()), self.agreement)
+
+    def as_good_as(self, best: Candidate) -> bool:
+        """Whether this candidate's fit is as good as ``best``'s, up to the guard sample's noise: its mean
+        KL above ``best``'s by at most the standard error of the per-input differences, and its class
+        agreement no lower."""
+        if self.agreement is not None and best.agreement is not None and self.agreement < best.agreement:
+            return False
+        difference = self.kl - best.kl
+        se = float(difference.std() / math.sqrt(len(difference))) if len(difference) > 1 else 0.0
+        return float(difference.mean()) <= se
+
+    def key(self) -> tuple[float, float, float, int]:
+        """The order of preference among candidates as good as the best: histogram, KL, agreement."""
+        return (self.tv, self.fit.kl, -(self.agreement or 0.0), self.epoch)
+
+    def beats(self, other: Candidate) -> bool:
+        """Whether this candidate is at least as good as ``other`` on every measure (and first on ties)."""
+        agreement_ok = (self.agreement is None or other.agreement is None
+                        or self.agreement >= other.agreement)
+        return (self.fit.kl <= other.fit.kl and agreement_ok and self.tv <= other.tv
+                and self.key() < other.key())
+
+
+class Candidates:
+    """The candidates a run may still end with, and their weights (CPU copies).
+
+    Each new candidate joins; then the lowest-KL one is the best, and a candidate is dropped when its
+    fit is not as good as the best's (`Candidate.as_good_as`) or another kept one beats it on every
+    measure (`Candidate.beats`). `chosen` is the kept one whose histogram is closest to the teacher's.
+    """
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[Candidate, dict[str, Tensor]]] = []
+
+    def add(self, candidate: Candidate, weights: dict[str, Tensor]) -> None:
+        """Let ``candidate`` (with ``weights``) join; an epoch already kept is replaced."""
+        kept = [(c, w) for c, w in self.kept if c.epoch != candidate.epoch]
+        kept.append((candidate, {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}))
+        best = min((c for c, _ in kept), key=lambda c: (c.fit.kl, -(c.agreement or 0.0), c.epoch))
+        kept = [(c, w) for c, w in kept if c is best or c.as_good_as(best)]
+        self.kept = [(c, w) for c, w in kept if not any(d.beats(c) for d, _ in kept)]
+
+    def chosen(self) -> tuple[Candidate, dict[str, Tensor]]:
+        """The kept candidate whose epistemic histogram on the probe is closest to the teacher's."""
+        if not self.kept:
+            raise ValueError("no candidate weights to choose from")
+        return min(self.kept, key=lambda kept: kept[0].key())
+
+    def state(self) -> list[dict[str, object]]:
+        """What a checkpoint keeps."""
+        return [{"epoch": c.epoch, "kl": c.kl, "agreement": c.agreement, "tv": c.tv, "weights": w}
+                for c, w in self.kept]
+
+    def restore(self, state: list[dict[str, object]]) -> None:
+        """Take back a `state`."""
+        self.kept = [(Candidate(int(s["epoch"]), s["kl"], s["agreement"], float(s["tv"])),  # type: ignore[arg-type, call-overload]
+                      dict(s["weights"])) for s in state]  # type: ignore[call-overload]
 
 
 def log_ratio(measured: float, target: float) -> float:

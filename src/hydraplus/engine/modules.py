@@ -26,12 +26,14 @@ from hydraplus.core.losses import check_task, gaussian_nll, l2_penalty
 from hydraplus.core.precision import full_precision
 from hydraplus.engine.auto_lambda import (
     AutoLambda,
+    Candidate,
+    Candidates,
     Fit,
     ProbeSet,
     log_ratio,
+    off_data,
     rise_limit,
-    student_fit,
-    typical_epistemic,
+    student_kl_values,
     warmup_epochs,
 )
 from hydraplus.engine.data import SeededAugment, SeededMixup, seeded_generator
@@ -323,6 +325,9 @@ class DistillModule(_TrainingModule):
             self.auto_lambda = AutoLambda(spec.lam.value, probe.target, max_up=rise_limit(spec.epochs))
         self._probe_measure: float | None = None
         self._fit: Fit | None = None
+        self.candidates = Candidates()
+        self._unmeasured: tuple[int, dict[str, Tensor]] | None = None  # a resumed run's last weights
+        self._chosen = False
 
     def current_lambda(self) -> float:
         """This epoch's diversity weight: the schedule's, or the controller's (0 in its warm-up)."""
@@ -332,23 +337,65 @@ class DistillModule(_TrainingModule):
 
     def on_train_epoch_start(self) -> None:
         """Move an automatic lambda using the weights the previous epoch ended with (at this point,
-        so a run resumed from that epoch's checkpoint takes the same step)."""
+        so a run resumed from that epoch's checkpoint takes the same step); those weights are a
+        candidate for the end (`hydraplus.engine.auto_lambda.Candidates`)."""
         super().on_train_epoch_start()
         if self.auto_lambda is None or self.probe is None or self.current_epoch < warmup_epochs(self.epochs):
             return
-        self._probe_measure = typical_epistemic(self.student, self.probe, self.task)
-        fit = None if self.probe.guard is None else student_fit(self.student, self.probe.guard, self.task)
+        self._measure(self.current_epoch)
+        self.auto_lambda.update(self._probe_measure, self._fit)  # type: ignore[arg-type]
+
+    def _measure(self, epoch: int) -> None:
+        """Measure the current weights (after ``epoch`` epochs) on the probe and the guard inputs,
+        and keep them as a candidate when there is a guard."""
+        assert self.probe is not None
+        typical, tv = off_data(self.student, self.probe, self.task)
+        guard = self.probe.guard
+        kl, agreement = (None, None) if guard is None else student_kl_values(self.student, guard, self.task)
         if self.world_size > 1:  # rank 0's measurements everywhere (a sampling student's differ by process)
-            values = [self._probe_measure]
-            if fit is not None:
-                values += [fit.kl, math.nan if fit.agreement is None else fit.agreement]
-            measured = torch.tensor(values, dtype=torch.float64, device=self.device)
-            from_rank_zero([measured])
-            self._probe_measure, *rest = measured.tolist()
-            if fit is not None:
-                fit = Fit(rest[0], None if math.isnan(rest[1]) else rest[1])
-        self._fit = fit
-        self.auto_lambda.update(self._probe_measure, fit)
+            values = [typical, tv, math.nan if agreement is None else agreement]
+            shared = torch.tensor(values + ([] if kl is None else kl.tolist()), dtype=torch.float64,
+                                  device=self.device)
+            from_rank_zero([shared])
+            typical, tv, agreement, *rest = shared.tolist()
+            agreement = None if math.isnan(agreement) else agreement
+            kl = None if kl is None else torch.tensor(rest, dtype=torch.float64)
+        self._probe_measure = typical
+        self._fit = None if kl is None else Fit(float(kl.mean()), agreement)
+        if kl is not None:
+            self.candidates.add(Candidate(epoch, kl, agreement, tv), self.student.state_dict())
+        if self._unmeasured is not None and self._unmeasured[0] == epoch:
+            self._unmeasured = None
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        last = self.trainer.should_stop or self.current_epoch + 1 >= (self.trainer.max_epochs or 0)
+        if (last and self.auto_lambda is not None and self.probe is not None
+                and self.current_epoch + 1 >= warmup_epochs(self.epochs)):
+            self._measure(self.current_epoch + 1)  # the last weights: no epoch start measures them
+
+    def on_train_end(self) -> None:
+        super().on_train_end()
+        self._choose()
+
+    def on_fit_end(self) -> None:
+        self._choose()  # a resumed fit that had nothing left to train skips on_train_end
+
+    def _choose(self) -> None:
+        """Once lambda has left 0, end with the chosen candidate's weights (`auto_lambda.Candidates`);
+        a run whose lambda stayed 0 keeps its own (it is the lambda = 0 run)."""
+        if self._chosen or self.auto_lambda is None or not self.auto_lambda.raised:
+            return
+        self._chosen = True
+        if self._unmeasured is not None:  # killed between its last checkpoint and its end
+            epoch, weights = self._unmeasured
+            current = {k: v.detach().clone() for k, v in self.student.state_dict().items()}
+            self.student.load_state_dict(weights)
+            self._measure(epoch)
+            self.student.load_state_dict(current)
+        if self.candidates.kept:
+            _, weights = self.candidates.chosen()
+            self.student.load_state_dict(weights)
 
     def epoch_metrics(self) -> dict[str, float]:
         out = super().epoch_metrics()
@@ -366,11 +413,19 @@ class DistillModule(_TrainingModule):
         super().on_save_checkpoint(checkpoint)
         if self.auto_lambda is not None:
             checkpoint["hydraplus"]["auto_lambda"] = self.auto_lambda.state()
+            checkpoint["hydraplus"]["auto_lambda_candidates"] = self.candidates.state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        if self.auto_lambda is not None and "auto_lambda" in checkpoint.get("hydraplus", {}):
-            self.auto_lambda.restore(checkpoint["hydraplus"]["auto_lambda"])
+        state = checkpoint.get("hydraplus", {})
+        if self.auto_lambda is not None and "auto_lambda" in state:
+            self.auto_lambda.restore(state["auto_lambda"])
+            self.candidates.restore(state.get("auto_lambda_candidates", []))
+            epoch = int(checkpoint.get("epoch", -1)) + 1  # the checkpoint's weights: after this many epochs
+            if epoch >= warmup_epochs(self.epochs):
+                saved = checkpoint.get("state_dict", {})
+                self._unmeasured = (epoch, {k.removeprefix("student."): v for k, v in saved.items()
+                                            if k.startswith("student.")})
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:
