@@ -12,27 +12,22 @@ magnitude between inputs near and far from the data, and an arithmetic mean foll
 largest values, so a student matched on it can still be far from the ensemble on most inputs.
 
 The diversity term can also break the fit: heads pushed apart everywhere disagree on the data
-too, and a controller that only looks off the data meets its target with a student whose
-predictions on the data are flat. So a guard watches the student's fit to the teacher on a
-fixed sample of the training inputs (the KL divergence of its mean prediction from the
-teacher's, and how often their classes agree). Lambda is 0 during a warm-up, so the fit reached
-there is a lambda = 0 reference; afterwards the best fit seen so far is the reference. When the
-fit falls short of it by more than a tolerance, lambda is cut and may never again rise above the
-value it was cut to.
+too. So an automatic run is built so that it cannot end worse than the lambda = 0 run on the
+controller's own measures:
 
-Lambda moves once per epoch, on the weights the previous epoch ended with. Steps are bounded so
-one odd epoch cannot throw lambda far, and lambda stays within [low, high].
-
-Once lambda has left 0 the run is no longer the lambda = 0 run, and nothing says its last (or
-early-stopped) weights match the ensemble off the data better than a lambda = 0 student would. So
-every measured epoch is a candidate (`Candidate`: its fit on the guard inputs and the total
-variation between its and the teacher's epistemic histograms on the probe), and at the end the
-weights returned are the candidate with the histogram closest to the teacher's among those whose
-fit is as good as the best fit's (`Candidates`): KL above the lowest by at most the standard error
-of the per-input differences, class agreement no lower. The lambda = 0 epochs are candidates too,
-so a rise that only made the probe's histogram worse is undone. A run whose lambda never left 0
-keeps its weights: it is the lambda = 0 run, bit for bit (the controller only reads the model, in
-its own random state).
+1. It first *is* the lambda = 0 run, bit for bit (lambda is 0 and the controller does nothing),
+   until that run would end (its epoch cap, or early stopping); its weights (early stopping's
+   best) are the lambda = 0 student.
+2. When that student is at least as uncertain as the ensemble on the probe, the run ends there.
+   Otherwise a diversity phase of `diversity_epochs` more epochs continues from it, lambda starting
+   at ``RAMP`` times its start value and stepping toward the target once per epoch; when the fit to
+   the teacher on the guard inputs falls short of the lambda = 0 student's by more than a tolerance,
+   lambda is cut and capped (`Fit.worse_than`).
+3. Every epoch of that phase is a candidate (`Candidate`), and the run ends with the one whose
+   epistemic histogram on the probe is closest to the teacher's among those that fit the teacher
+   as well as the lambda = 0 student (`Candidate.as_good_as`) and are closer to the teacher's
+   histogram than it on the whole probe and on each half of it (`Candidate.closer_than`); with
+   none, the lambda = 0 student itself.
 """
 
 from __future__ import annotations
@@ -53,7 +48,6 @@ from hydraplus.core.uncertainty import (
     total_variation,
 )
 
-WARMUP_FRACTION = 0.1  # lambda is 0 while the student first fits the teacher
 FLOOR_FRACTION = 1e-5  # values below this fraction of the teacher's mean count as this floor
 GUARD_SIZE = 1000  # training inputs on which the guard compares the student with the teacher
 KL_SLACK = 0.1  # the guard allows the KL to grow by this fraction of the reference's...
@@ -61,21 +55,22 @@ KL_ALLOWANCE = 0.002  # ...plus this many nats
 AGREEMENT_SLACK = 0.01  # and the class agreement to fall by this fraction of the inputs
 CUT = 0.25  # lambda's factor when the guard finds the fit broken
 RAMP = 1e-3  # lambda's first value after the warm-up, as a fraction of its start value
-RISE_FRACTION = 0.3  # the fraction of the epochs in which lambda can climb from the ramp to its start
+PHASE_FRACTION = 0.3  # the diversity phase's length, as a fraction of the student's epochs
 TV_BINS = 50  # histogram bins of the probe's epistemic values (as every TV in the reports)
 UPPER_QUANTILE = 0.99  # regression: the histograms run up to this quantile of the teacher's values
 
 
-def warmup_epochs(epochs: int) -> int:
-    """The first epoch at which the controller moves lambda."""
-    return max(1, round(WARMUP_FRACTION * epochs))
+def diversity_epochs(epochs: int) -> int:
+    """The diversity phase's epochs for a student of ``epochs`` epochs: ``PHASE_FRACTION`` of them,
+    at least 2."""
+    return max(2, math.ceil(PHASE_FRACTION * epochs))
 
 
 def rise_limit(epochs: int) -> float:
     """The largest factor lambda may rise by in one epoch: enough to climb from ``RAMP`` times its
-    start to the start in ``RISE_FRACTION`` of the epochs (short runs must find the scale fast, long
-    ones move gently), and at least 1.1."""
-    return max(1.1, RAMP ** (-1 / max(1.0, RISE_FRACTION * epochs)))
+    start to the start within the diversity phase (short runs must find the scale fast, long ones
+    move gently), and at least 1.1."""
+    return max(1.1, RAMP ** (-1 / (diversity_epochs(epochs) - 1)))
 
 
 class Fit(NamedTuple):
@@ -92,23 +87,12 @@ class Fit(NamedTuple):
         return (self.agreement is not None and reference.agreement is not None
                 and self.agreement < reference.agreement - AGREEMENT_SLACK)
 
-    def at_least(self, reference: Fit) -> bool:
-        """Whether this fit is as good as ``reference`` on both measures (a new best)."""
-        return self.kl <= reference.kl and (self.agreement is None or reference.agreement is None
-                                            or self.agreement >= reference.agreement)
-
-    def best(self, other: Fit) -> Fit:
-        """The better of the two on each measure (the guard's running reference)."""
-        agreement = (None if self.agreement is None or other.agreement is None
-                     else max(self.agreement, other.agreement))
-        return Fit(min(self.kl, other.kl), agreement)
-
 
 @dataclass
 class AutoLambda:
     """The controller's state: the current lambda, the target it steers toward, the ceiling the
-    guard has set (``high`` until it first cuts), the guard's reference fit and whether lambda has
-    ever left 0."""
+    guard has set (``high`` until it first cuts), the lambda = 0 student's fit (the guard's
+    reference) and whether the diversity phase has been decided."""
 
     value: float
     target: float
@@ -120,7 +104,6 @@ class AutoLambda:
     ceiling: float | None = None
     reference: Fit | None = None
     started: bool = False
-    raised: bool = False  # whether lambda has left 0 (the run is no longer the lambda = 0 run)
 
     def __post_init__(self) -> None:
         if not self.value > 0:
@@ -129,37 +112,26 @@ class AutoLambda:
             raise ValueError(f"the ensemble's epistemic uncertainty on the probe set is {self.target}; "
                              "an automatic lambda needs it to be above 0")
 
-    def update(self, measured: float, fit: Fit | None = None) -> float:
-        """The next lambda after measuring the student's typical epistemic uncertainty and (with a
-        guard) its fit to the teacher.
+    def start(self, measured: float, fit: Fit | None = None) -> float:
+        """The first lambda, from the lambda = 0 student's typical epistemic uncertainty and fit:
+        0 (no diversity phase) when it is at least the target, else ``RAMP`` times the start value."""
+        self.started, self.reference = True, fit
+        self.value = 0.0 if measured >= self.target else self.value * RAMP
+        return self.value
 
-        The first measurement comes after the warm-up at lambda = 0: a student already at or above
-        the target needs no diversity (lambda stays 0); otherwise lambda starts at ``RAMP`` times
-        its start value. Then: when the fit is worse than the reference by more than the tolerance,
-        lambda is cut to ``CUT`` times and capped there for good; otherwise it steps toward the
-        target, rising only when the fit is the best so far (a fit that has stopped improving may be
-        the diversity term's first effect). Below ``low`` it is 0, and from 0 a rise goes to ``low``."""
-        rise = self.max_up
-        if fit is not None:
-            broken = self.reference is not None and fit.worse_than(self.reference)
-            if self.reference is not None and not fit.at_least(self.reference):
-                rise = 1.0  # the fit has stopped improving: lambda may fall, not rise
-            self.reference = fit if self.reference is None else self.reference.best(fit)
-            if broken:
-                self.value = self._floored(self.value * CUT)
-                self.ceiling = self.value
-                return self.value
-        ratio = self.target / max(measured, 1e-12)
-        if not self.started:
-            self.started = True
-            self.value = 0.0 if ratio <= 1 else self.value * RAMP
-            self.raised = self.value > 0
+    def update(self, measured: float, fit: Fit | None = None) -> float:
+        """The next lambda after an epoch of the diversity phase: cut to ``CUT`` times and capped there
+        for good when the fit is worse than the lambda = 0 student's by more than the tolerance;
+        otherwise a step toward the target. Below ``low`` it is 0, and from 0 a rise goes to ``low``."""
+        if fit is not None and self.reference is not None and fit.worse_than(self.reference):
+            self.value = self._floored(self.value * CUT)
+            self.ceiling = self.value
             return self.value
-        step = min(max(ratio**self.gain, 1 / self.max_down), rise)
+        ratio = self.target / max(measured, 1e-12)
+        step = min(max(ratio**self.gain, 1 / self.max_down), self.max_up)
         top = self.high if self.ceiling is None else self.ceiling
         value = (self.low if step > 1 else 0.0) if self.value == 0 else self._floored(self.value * step)
         self.value = min(value, top)
-        self.raised = self.raised or self.value > 0
         return self.value
 
     def _floored(self, value: float) -> float:
@@ -170,14 +142,13 @@ class AutoLambda:
         """What a checkpoint keeps (a resumed run takes the same steps)."""
         reference = self.reference or Fit(math.nan)
         return {"value": self.value, "ceiling": self.ceiling, "reference_kl": reference.kl,
-                "reference_agreement": reference.agreement, "started": self.started, "raised": self.raised}
+                "reference_agreement": reference.agreement, "started": self.started}
 
     def restore(self, state: dict[str, float | None]) -> None:
         """Take back a `state`."""
         self.value = float(state["value"])  # type: ignore[arg-type]
         self.ceiling = state.get("ceiling")
         self.started = bool(state.get("started", True))
-        self.raised = bool(state.get("raised", self.value > 0))
         kl = state.get("reference_kl")
         self.reference = None if kl is None or math.isnan(kl) else Fit(kl, state.get("reference_agreement"))
 
@@ -297,91 +268,113 @@ def typical_epistemic(model: nn.Module, probe: ProbeSet, task: str, batch_size: 
 
 
 class OffData(NamedTuple):
-    """A model's epistemic uncertainty on the probe: typical (geometric mean) and the total variation
-    between its histogram and the teacher's (NaN without the teacher's values)."""
+    """A model's epistemic uncertainty on the probe: typical (geometric mean), and the total variation
+    between its histogram and the teacher's on the whole probe and on each half of it (NaN without
+    the teacher's values)."""
 
     typical: float
     tv: float
+    tv_halves: tuple[float, float]
 
 
 def off_data(model: nn.Module, probe: ProbeSet, task: str, batch_size: int = 1024) -> OffData:
     """`OffData` of ``model`` on ``probe``, from one pass over its inputs."""
     values = epistemic_values(model, probe.inputs, task, batch_size)
-    tv = (math.nan if probe.teacher_values is None
-          else total_variation(values.float(), probe.teacher_values.float(), probe.upper, TV_BINS))
-    return OffData(geometric_mean(values, probe.floor), tv)
+    if probe.teacher_values is None:
+        return OffData(geometric_mean(values, probe.floor), math.nan, (math.nan, math.nan))
+    half = len(values) // 2
+
+    def tv(part: slice) -> float:
+        return total_variation(values[part].float(), probe.teacher_values[part].float(),  # type: ignore[index]
+                               probe.upper, TV_BINS)
+
+    return OffData(geometric_mean(values, probe.floor), tv(slice(None)),
+                   (tv(slice(None, half)), tv(slice(half, None))))
 
 
 class Candidate(NamedTuple):
     """Weights a run may end with: after ``epoch`` epochs, with the KL of their mean prediction from
-    the teacher's on each guard input, their class agreement there (classification) and the TV of
-    their epistemic histogram on the probe from the teacher's."""
+    the teacher's on each guard input, their class agreement there (classification) and their
+    `OffData` TVs on the probe."""
 
     epoch: int
     kl: Tensor
     agreement: float | None
     tv: float
+    tv_halves: tuple[float, float]
 
     @property
     def fit(self) -> Fit:
         return Fit(float(self.kl.mean()), self.agreement)
 
-    def as_good_as(self, best: Candidate) -> bool:
-        """Whether this candidate's fit is as good as ``best``'s, up to the guard sample's noise: its mean
-        KL above ``best``'s by at most the standard error of the per-input differences, and its class
-        agreement no lower."""
-        if self.agreement is not None and best.agreement is not None and self.agreement < best.agreement:
+    def as_good_as(self, reference: Candidate) -> bool:
+        """Whether this candidate fits the teacher as well as ``reference``, up to the guard sample's
+        noise: its mean KL above the reference's by at most the standard error of the per-input
+        differences, and its class agreement no lower."""
+        if (self.agreement is not None and reference.agreement is not None
+                and self.agreement < reference.agreement):
             return False
-        difference = self.kl - best.kl
+        difference = self.kl - reference.kl
         se = float(difference.std() / math.sqrt(len(difference))) if len(difference) > 1 else 0.0
         return float(difference.mean()) <= se
 
-    def key(self) -> tuple[float, float, float, int]:
-        """The order of preference among candidates as good as the best: histogram, KL, agreement."""
-        return (self.tv, self.fit.kl, -(self.agreement or 0.0), self.epoch)
-
-    def beats(self, other: Candidate) -> bool:
-        """Whether this candidate is at least as good as ``other`` on every measure (and first on ties)."""
-        agreement_ok = (self.agreement is None or other.agreement is None
-                        or self.agreement >= other.agreement)
-        return (self.fit.kl <= other.fit.kl and agreement_ok and self.tv <= other.tv
-                and self.key() < other.key())
+    def closer_than(self, reference: Candidate) -> bool:
+        """Whether this candidate's epistemic histogram is closer to the teacher's than
+        ``reference``'s on the whole probe and on each half of it (a gain that one half alone shows
+        may be the draw's noise)."""
+        return self.tv < reference.tv and all(a < b for a, b in zip(self.tv_halves, reference.tv_halves,
+                                                                      strict=True))
 
 
-class Candidates:
-    """The candidates a run may still end with, and their weights (CPU copies).
+def _cpu(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}
 
-    Each new candidate joins; then the lowest-KL one is the best, and a candidate is dropped when its
-    fit is not as good as the best's (`Candidate.as_good_as`) or another kept one beats it on every
-    measure (`Candidate.beats`). `chosen` is the kept one whose histogram is closest to the teacher's.
-    """
+
+class Selection:
+    """The lambda = 0 student (the reference) and the best diversity-phase candidate accepted so far
+    (as good a fit, a closer histogram: the lowest TV among those), each with its weights on the CPU."""
 
     def __init__(self) -> None:
-        self.kept: list[tuple[Candidate, dict[str, Tensor]]] = []
+        self.reference: tuple[Candidate, dict[str, Tensor]] | None = None
+        self.best: tuple[Candidate, dict[str, Tensor]] | None = None
 
-    def add(self, candidate: Candidate, weights: dict[str, Tensor]) -> None:
-        """Let ``candidate`` (with ``weights``) join; an epoch already kept is replaced."""
-        kept = [(c, w) for c, w in self.kept if c.epoch != candidate.epoch]
-        kept.append((candidate, {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}))
-        best = min((c for c, _ in kept), key=lambda c: (c.fit.kl, -(c.agreement or 0.0), c.epoch))
-        kept = [(c, w) for c, w in kept if c is best or c.as_good_as(best)]
-        self.kept = [(c, w) for c, w in kept if not any(d.beats(c) for d, _ in kept)]
+    def set_reference(self, candidate: Candidate, weights: dict[str, Tensor]) -> None:
+        self.reference, self.best = (candidate, _cpu(weights)), None
+
+    def offer(self, candidate: Candidate, weights: dict[str, Tensor]) -> bool:
+        """Keep ``candidate`` if it is accepted and better than the best so far; whether it was kept."""
+        if self.reference is None:
+            raise ValueError("the lambda = 0 student must be measured before any candidate")
+        reference = self.reference[0]
+        if not (candidate.as_good_as(reference) and candidate.closer_than(reference)):
+            return False
+        if self.best is not None and self.best[0].tv <= candidate.tv:
+            return False
+        self.best = (candidate, _cpu(weights))
+        return True
 
     def chosen(self) -> tuple[Candidate, dict[str, Tensor]]:
-        """The kept candidate whose epistemic histogram on the probe is closest to the teacher's."""
-        if not self.kept:
-            raise ValueError("no candidate weights to choose from")
-        return min(self.kept, key=lambda kept: kept[0].key())
+        """The best accepted candidate, else the lambda = 0 student."""
+        if self.reference is None:
+            raise ValueError("no lambda = 0 student to choose from")
+        return self.best or self.reference
 
-    def state(self) -> list[dict[str, object]]:
+    def state(self) -> dict[str, object]:
         """What a checkpoint keeps."""
-        return [{"epoch": c.epoch, "kl": c.kl, "agreement": c.agreement, "tv": c.tv, "weights": w}
-                for c, w in self.kept]
+        def saved(item: tuple[Candidate, dict[str, Tensor]] | None) -> dict[str, object] | None:
+            return None if item is None else {**item[0]._asdict(), "weights": item[1]}
+        return {"reference": saved(self.reference), "best": saved(self.best)}
 
-    def restore(self, state: list[dict[str, object]]) -> None:
+    def restore(self, state: dict[str, object]) -> None:
         """Take back a `state`."""
-        self.kept = [(Candidate(int(s["epoch"]), s["kl"], s["agreement"], float(s["tv"])),  # type: ignore[arg-type, call-overload]
-                      dict(s["weights"])) for s in state]  # type: ignore[call-overload]
+        def loaded(item: object) -> tuple[Candidate, dict[str, Tensor]] | None:
+            if item is None:
+                return None
+            fields = dict(item)  # type: ignore[call-overload]
+            weights = fields.pop("weights")
+            fields["tv_halves"] = tuple(fields["tv_halves"])
+            return Candidate(**fields), weights
+        self.reference, self.best = loaded(state.get("reference")), loaded(state.get("best"))
 
 
 def log_ratio(measured: float, target: float) -> float:

@@ -28,6 +28,12 @@ MONITOR = "val/kl"  # the CSV log's column
 SEED = 0  # sampling students draw the validation predictions from a generator seeded with it
 
 
+def _done(module: L.LightningModule) -> bool:
+    """Whether the module says early stopping has had its say (an automatic lambda's diversity phase,
+    which follows the lambda = 0 run that early stopping ended: `hydraplus.engine.modules`)."""
+    return bool(getattr(module, "early_stopping_done", False))
+
+
 class EarlyStopping(Callback):
     """Stops the fit after ``patience`` epochs without a lower validation KL; restores the best weights.
 
@@ -68,10 +74,12 @@ class EarlyStopping(Callback):
         return predictive_kl(outputs, self.teacher_outputs, self.task)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.stopped:  # resumed from the checkpoint of the epoch that stopped: train no further
+        if self.stopped and not _done(pl_module):  # resumed from the checkpoint of the epoch that stopped
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if _done(pl_module):
+            return
         value = self.measure(pl_module)
         if trainer.world_size > 1:  # one decision for all processes: rank 0's
             shared = torch.tensor([value], dtype=torch.float64, device=pl_module.device)

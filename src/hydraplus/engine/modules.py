@@ -27,17 +27,18 @@ from hydraplus.core.precision import full_precision
 from hydraplus.engine.auto_lambda import (
     AutoLambda,
     Candidate,
-    Candidates,
     Fit,
     ProbeSet,
+    Selection,
+    diversity_epochs,
     log_ratio,
     off_data,
     rise_limit,
     student_kl_values,
-    warmup_epochs,
 )
 from hydraplus.engine.data import SeededAugment, SeededMixup, seeded_generator
 from hydraplus.engine.distributed import all_sum, from_rank_zero, gather, rank_rows
+from hydraplus.engine.early_stopping import EarlyStopping
 from hydraplus.methods import StudentMethod, get_method
 from hydraplus.spec import StudentSpec
 
@@ -317,85 +318,118 @@ class DistillModule(_TrainingModule):
         object.__setattr__(self, "teacher", teacher)
         self.auto_lambda: AutoLambda | None = None
         self.probe: ProbeSet | None = None
+        self.extra_epochs = 0  # epochs the trainer may run beyond spec.epochs: the diversity phase
         if spec.lam.auto:
-            if probe is None:
-                raise ValueError("an automatic lambda needs a probe set: inputs away from the data "
-                                 "with the teacher's epistemic uncertainty on them (teacher_probe)")
+            if probe is None or probe.guard is None or probe.teacher_values is None:
+                raise ValueError("an automatic lambda needs a probe set: inputs away from the data with the "
+                                 "teacher's epistemic uncertainty on them, and guard inputs with its "
+                                 "predictions (teacher_probe(..., train=...))")
             self.probe = probe
             self.auto_lambda = AutoLambda(spec.lam.value, probe.target, max_up=rise_limit(spec.epochs))
+            self.extra_epochs = diversity_epochs(spec.epochs)
+        self.phase = "fit"  # an automatic lambda's: "fit" (the lambda = 0 run), "diversity", "done"
+        self.phase_start = 0  # epochs trained when the diversity phase began
+        self.selection = Selection()
         self._probe_measure: float | None = None
         self._fit: Fit | None = None
-        self.candidates = Candidates()
-        self._unmeasured: tuple[int, dict[str, Tensor]] | None = None  # a resumed run's last weights
+        self._pending: tuple[int, dict[str, Tensor]] | None = None  # a resumed run's undone epoch end
         self._chosen = False
 
+    @property
+    def early_stopping_done(self) -> bool:
+        """Whether early stopping has had its say (`EarlyStopping` then leaves the diversity phase alone)."""
+        return self.phase != "fit"
+
     def current_lambda(self) -> float:
-        """This epoch's diversity weight: the schedule's, or the controller's (0 in its warm-up)."""
+        """This epoch's diversity weight: the schedule's, or the controller's (0 until its diversity phase)."""
         if self.auto_lambda is not None:
-            return self.auto_lambda.value if self.current_epoch >= warmup_epochs(self.epochs) else 0.0
+            return self.auto_lambda.value if self.phase == "diversity" else 0.0
         return self.spec.lam(self.current_epoch)
-
-    def on_train_epoch_start(self) -> None:
-        """Move an automatic lambda using the weights the previous epoch ended with (at this point,
-        so a run resumed from that epoch's checkpoint takes the same step); those weights are a
-        candidate for the end (`hydraplus.engine.auto_lambda.Candidates`)."""
-        super().on_train_epoch_start()
-        if self.auto_lambda is None or self.probe is None or self.current_epoch < warmup_epochs(self.epochs):
-            return
-        self._measure(self.current_epoch)
-        self.auto_lambda.update(self._probe_measure, self._fit)  # type: ignore[arg-type]
-
-    def _measure(self, epoch: int) -> None:
-        """Measure the current weights (after ``epoch`` epochs) on the probe and the guard inputs,
-        and keep them as a candidate when there is a guard."""
-        assert self.probe is not None
-        typical, tv = off_data(self.student, self.probe, self.task)
-        guard = self.probe.guard
-        kl, agreement = (None, None) if guard is None else student_kl_values(self.student, guard, self.task)
-        if self.world_size > 1:  # rank 0's measurements everywhere (a sampling student's differ by process)
-            values = [typical, tv, math.nan if agreement is None else agreement]
-            shared = torch.tensor(values + ([] if kl is None else kl.tolist()), dtype=torch.float64,
-                                  device=self.device)
-            from_rank_zero([shared])
-            typical, tv, agreement, *rest = shared.tolist()
-            agreement = None if math.isnan(agreement) else agreement
-            kl = None if kl is None else torch.tensor(rest, dtype=torch.float64)
-        self._probe_measure = typical
-        self._fit = None if kl is None else Fit(float(kl.mean()), agreement)
-        if kl is not None:
-            self.candidates.add(Candidate(epoch, kl, agreement, tv), self.student.state_dict())
-        if self._unmeasured is not None and self._unmeasured[0] == epoch:
-            self._unmeasured = None
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
-        last = self.trainer.should_stop or self.current_epoch + 1 >= (self.trainer.max_epochs or 0)
-        if (last and self.auto_lambda is not None and self.probe is not None
-                and self.current_epoch + 1 >= warmup_epochs(self.epochs)):
-            self._measure(self.current_epoch + 1)  # the last weights: no epoch start measures them
+        self._after_epoch(self.current_epoch + 1)
+
+    def on_train_start(self) -> None:
+        if self._pending is not None:  # resumed from a checkpoint taken before its epoch end was handled
+            self._after_epoch(self._pending[0])
+
+    def _after_epoch(self, epochs: int) -> None:
+        """An automatic lambda's step after ``epochs`` epochs (after the checkpoint: a run resumed from it
+        takes the step again, on the same weights). In the lambda = 0 phase: nothing until that run
+        would end, then the lambda = 0 student is measured and the diversity phase begins or the run
+        ends. In the diversity phase: the weights are a candidate and lambda steps."""
+        self._pending = None
+        if self.auto_lambda is None or self.phase == "done":
+            return
+        if self.phase == "fit":
+            if self.trainer.should_stop or epochs >= self.epochs:
+                self._start_diversity(epochs)
+            return
+        candidate = self._measure(epochs)
+        self.selection.offer(candidate, self.student.state_dict())
+        if epochs >= self.phase_start + self.extra_epochs:
+            self.phase = "done"
+            self.trainer.should_stop = True
+        else:
+            self.auto_lambda.update(self._probe_measure, candidate.fit)  # type: ignore[arg-type]
+
+    def _start_diversity(self, epochs: int) -> None:
+        """The lambda = 0 run has ended: its student (early stopping's best weights, else the last)
+        is the reference; the diversity phase continues from it when it is less uncertain than the
+        teacher on the probe, else the run ends."""
+        assert self.auto_lambda is not None
+        callbacks = self.trainer.callbacks  # type: ignore[attr-defined]
+        stopping = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+        best = epochs
+        if stopping is not None and stopping.best_state is not None:
+            self.student.load_state_dict({k.removeprefix("student."): v for k, v in stopping.best_state.items()
+                                          if k.startswith("student.")})
+            best = stopping.best_epoch
+        reference = self._measure(best)
+        self.selection.set_reference(reference, self.student.state_dict())
+        if self.auto_lambda.start(self._probe_measure, reference.fit) > 0:  # type: ignore[arg-type]
+            self.phase, self.phase_start = "diversity", epochs
+            self.trainer.should_stop = False
+        else:
+            self.phase = "done"
+            self.trainer.should_stop = True
+
+    def _measure(self, epochs: int) -> Candidate:
+        """The current weights (after ``epochs`` epochs) measured on the probe and the guard inputs."""
+        assert self.probe is not None and self.probe.guard is not None
+        typical, tv, halves = off_data(self.student, self.probe, self.task)
+        kl, agreement = student_kl_values(self.student, self.probe.guard, self.task)
+        if self.world_size > 1:  # rank 0's measurements everywhere (a sampling student's differ by process)
+            values = [typical, tv, *halves, math.nan if agreement is None else agreement, *kl.tolist()]
+            shared = torch.tensor(values, dtype=torch.float64, device=self.device)
+            from_rank_zero([shared])
+            typical, tv, first, second, agreement, *rest = shared.tolist()
+            halves, kl = (first, second), torch.tensor(rest, dtype=torch.float64)
+            agreement = None if math.isnan(agreement) else agreement
+        candidate = Candidate(epochs, kl, agreement, tv, halves)
+        self._probe_measure, self._fit = typical, candidate.fit
+        return candidate
 
     def on_train_end(self) -> None:
         super().on_train_end()
         self._choose()
 
     def on_fit_end(self) -> None:
-        self._choose()  # a resumed fit that had nothing left to train skips on_train_end
+        if self._pending is not None:  # resumed with nothing left to train: its last epoch end, on its weights
+            current = {k: v.detach().clone() for k, v in self.student.state_dict().items()}
+            self.student.load_state_dict(self._pending[1])
+            self._after_epoch(self._pending[0])
+            self.student.load_state_dict(current)
+        self._choose()
 
     def _choose(self) -> None:
-        """Once lambda has left 0, end with the chosen candidate's weights (`auto_lambda.Candidates`);
-        a run whose lambda stayed 0 keeps its own (it is the lambda = 0 run)."""
-        if self._chosen or self.auto_lambda is None or not self.auto_lambda.raised:
+        """After a diversity phase, end with the chosen weights (`auto_lambda.Selection`); a run that had
+        none keeps its own (it is the lambda = 0 run)."""
+        if self._chosen or self.phase_start == 0:
             return
         self._chosen = True
-        if self._unmeasured is not None:  # killed between its last checkpoint and its end
-            epoch, weights = self._unmeasured
-            current = {k: v.detach().clone() for k, v in self.student.state_dict().items()}
-            self.student.load_state_dict(weights)
-            self._measure(epoch)
-            self.student.load_state_dict(current)
-        if self.candidates.kept:
-            _, weights = self.candidates.chosen()
-            self.student.load_state_dict(weights)
+        self.student.load_state_dict(self.selection.chosen()[1])
 
     def epoch_metrics(self) -> dict[str, float]:
         out = super().epoch_metrics()
@@ -412,20 +446,21 @@ class DistillModule(_TrainingModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         if self.auto_lambda is not None:
-            checkpoint["hydraplus"]["auto_lambda"] = self.auto_lambda.state()
-            checkpoint["hydraplus"]["auto_lambda_candidates"] = self.candidates.state()
+            checkpoint["hydraplus"]["auto_lambda"] = {**self.auto_lambda.state(), "phase": self.phase,
+                                                      "phase_start": self.phase_start}
+            checkpoint["hydraplus"]["auto_lambda_selection"] = self.selection.state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         state = checkpoint.get("hydraplus", {})
         if self.auto_lambda is not None and "auto_lambda" in state:
             self.auto_lambda.restore(state["auto_lambda"])
-            self.candidates.restore(state.get("auto_lambda_candidates", []))
-            epoch = int(checkpoint.get("epoch", -1)) + 1  # the checkpoint's weights: after this many epochs
-            if epoch >= warmup_epochs(self.epochs):
-                saved = checkpoint.get("state_dict", {})
-                self._unmeasured = (epoch, {k.removeprefix("student."): v for k, v in saved.items()
-                                            if k.startswith("student.")})
+            self.phase = str(state["auto_lambda"].get("phase", "fit"))
+            self.phase_start = int(state["auto_lambda"].get("phase_start", 0))
+            self.selection.restore(state.get("auto_lambda_selection", {}))
+            saved = checkpoint.get("state_dict", {})  # the weights after this many epochs:
+            self._pending = (int(checkpoint.get("epoch", -1)) + 1,
+                             {k.removeprefix("student."): v for k, v in saved.items() if k.startswith("student.")})
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:

@@ -133,6 +133,7 @@ def fit(
                         f"its rows of every batch), got {type(data).__name__}")
     with _quiet_lightning():
         check_precision(precision, "cuda" if accelerator in ("gpu", "cuda") else "cpu")
+        epochs += getattr(module, "extra_epochs", 0)  # an automatic lambda's diversity phase, if it has one
         trainer, logger = _trainer(folder, label, epochs, progress, accelerator, checkpoint_every, precision,
                                    devices, num_nodes, strategy, callbacks)
         if resume and last.is_file():
