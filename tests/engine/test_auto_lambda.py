@@ -19,9 +19,10 @@ from hydraplus.engine.auto_lambda import (
     RAMP,
     AutoLambda,
     Candidate,
-    Candidates,
     Fit,
     ProbeSet,
+    Selection,
+    diversity_epochs,
     fit_to,
     guard_inputs,
     off_data,
@@ -35,7 +36,7 @@ from hydraplus.engine.modules import DistillModule
 
 def test_the_update_moves_lambda_toward_the_target_in_bounded_steps() -> None:
     control = AutoLambda(2.0, target=0.1)
-    assert control.update(0.05) == pytest.approx(2.0 * RAMP)  # first step after the warm-up: the ramp
+    assert control.start(0.05) == pytest.approx(2.0 * RAMP)  # the lambda = 0 student: the ramp
     start = 2.0 * RAMP
     start *= (0.1 / 0.12) ** 0.5
     assert control.update(0.12) == pytest.approx(start)  # too uncertain: times (target / measured)^0.5
@@ -52,32 +53,31 @@ def test_the_update_moves_lambda_toward_the_target_in_bounded_steps() -> None:
         AutoLambda(1.0, target=0.0)
 
 
-def test_short_runs_may_raise_lambda_faster() -> None:
-    assert rise_limit(10) == pytest.approx(10.0)  # 1e-3 to 1 in 3 epochs
-    assert rise_limit(200) == pytest.approx(1000 ** (1 / 60))  # 1.122
+def test_the_diversity_phase_is_30_percent_of_the_epochs_and_lambda_can_climb_in_it() -> None:
+    assert [diversity_epochs(e) for e in (1, 3, 10, 20, 200)] == [2, 2, 3, 6, 60]
+    assert rise_limit(10) == pytest.approx(1000**0.5)  # 1e-3 to 1 in the phase's 3 epochs
+    assert rise_limit(200) == pytest.approx(1000 ** (1 / 59))  # 1.124
     assert rise_limit(1000) == 1.1
 
 
-def test_a_student_at_the_target_after_the_warm_up_gets_no_diversity() -> None:
+def test_a_lambda_0_student_at_the_target_gets_no_diversity_phase() -> None:
     control = AutoLambda(1.0, target=0.1)
-    assert control.update(0.3) == 0.0  # the lambda = 0 student is already as uncertain as the teacher
-    assert control.update(0.3) == 0.0
+    assert control.start(0.3, Fit(0.1, 0.9)) == 0.0  # as uncertain as the teacher already
+    assert control.started and control.reference == Fit(0.1, 0.9)
 
 
-def test_the_guard_cuts_lambda_and_caps_it_when_the_fit_breaks() -> None:
-    control = AutoLambda(1.0, target=0.1, started=True)
-    assert control.update(0.01, Fit(0.10, 0.95)) == pytest.approx(10**0.5)  # the reference: no cut
-    assert control.reference == Fit(0.10, 0.95)
-    # within the tolerance (KL 0.10 * 1.1 + 0.002 = 0.112 and agreement 0.94 allowed) but not the best
-    # fit so far: lambda holds instead of rising
+def test_the_guard_cuts_lambda_and_caps_it_when_the_fit_falls_short_of_the_lambda_0_students() -> None:
+    control = AutoLambda(1.0, target=0.1)
+    control.start(0.01, Fit(0.10, 0.95))  # the lambda = 0 student: the reference
+    control.value = 1.0
+    # within the tolerance (KL 0.10 * 1.1 + 0.002 = 0.112, agreement down to 0.94): it rises
     assert control.update(0.01, Fit(0.112, 0.94)) == pytest.approx(10**0.5)
-    assert control.update(0.01, Fit(0.09, 0.95)) == pytest.approx(10.0)  # a new best: it rises
-    assert control.update(0.01, Fit(0.102, 0.96)) == pytest.approx(10 * CUT)  # KL > 0.09 * 1.1 + 0.002: cut
-    assert control.ceiling == pytest.approx(10 * CUT)
-    assert control.reference == Fit(0.09, 0.96)  # the best of each measure so far
-    assert control.update(0.01, Fit(0.09, 0.96)) == pytest.approx(10 * CUT)  # wants up: capped
-    assert control.update(0.01, Fit(0.09, 0.949)) == pytest.approx(10 * CUT**2)  # agreement fell
-    assert control.update(1.0, Fit(0.09, 0.96)) == pytest.approx(10 * CUT**2 / 1.25)  # falls freely
+    assert control.update(0.01, Fit(0.113, 0.95)) == pytest.approx(10**0.5 * CUT)  # KL too high: cut
+    assert control.ceiling == pytest.approx(10**0.5 * CUT)
+    assert control.update(0.01, Fit(0.10, 0.95)) == pytest.approx(10**0.5 * CUT)  # wants up: capped
+    assert control.update(0.01, Fit(0.10, 0.939)) == pytest.approx(10**0.5 * CUT**2)  # agreement fell
+    assert control.update(1.0, Fit(0.10, 0.95)) == pytest.approx(10**0.5 * CUT**2 / 1.25)  # falls freely
+    assert control.reference == Fit(0.10, 0.95)  # it never moves
 
 
 def test_the_fit_is_the_kl_of_the_mean_prediction_and_the_class_agreement() -> None:
@@ -125,64 +125,74 @@ def test_the_geometric_mean_follows_the_bulk_not_the_largest_values(monkeypatch:
         teacher_probe(nn.Identity(), torch.zeros(4, 2), "classification")
 
 
-def test_the_module_needs_a_probe_and_checkpoints_lambda() -> None:
+def _module() -> tuple[DistillModule, MultiHeadStudent]:
+    torch.manual_seed(0)
+    core = nn.Sequential(nn.Linear(2, 8), nn.Dropout(0.5))
+    student = MultiHeadStudent(core, [nn.Linear(8, 3) for _ in range(2)])
+    spec = StudentSpec("hydra+", heads=2, lam=LambdaSchedule(1.0, auto=True))
+    probe = teacher_probe(student, torch.randn(30, 2) * 5, "classification", train=torch.randn(40, 2), seed=1)
+    return DistillModule(student, "hydra+", "classification", spec, probe=probe), student
+
+
+def test_the_module_needs_a_probe_with_a_guard_and_checkpoints_its_state() -> None:
     student = MultiHeadStudent(nn.Identity(), [nn.Linear(2, 3) for _ in range(2)])
     spec = StudentSpec("hydra+", heads=2, lam=LambdaSchedule(1.0, auto=True))
     with pytest.raises(ValueError, match="an automatic lambda needs a probe set"):
         DistillModule(student, "hydra+", "classification", spec)
-    probe = ProbeSet(torch.randn(8, 2), 0.05, 1e-7)
-    module = DistillModule(student, "hydra+", "classification", spec, probe=probe)
-    assert module.current_lambda() == 0.0  # the warm-up
-    module.auto_lambda.update(0.01, Fit(0.1, 0.9))  # type: ignore[union-attr]
-    module.auto_lambda.update(0.01, Fit(0.5, 0.9))  # type: ignore[union-attr]  # a cut
-    checkpoint: dict = {}
+    with pytest.raises(ValueError, match=r"teacher_probe\(\.\.\., train=\.\.\.\)"):
+        DistillModule(student, "hydra+", "classification", spec,
+                      probe=ProbeSet(torch.randn(8, 2), 0.05, 1e-7))
+    module, _ = _module()
+    assert module.extra_epochs == 2 and module.current_lambda() == 0.0  # the lambda = 0 phase
+    module.selection.set_reference(module._measure(5), module.student.state_dict())
+    module.auto_lambda.start(0.0, module._fit)  # type: ignore[union-attr]
+    module.phase, module.phase_start = "diversity", 5
+    assert module.current_lambda() == pytest.approx(RAMP) and module.early_stopping_done
+    weights = {f"student.{k}": v for k, v in module.student.state_dict().items()}
+    checkpoint: dict = {"epoch": 5, "state_dict": weights}
     module.on_save_checkpoint(checkpoint)
-    restored = DistillModule(student, "hydra+", "classification", spec, probe=probe)
+    restored, _ = _module()  # the same probe, a fresh controller
     restored.on_load_checkpoint(checkpoint)
     assert restored.auto_lambda == module.auto_lambda
+    assert (restored.phase, restored.phase_start) == ("diversity", 5)
+    assert restored.selection.reference is not None and restored.selection.reference[0].epoch == 5
+    assert restored._pending is not None and restored._pending[0] == 6  # its epoch end is taken again
     with pytest.raises(ValueError, match="an automatic lambda has no ramp"):
         LambdaSchedule(1.0, 0, 5, auto=True)
 
 
-def test_lambda_remembers_whether_it_ever_left_zero() -> None:
-    stays = AutoLambda(1.0, target=0.1)
-    stays.update(0.3)  # at the target after the warm-up: 0
-    stays.update(0.2)
-    assert not stays.raised
-    rises = AutoLambda(1.0, target=0.1)
-    rises.update(0.05)
-    assert rises.raised
-    rises.update(10.0)
-    rises.value = 0.0  # back at 0 later: the run has still left the lambda = 0 path
-    assert rises.raised and rises.state()["raised"] is True
+def _candidate(epoch: int, kl: list[float], tv: float, halves: tuple[float, float] | None = None,
+               agreement: float | None = 0.9) -> Candidate:
+    return Candidate(epoch, torch.tensor(kl, dtype=torch.float64), agreement, tv, halves or (tv, tv))
 
 
-def _candidate(epoch: int, kl: list[float], tv: float, agreement: float | None = 0.9) -> Candidate:
-    return Candidate(epoch, torch.tensor(kl, dtype=torch.float64), agreement, tv)
-
-
-def test_candidates_keep_the_closest_histogram_among_fits_as_good_as_the_best() -> None:
-    best = _candidate(5, [0.10, 0.20, 0.30, 0.40], tv=0.50)
-    # per-input differences from the best 0.01, 0.03, 0.01, 0.03: mean 0.02, standard error
-    # std([.01, .03, .01, .03]) / 2 = 0.0115 / 2 = 0.0058 < 0.02: not as good
-    worse = _candidate(3, [0.11, 0.23, 0.31, 0.43], tv=0.10)
+def test_a_candidate_is_kept_only_with_as_good_a_fit_and_a_closer_histogram_on_both_halves() -> None:
+    zero = _candidate(5, [0.10, 0.20, 0.30, 0.40], tv=0.50)
+    # per-input differences 0.01, 0.03, 0.01, 0.03: mean 0.02 above the standard error
+    # std([.01, .03, .01, .03]) / 2 = 0.0058: not as good
+    worse = _candidate(7, [0.11, 0.23, 0.31, 0.43], tv=0.10)
     # differences 0.03, -0.02, 0.03, -0.02: mean 0.005 <= its standard error 0.0289 / 2: as good
-    close = _candidate(7, [0.13, 0.18, 0.33, 0.38], tv=0.40)
-    assert not worse.as_good_as(best) and close.as_good_as(best)
-    assert not _candidate(8, [0.1, 0.2, 0.3, 0.4], tv=0.1, agreement=0.89).as_good_as(best)  # agreement fell
-    kept = Candidates()
-    for candidate in (worse, best, close):
-        kept.add(candidate, {"w": torch.full((1,), float(candidate.epoch))})
-    assert [c.epoch for c, _ in kept.kept] == [5, 7]  # epoch 3 dropped once the best came
-    chosen, weights = kept.chosen()
-    assert chosen.epoch == 7 and weights["w"].item() == 7.0  # the closer histogram
-    kept.add(_candidate(9, [0.13, 0.18, 0.33, 0.38], tv=0.45), {"w": torch.zeros(1)})
-    assert [c.epoch for c, _ in kept.kept] == [5, 7]  # epoch 7 beats it on every measure
-    restored = Candidates()
-    restored.restore(kept.state())
-    assert [(c.epoch, c.tv) for c, _ in restored.kept] == [(5, 0.5), (7, 0.4)]
-    with pytest.raises(ValueError, match="no candidate"):
-        Candidates().chosen()
+    close = _candidate(8, [0.13, 0.18, 0.33, 0.38], tv=0.40)
+    assert not worse.as_good_as(zero) and close.as_good_as(zero)
+    assert not _candidate(9, [0.1, 0.2, 0.3, 0.4], tv=0.1, agreement=0.89).as_good_as(zero)  # agreement fell
+    one_half = _candidate(10, [0.1, 0.2, 0.3, 0.4], tv=0.30, halves=(0.2, 0.51))
+    assert close.closer_than(zero) and not one_half.closer_than(zero)  # one half got worse
+    selection = Selection()
+    with pytest.raises(ValueError, match="lambda = 0 student"):
+        selection.chosen()
+    selection.set_reference(zero, {"w": torch.zeros(1)})
+    assert selection.chosen()[0] is zero  # nothing accepted: the lambda = 0 student
+    for candidate in (worse, one_half, close):
+        selection.offer(candidate, {"w": torch.full((1,), float(candidate.epoch))})
+    chosen, weights = selection.chosen()
+    assert chosen.epoch == 8 and weights["w"].item() == 8.0
+    farther = _candidate(11, [0.1, 0.2, 0.3, 0.4], tv=0.45)
+    assert not selection.offer(farther, {"w": torch.zeros(1)})  # accepted, but farther than the best
+    assert selection.offer(_candidate(12, [0.1, 0.2, 0.3, 0.4], tv=0.35), {"w": torch.ones(1)})
+    restored = Selection()
+    restored.restore(selection.state())
+    assert restored.chosen()[0].epoch == 12 and restored.reference is not None
+    torch.testing.assert_close(restored.reference[0].kl, zero.kl)
 
 
 def test_off_data_is_the_geometric_mean_and_the_histogram_distance_from_the_teacher() -> None:
@@ -197,29 +207,27 @@ def test_off_data_is_the_geometric_mean_and_the_histogram_distance_from_the_teac
     assert measured.typical == pytest.approx(typical_epistemic(student, probe, "classification"))
     assert measured.tv == pytest.approx(total_variation(values.float(), probe.teacher_values.float(),
                                                         math.log(3), 50))
-    assert off_data(teacher, probe, "classification").tv == 0.0
+    assert measured.tv_halves[1] == pytest.approx(total_variation(values[100:].float(),
+                                                                  probe.teacher_values[100:].float(),
+                                                                  math.log(3), 50))
+    assert off_data(teacher, probe, "classification")[1:] == (0.0, (0.0, 0.0))
 
 
-def test_measuring_leaves_the_student_alone_and_a_run_at_zero_keeps_its_weights() -> None:
-    """What makes a run whose lambda stayed 0 the lambda = 0 run, bit for bit."""
-    torch.manual_seed(0)
-    core = nn.Sequential(nn.Linear(2, 8), nn.Dropout(0.5))
-    student = MultiHeadStudent(core, [nn.Linear(8, 3) for _ in range(2)])
-    spec = StudentSpec("hydra+", heads=2, lam=LambdaSchedule(1.0, auto=True))
-    x = torch.randn(40, 2)
-    probe = teacher_probe(student, torch.randn(30, 2) * 5, "classification", train=x, seed=1)
-    module = DistillModule(student, "hydra+", "classification", spec, probe=probe)
+def test_measuring_leaves_the_student_and_the_random_state_alone() -> None:
+    """What makes a run whose lambda stays 0 the lambda = 0 run, bit for bit."""
+    module, student = _module()
     weights = {k: v.clone() for k, v in student.state_dict().items()}
     rng = torch.get_rng_state()
-    module._measure(3)
+    candidate = module._measure(3)
     assert torch.equal(torch.get_rng_state(), rng) and student.training
     assert all(torch.equal(v, weights[k]) for k, v in student.state_dict().items())
-    assert [c.epoch for c, _ in module.candidates.kept] == [3]
+    assert candidate.epoch == 3 and candidate.kl.shape == (40,) and module._fit == candidate.fit
     with torch.no_grad():
         for p in student.parameters():
             p.add_(1.0)  # later weights
-    module._choose()  # lambda never left 0: nothing is restored
+    module._choose()  # no diversity phase: the weights stay
     assert not any(torch.equal(v, weights[k]) for k, v in student.state_dict().items())
-    module.auto_lambda.raised, module._chosen = True, False  # type: ignore[union-attr]
-    module._choose()  # it did: the only candidate's weights come back
+    module.selection.set_reference(candidate, weights)
+    module.phase_start = 3
+    module._choose()  # after one: the chosen weights (here the lambda = 0 student's) come back
     assert all(torch.equal(v, weights[k]) for k, v in student.state_dict().items())

@@ -43,6 +43,11 @@ from hydraplus.methods import StudentMethod, get_method
 from hydraplus.spec import StudentSpec
 
 
+def _student_part(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The student's weights in a `DistillModule`'s state dict (its keys start with ``student.``)."""
+    return {k.removeprefix("student."): v for k, v in state.items() if k.startswith("student.")}
+
+
 class NonFiniteLossError(RuntimeError):
     """Raised after too many consecutive steps with a NaN or infinite loss."""
 
@@ -337,11 +342,12 @@ class DistillModule(_TrainingModule):
 
     @property
     def early_stopping_done(self) -> bool:
-        """Whether early stopping has had its say (`EarlyStopping` then leaves the diversity phase alone)."""
+        """Whether early stopping has had its say (`EarlyStopping` leaves the diversity phase alone)."""
         return self.phase != "fit"
 
     def current_lambda(self) -> float:
-        """This epoch's diversity weight: the schedule's, or the controller's (0 until its diversity phase)."""
+        """This epoch's diversity weight: the schedule's, or the controller's (0 before its diversity
+        phase)."""
         if self.auto_lambda is not None:
             return self.auto_lambda.value if self.phase == "diversity" else 0.0
         return self.spec.lam(self.current_epoch)
@@ -383,8 +389,7 @@ class DistillModule(_TrainingModule):
         stopping = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
         best = epochs
         if stopping is not None and stopping.best_state is not None:
-            self.student.load_state_dict({k.removeprefix("student."): v for k, v in stopping.best_state.items()
-                                          if k.startswith("student.")})
+            self.student.load_state_dict(_student_part(stopping.best_state))
             best = stopping.best_epoch
         reference = self._measure(best)
         self.selection.set_reference(reference, self.student.state_dict())
@@ -416,7 +421,8 @@ class DistillModule(_TrainingModule):
         self._choose()
 
     def on_fit_end(self) -> None:
-        if self._pending is not None:  # resumed with nothing left to train: its last epoch end, on its weights
+        if self._pending is not None:  # resumed with nothing left to train: its last epoch end, on its own
+            # weights (early stopping has just restored its best)
             current = {k: v.detach().clone() for k, v in self.student.state_dict().items()}
             self.student.load_state_dict(self._pending[1])
             self._after_epoch(self._pending[0])
@@ -459,8 +465,7 @@ class DistillModule(_TrainingModule):
             self.phase_start = int(state["auto_lambda"].get("phase_start", 0))
             self.selection.restore(state.get("auto_lambda_selection", {}))
             saved = checkpoint.get("state_dict", {})  # the weights after this many epochs:
-            self._pending = (int(checkpoint.get("epoch", -1)) + 1,
-                             {k.removeprefix("student."): v for k, v in saved.items() if k.startswith("student.")})
+            self._pending = (int(checkpoint.get("epoch", -1)) + 1, _student_part(saved))
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:
