@@ -177,6 +177,7 @@ def test_a_candidate_is_kept_only_with_as_good_a_fit_and_a_closer_histogram_on_b
     assert not _candidate(9, [0.1, 0.2, 0.3, 0.4], tv=0.1, agreement=0.89).as_good_as(zero)  # agreement fell
     one_half = _candidate(10, [0.1, 0.2, 0.3, 0.4], tv=0.30, halves=(0.2, 0.51))
     assert close.closer_than(zero) and not one_half.closer_than(zero)  # one half got worse
+    assert not _candidate(10, [0.1, 0.2, 0.3, 0.4], tv=0.5 - 1e-8).closer_than(zero)  # float rounding
     selection = Selection()
     with pytest.raises(ValueError, match="lambda = 0 student"):
         selection.chosen()

@@ -57,6 +57,7 @@ CUT = 0.25  # lambda's factor when the guard finds the fit broken
 RAMP = 1e-3  # lambda's first value after the warm-up, as a fraction of its start value
 PHASE_FRACTION = 0.3  # the diversity phase's length, as a fraction of the student's epochs
 TV_BINS = 50  # histogram bins of the probe's epistemic values (as every TV in the reports)
+TV_ROUNDING = 1e-6  # TVs closer than this are equal (float32 histograms of equal counts)
 UPPER_QUANTILE = 0.99  # regression: the histograms run up to this quantile of the teacher's values
 
 
@@ -321,9 +322,10 @@ class Candidate(NamedTuple):
     def closer_than(self, reference: Candidate) -> bool:
         """Whether this candidate's epistemic histogram is closer to the teacher's than
         ``reference``'s on the whole probe and on each half of it (a gain that one half alone shows
-        may be the draw's noise)."""
-        return self.tv < reference.tv and all(a < b for a, b in zip(self.tv_halves, reference.tv_halves,
-                                                                      strict=True))
+        may be the draw's noise), by more than float rounding (a TV moves in steps of at least
+        1 / inputs; below that, two histograms of equal counts differ in their last bits)."""
+        pairs = [(self.tv, reference.tv), *zip(self.tv_halves, reference.tv_halves, strict=True)]
+        return all(a < b - TV_ROUNDING for a, b in pairs)
 
 
 def _cpu(weights: dict[str, Tensor]) -> dict[str, Tensor]:

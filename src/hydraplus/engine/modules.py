@@ -396,9 +396,19 @@ class DistillModule(_TrainingModule):
         if self.auto_lambda.start(self._probe_measure, reference.fit) > 0:  # type: ignore[arg-type]
             self.phase, self.phase_start = "diversity", epochs
             self.trainer.should_stop = False
+            self._restart_schedule()
         else:
             self.phase = "done"
             self.trainer.should_stop = True
+
+    def _restart_schedule(self) -> None:
+        """The diversity phase's learning rate: a cosine of its own from the full rate down over its
+        epochs (a warm restart; the first schedule would go on from 0). The scheduler's state is in
+        every checkpoint, so a resumed run keeps it."""
+        scheduler = self.trainer.lr_scheduler_configs[0].scheduler
+        scheduler.T_max, scheduler.last_epoch = self.extra_epochs, 0  # type: ignore[attr-defined]
+        for group in self.trainer.optimizers[0].param_groups:
+            group["lr"] = self.lr
 
     def _measure(self, epochs: int) -> Candidate:
         """The current weights (after ``epochs`` epochs) measured on the probe and the guard inputs."""
