@@ -19,7 +19,8 @@ controller's own measures:
    until that run would end (its epoch cap, or early stopping); its weights (early stopping's
    best) are the lambda = 0 student.
 2. When that student is at least as uncertain as the ensemble on the probe, the run ends there.
-   Otherwise a diversity phase of `diversity_epochs` more epochs continues from it, lambda starting
+   Otherwise a diversity phase of `diversity_epochs` more epochs continues from it (the learning
+   rate restarting its cosine schedule from the full rate), lambda starting
    at ``RAMP`` times its start value and stepping toward the target once per epoch; when the fit to
    the teacher on the guard inputs falls short of the lambda = 0 student's by more than a tolerance,
    lambda is cut and capped (`Fit.worse_than`).
