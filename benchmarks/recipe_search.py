@@ -97,10 +97,16 @@ COLUMNS = (("error_%", "val error %"), ("ece_%", "ECE %"), ("nll", "NLL"),
 
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
-    """The results as a Markdown table, one row per variant (the ensemble's own row first)."""
+    """The results as a Markdown table: the ensemble, the members alone and the run's own students
+    first, then one row per variant in the order they ran."""
+    def rank(name: str) -> int:
+        if name == "ensemble":
+            return 0
+        return 1 if name.startswith("member") else 2 if "(the run's)" in name else 3
+
     lines = ["| variant | " + " | ".join(title for _, title in COLUMNS) + " |",
              "|---|" + "---:|" * len(COLUMNS)]
-    for name, row in results.items():
+    for name, row in sorted(results.items(), key=lambda item: rank(item[0])):
         cells = ["–" if row.get(key) is None else f"{row[key]:g}" for key, _ in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

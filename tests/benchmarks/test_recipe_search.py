@@ -43,8 +43,11 @@ def test_search_scores_on_validation_and_tabulates(tmp_path: Path, monkeypatch: 
     row = results["epochs=2,mixup=0.4"]
     assert 0 <= row["error_%"] <= 100 and 0 <= row["tv_shift"] <= 1 and row["epochs_run"] == 2
     assert row["epistemic_ratio"] > 0
+    table = search.markdown({"late": row, **results})
+    assert [line.split(" | ")[0] for line in table.splitlines()[2:]][4] == "| late"  # after the references
     table = search.markdown(results)
     assert table.splitlines()[0].startswith("| variant | val error % | ECE % |")
     assert "| epochs=2,mixup=0.4 | " in table and len(table.splitlines()) == 7
+    assert table.splitlines()[3].startswith("| member (mean of 2) | ")
     members = [results["member (mean of 2)"], *(v for k, v in results.items() if k.startswith("member-best"))]
     assert members[1]["error_%"] <= members[0]["error_%"]
