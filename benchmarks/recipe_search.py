@@ -116,7 +116,8 @@ def member_rows(ensemble: torch.Tensor, labels: torch.Tensor, classes: int) -> d
     """Each member alone (its slice of the ensemble's outputs): the mean over members and the member
     with the lowest validation error, the reference a student must beat."""
     rows = [score(ensemble[:, i : i + 1], labels, classes) for i in range(ensemble.shape[1])]
-    mean = {key: round(sum(row[key] for row in rows) / len(rows), 4) for key in rows[0]}
+    mean = {key: round(sum(row[key] for row in rows) / len(rows), 2 if key.endswith("%") else 4)
+            for key in rows[0]}
     best = min(range(len(rows)), key=lambda i: rows[i]["error_%"])
     return {f"member (mean of {len(rows)})": mean, f"member-best (member {best})": rows[best]}
 
@@ -157,6 +158,7 @@ def main() -> None:
             **fidelity_row(logits, ensemble, shifted, ensemble_shift, upper),
             "best_epoch": stopped.get("best_epoch"), "epochs_run": stopped.get("epochs_run")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     with tempfile.TemporaryDirectory() as tmp:
         for overrides in args.variants:
             raw, entry = variant(meta["config"], args.method, args.heads, overrides)
