@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--method", default="hydra+")
     parser.add_argument("--heads", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True, help="JSON file (extended if it exists)")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # variants may follow the options
     if args.variants == ["table"]:  # print the Markdown table of a finished search
         print(markdown(json.loads(args.out.read_text())), end="")
         return

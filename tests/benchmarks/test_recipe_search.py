@@ -33,8 +33,8 @@ def test_search_scores_on_validation_and_tabulates(tmp_path: Path, monkeypatch: 
     config = image_config(epochs=1, students=[{"method": "hydra+", "heads": 2}])
     run_experiment(config, tmp_path / "run", seed=0, progress=False)
     out = tmp_path / "search.json"
-    monkeypatch.setattr(sys, "argv", ["recipe_search", str(tmp_path / "run"), "epochs=2,mixup=0.4",
-                                      "--seed", "0", "--heads", "2", "--out", str(out)])
+    monkeypatch.setattr(sys, "argv", ["recipe_search", str(tmp_path / "run"), "--seed", "0", "--heads", "2",
+                                      "--out", str(out), "epochs=2,mixup=0.4"])
     search.main()
     results = json.loads(out.read_text())
     names = list(results)
