@@ -50,7 +50,8 @@ def test_every_builtin_config_parses_with_its_kind() -> None:
     kinds = {name: load_config(name).kind for name in available_configs()}
     assert kinds == {"toy-spiral": "toy", "toy-regression": "toy", "paper-svhn": "image",
                      "paper-cifar10": "image", "cpu-cifar10": "image", "cpu-fashion-mnist": "image",
-                     "cpu-fashion-mnist-heldout": "image", "gpu-cifar10": "image"}
+                     "cpu-fashion-mnist-heldout": "image", "gpu-cifar10": "image",
+                     "cpu-cifar10-full": "image", "cpu-fashion-mnist-full": "image"}
     assert all(load_config(name).warnings == () for name in available_configs())
 
 
@@ -298,9 +299,13 @@ def test_fashion_mnist_presets(capsys: pytest.CaptureFixture[str]) -> None:
                                           "grayscale": True, "size": 28}
     member = config.arch.member
     assert (config.ensemble.members, config.precision, member["in_channels"]) == (10, "bf16-mixed", 1)
-    assert [s.name for s in config.students] == ["hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2",
-                                                 "hydra-10", "drop", "gauss", "endd"]
-    assert config.students[1].lam.auto and config.students[2].lam.value == 0.001
+    assert [s.name for s in config.students] == ["hydra+-10", "hydra+-10-auto", "hydra-10", "endd"]
+    assert config.students[1].lam.auto and config.students[0].lam.value == 0.0005
+    assert (config.student.epochs, config.student.patience, config.student.core_init) == (30, 10, "member")
+    full = load_config("cpu-fashion-mnist-full")
+    assert [s.name for s in full.students] == ["hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2",
+                                               "hydra-10", "drop", "gauss", "endd"]
+    assert full.arch == config.arch and full.students[0] == config.students[0] and full.students[2].lam.value == 0.001
     heldout = load_config("cpu-fashion-mnist-heldout")
     assert heldout.data.options["holdout_classes"] == [5, 7, 9] and "ood" not in heldout.data.options
     assert heldout.arch.member["num_classes"] == heldout.arch.head["num_classes"] == 7
@@ -414,9 +419,11 @@ def test_every_students_batch_size_must_divide_by_the_world_size(spiral: dict[st
 
 
 def test_image_presets_stop_early_and_the_paper_settings_do_not() -> None:
-    """Early stopping where the preset is this project's own (validation split, 10-epoch cap); the
-    toy and paper presets keep the paper's fixed schedule (their results keep their meaning)."""
+    """Early stopping where the preset is this project's own (the recipe's 30-epoch cap and patience 10
+    for the CPU presets; 10 and 5 for the held-out and GPU ones); the toy and paper presets keep the
+    paper's fixed schedule (their results keep their meaning)."""
+    recipe = {"cpu-cifar10", "cpu-cifar10-full", "cpu-fashion-mnist", "cpu-fashion-mnist-full"}
     for name in available_configs():
         patience = {spec.patience for spec in load_config(name).students}
-        expected = {5} if name.startswith(("cpu-", "gpu-")) else {None}
+        expected = {10} if name in recipe else {5} if name.startswith(("cpu-", "gpu-")) else {None}
         assert patience == expected, name
