@@ -56,6 +56,7 @@ from hydraplus.inputs.contracts import Members
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10_train.npz"
+CIFAR_MINI = ROOT.parent / "shared" / "data" / "cifar10_mini.npz"  # the small problem's images
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 HEADS = 5
 MEMBERS = 5
@@ -192,23 +193,28 @@ def _images(name: str, x: Tensor, y: Tensor, seed: int, n_train: int, n_test: in
 
 
 def fashion_mnist(seed: int, small: bool = False) -> Setup:
+    """5,000 training and 1,000 test images of Fashion-MNIST's training split (1,500 and 500 if small)."""
     raw = read_fashion_mnist(FASHION, train=True)
-    xtr, ytr, xte, yte = _images("fashion", raw.x, raw.y, seed, 5000, 1000)
+    n_train, n_test = (1500, 500) if small else (5000, 1000)
+    xtr, ytr, xte, yte = _images("fashion", raw.x, raw.y, seed, n_train, n_test)
     xtr, xte = xtr.flatten(1), xte.flatten(1)
     members = train_members(lambda: _mlp([784, 128, 10]), xtr, ytr, "classification", 5, seed, lr=1e-3)
-    return Setup("Fashion-MNIST 5k", "classification", xtr, ytr, xte, yte, members, 10, 0.001,
-                 "Fashion-MNIST preset, M = 5")
+    return Setup(f"Fashion-MNIST {n_train / 1000:g}k", "classification", xtr, ytr, xte, yte, members, 10,
+                 0.001, "Fashion-MNIST preset, M = 5")
 
 
 def cifar10(seed: int, small: bool = False) -> Setup:
-    with np.load(CIFAR) as arrays:
+    """5,000 training and 1,000 test images of the CIFAR-10 training split (1,500 and 500 of the
+    small split's if small), members a small CNN."""
+    with np.load(CIFAR_MINI if small else CIFAR) as arrays:
         x = torch.from_numpy(arrays["x_train"] if "x_train" in arrays else arrays["x"])
         y = torch.from_numpy(arrays["y_train"] if "y_train" in arrays else arrays["y"])
     if x.shape[-1] == 3:
         x = x.permute(0, 3, 1, 2)
-    xtr, ytr, xte, yte = _images("cifar", x, y.reshape(-1), seed, 5000, 1000)
+    n_train, n_test = (1500, 500) if small else (5000, 1000)
+    xtr, ytr, xte, yte = _images("cifar", x, y.reshape(-1), seed, n_train, n_test)
     members = train_members(lambda: _cnn(3, 10), xtr, ytr, "classification", 6, seed, lr=2e-3)
-    return Setup("CIFAR-10 5k", "classification", xtr, ytr, xte, yte, members, 10, 0.1,
+    return Setup(f"CIFAR-10 {n_train / 1000:g}k", "classification", xtr, ytr, xte, yte, members, 10, 0.1,
                  "paper's CIFAR-10, M = 5")
 
 
@@ -269,8 +275,9 @@ def run_problem(setup: Setup, seed: int = 0) -> dict[str, Any]:
         for label, lam in (("lambda=0", 0.0), (fixed, setup.fixed_lam), ("auto", "auto")):
             start = time.perf_counter()
             out = Path(tmp) / "auto" if lam == "auto" else None  # its log shows the lambdas it took
+            contract = {"regression_output": "log_variance"} if setup.task == "regression" else {}
             result = hydraplus.distil(setup.members, (setup.x_train, setup.y_train), heads=HEADS,
-                                      epochs=setup.epochs, lam=lam, seed=seed, out=out)
+                                      epochs=setup.epochs, lam=lam, seed=seed, out=out, **contract)
             student = result.model
             rows[label] = scores(setup, teacher_out, outputs(student, setup.x_test), teacher_probe,
                                  outputs(student, probe))
