@@ -1,4 +1,5 @@
-"""The warning (and report line) when a finished student is far from its teacher."""
+"""The warning (and report line) when a finished student is far from its teacher or less accurate
+than one member alone."""
 
 from __future__ import annotations
 
@@ -11,23 +12,24 @@ from hydraplus.report.distil import StudentWarning, distil_markdown, far_from_te
 
 
 def _metrics(student_ece: float, agreement: float, teacher_ece: float = 0.05, teacher_error: float = 0.02,
-             task: str = "classification") -> dict:
-    test = {"error": 0.03, "ece": student_ece, "nll": 0.1, "brier": 0.1}
+             task: str = "classification", member: dict | None = None) -> dict:
+    test = {"error": 0.03, "ece": student_ece, "nll": 0.1, "brier": 0.1, "rmse": 0.5}
+    members = {} if member is None else {"member": {"test": member}}
     return {"task": task, "test_size": 540, "ood_size": None,
             "settings": {"tv_bins": 50, "device": "cpu", "latency_batch_sizes": [1]},
             "models": {"teacher": {"name": "teacher", "members": 5,
                                    "test": {**test, "ece": teacher_ece, "error": teacher_error}},
                        "student": {"name": "hydra+-5-auto", "agreement": agreement, "test": test,
                                    "spec": {"method": "hydra+", "heads": 5, "epochs": 20,
-                                            "lam": {"value": 1.0, "auto": True}}}}}
+                                            "lam": {"value": 1.0, "auto": True}}}, **members}}
 
 
 def test_far_means_ece_above_twice_and_three_points_over_the_teachers_or_classes_differing() -> None:
     assert far_from_teacher(_metrics(0.10, 0.95)) is None  # 10% = max(2 x 5%, 5% + 3 points): not above
     message = far_from_teacher(_metrics(0.719, 0.95))
-    assert message == ("student hydra+-5-auto is far from its teacher on the 540 evaluation examples: "
-                       "ECE 71.9% against the teacher's 5.0%; it may be useless (lambda auto; try a smaller "
-                       "lambda, more epochs or lambda 0)")
+    assert message == ("student hydra+-5-auto falls short on the 540 evaluation examples: "
+                       "ECE 71.9% against the teacher's 5.0%; it may not be worth deploying (lambda auto; try "
+                       "more epochs, a smaller lambda or lambda 0, or ship one member)")
     assert far_from_teacher(_metrics(0.02, 0.9, teacher_ece=0.005)) is None  # 3.5% = 0.5% + 3 points
     # agreement below 1 - max(10%, the teacher's error)
     assert "agrees with the teacher's on 89.9% of the inputs (expected at least 90.0%)" in far_from_teacher(
@@ -36,10 +38,19 @@ def test_far_means_ece_above_twice_and_three_points_over_the_teachers_or_classes
     assert far_from_teacher(_metrics(0.9, 0.1, task="regression")) is None
 
 
+def test_a_student_less_accurate_than_the_mean_member_is_reported() -> None:
+    assert far_from_teacher(_metrics(0.05, 0.95, member={"error": 0.03})) is None  # equal: not above
+    assert far_from_teacher(_metrics(0.05, 0.95, member={"error": 0.0299})).endswith(
+        "examples: its error 3% is above one member's alone (mean of the 5 members 2.99%); it may not be "
+        "worth deploying (lambda auto; try more epochs, a smaller lambda or lambda 0, or ship one member)")
+    assert "its rmse 0.5 is above one member's alone (mean of the 5 members 0.4)" in far_from_teacher(
+        _metrics(0.9, 0.1, task="regression", member={"rmse": 0.4}))
+
+
 def test_the_report_carries_the_warning_and_the_cli_prints_it_as_one_line(
         capsys: pytest.CaptureFixture[str]) -> None:
     report = distil_markdown(_metrics(0.719, 0.95))
-    assert "**Warning:** student hydra+-5-auto is far from its teacher" in report
+    assert "**Warning:** student hydra+-5-auto falls short on the 540" in report
     assert "Warning" not in distil_markdown(_metrics(0.06, 0.95))
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
@@ -59,7 +70,7 @@ def test_distil_with_val_warns_about_a_flat_student_and_reports_its_agreement() 
     import hydraplus
 
     setup = guard.digits(seed=2, small=True)
-    with pytest.warns(StudentWarning, match=r"far from its teacher on the 540 evaluation examples: ECE"):
+    with pytest.warns(StudentWarning, match=r"falls short on the 540 evaluation examples: ECE"):
         result = hydraplus.distil(setup.members, (setup.x_train, setup.y_train), heads=5, epochs=10,
                                   lam=9.0, patience=None, val=(setup.x_test, setup.y_test))
     assert result.metrics is not None and 0.0 < result.metrics["models"]["student"]["agreement"] <= 1.0

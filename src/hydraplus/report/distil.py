@@ -21,30 +21,39 @@ class StudentWarning(UserWarning):
 
 
 def far_from_teacher(metrics: dict[str, Any]) -> str | None:
-    """A sentence when the student's ECE or class agreement is far from the teacher's, else None.
+    """A sentence when the student's ECE or class agreement is far from the teacher's, or when one
+    member alone is more accurate than the student, else None.
 
     Far: ECE > max(2 x the teacher's, the teacher's + 3 points), or the student's class differs
     from the teacher's on more than max(10%, the teacher's error rate) of the inputs
-    (classification; whatever lambda was)."""
+    (classification; whatever lambda was). Worse than a member: the student's error (RMSE for
+    regression) above the members' mean on the same data (``member`` row), since one member is
+    cheaper than the ensemble and often than the student too."""
     teacher, student = metrics["models"].get("teacher"), metrics["models"]["student"]
-    if teacher is None or metrics["task"] != "classification":
+    if teacher is None:
         return None
     problems = []
-    t_ece, s_ece = teacher["test"]["ece"], student["test"]["ece"]
-    if s_ece > max(ECE_FACTOR * t_ece, t_ece + ECE_POINTS):
-        problems.append(f"ECE {100 * s_ece:.1f}% against the teacher's {100 * t_ece:.1f}%")
-    agreement = student.get("agreement")
-    floor = 1 - max(MIN_DISAGREEMENT, teacher["test"]["error"])
-    if agreement is not None and agreement < floor:
-        problems.append(f"its class agrees with the teacher's on {100 * agreement:.1f}% of the inputs "
-                        f"(expected at least {100 * floor:.1f}%)")
+    if metrics["task"] == "classification":
+        t_ece, s_ece = teacher["test"]["ece"], student["test"]["ece"]
+        if s_ece > max(ECE_FACTOR * t_ece, t_ece + ECE_POINTS):
+            problems.append(f"ECE {100 * s_ece:.1f}% against the teacher's {100 * t_ece:.1f}%")
+        agreement = student.get("agreement")
+        floor = 1 - max(MIN_DISAGREEMENT, teacher["test"]["error"])
+        if agreement is not None and agreement < floor:
+            problems.append(f"its class agrees with the teacher's on {100 * agreement:.1f}% of the inputs "
+                            f"(expected at least {100 * floor:.1f}%)")
+    member = metrics["models"].get("member")
+    key, scale, unit = ("error", 100.0, "%") if metrics["task"] == "classification" else ("rmse", 1.0, "")
+    if member is not None and student["test"][key] > member["test"][key]:
+        problems.append(f"its {key} {scale * student['test'][key]:.4g}{unit} is above one member's alone "
+                        f"(mean of the {teacher['members']} members {scale * member['test'][key]:.4g}{unit})")
     if not problems:
         return None
     lam = student["spec"].get("lam") or {}
     lam_text = "auto" if lam.get("auto") else f"{lam.get('value', 0.0):g}"
-    return (f"student {student['name']} is far from its teacher on the {metrics['test_size']} evaluation "
-            f"examples: {' and '.join(problems)}; it may be useless (lambda {lam_text}; try a smaller "
-            "lambda, more epochs or lambda 0)")
+    return (f"student {student['name']} falls short on the {metrics['test_size']} evaluation "
+            f"examples: {' and '.join(problems)}; it may not be worth deploying (lambda {lam_text}; try "
+            "more epochs, a smaller lambda or lambda 0, or ship one member)")
 
 
 def test_columns(task: str) -> list[Column]:
