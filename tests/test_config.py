@@ -305,7 +305,8 @@ def test_fashion_mnist_presets(capsys: pytest.CaptureFixture[str]) -> None:
     full = load_config("cpu-fashion-mnist-full")
     assert [s.name for s in full.students] == ["hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2",
                                                "hydra-10", "drop", "gauss", "endd"]
-    assert full.arch == config.arch and full.students[0] == config.students[0] and full.students[2].lam.value == 0.001
+    assert full.arch == config.arch and full.students[0] == config.students[0]
+    assert full.students[2].lam.value == 0.001
     heldout = load_config("cpu-fashion-mnist-heldout")
     assert heldout.data.options["holdout_classes"] == [5, 7, 9] and "ood" not in heldout.data.options
     assert heldout.arch.member["num_classes"] == heldout.arch.head["num_classes"] == 7

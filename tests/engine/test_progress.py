@@ -15,6 +15,7 @@ from torch import nn
 
 import hydraplus
 from _dummies import toy_config
+from hydraplus.engine.auto_lambda import diversity_epochs
 from hydraplus.engine.progress import (
     EpochLines,
     ModelBar,
@@ -117,5 +118,19 @@ def test_distil_says_its_student_and_estimate_first(capsys: pytest.CaptureFixtur
     hydraplus.distil(members, (x, y), epochs=2, batch_size=20, lam=0.1, patience=None, progress=True)
     first, *lines = capsys.readouterr().err.splitlines()
     assert re.fullmatch(r"hydraplus: distilling into hydra\+-3 \(2 epochs\); about \S+ estimated .*", first)
+    planned = PlannedModel("hydra+-5-auto", 39, 1.0, extra=9)
+    assert planned.describe() == "hydra+-5-auto (30 epochs + up to 9 for lambda)"
     assert [line.split("  ")[1:3] for line in lines if "epoch" in line] == [["hydra+-3", "epoch 1/2"],
                                                                              ["hydra+-3", "epoch 2/2"]]
+
+
+def test_an_automatic_lambda_counts_its_diversity_phase_in_the_plan(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    members = [nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).eval() for _ in range(3)]
+    x, y = torch.randn(40, 5), torch.arange(40) % 3
+    hydraplus.distil(members, (x, y), epochs=10, batch_size=20, lam="auto", patience=None, progress=True)
+    first = capsys.readouterr().err.splitlines()[0]
+    extra = diversity_epochs(10)
+    assert first.startswith(
+        f"hydraplus: distilling into hydra+-3-auto (10 epochs + up to {extra} for lambda);")

@@ -48,6 +48,9 @@ def test_the_run_is_the_lambda_0_run_then_a_diversity_phase_that_keeps_the_fit(
     probe = teacher_probe(models.ensemble, off_data_probe(problem.x_train, seed=derived_seed(0, "probe")),
                           "classification")
     assert saved["target_epistemic"] == pytest.approx(probe.target)
+    assert (saved["diversity_phase"], saved["diversity_epochs"], saved["reference_epoch"],
+            saved["chosen_epoch"], saved["chosen"]) == (True, 60, 200, 200, "lambda = 0 student")
+    assert saved["probe_tv"]["chosen"] == saved["probe_tv"]["reference"]
     with (tmp_path / "hydra+-5-auto" / "log" / "metrics.csv").open() as log:
         rows = list(csv.DictReader(log))
     assert len(rows) == 260 and all(float(row["train/lambda"]) == 0.0 for row in rows[:200])

@@ -60,6 +60,7 @@ def test_distil_writes_the_same_student_records_as_a_config_run(tmp_path: Path) 
     saved = json.loads((folder / "auto_lambda.json").read_text())
     assert saved["start"] == result.spec.lam.value and saved["final"] >= 0
     assert saved["probe"].startswith("off-data points made from the training inputs")
+    assert saved["chosen_epoch"] in range(1, 5) and saved["reference_epoch"] <= 3
 
 
 def test_distil_augments_like_a_config_run() -> None:

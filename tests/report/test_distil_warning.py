@@ -28,8 +28,8 @@ def test_far_means_ece_above_twice_and_three_points_over_the_teachers_or_classes
     assert far_from_teacher(_metrics(0.10, 0.95)) is None  # 10% = max(2 x 5%, 5% + 3 points): not above
     message = far_from_teacher(_metrics(0.719, 0.95))
     assert message == ("student hydra+-5-auto falls short on the 540 evaluation examples: "
-                       "ECE 71.9% against the teacher's 5.0%; it may not be worth deploying (lambda auto; try "
-                       "more epochs, a smaller lambda or lambda 0, or ship one member)")
+                       "ECE 71.9% against the teacher's 5.0%; it may not be worth deploying (lambda auto; "
+                       "try more epochs, a smaller lambda or lambda 0, or ship one member)")
     assert far_from_teacher(_metrics(0.02, 0.9, teacher_ece=0.005)) is None  # 3.5% = 0.5% + 3 points
     # agreement below 1 - max(10%, the teacher's error)
     assert "agrees with the teacher's on 89.9% of the inputs (expected at least 90.0%)" in far_from_teacher(

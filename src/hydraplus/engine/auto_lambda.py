@@ -362,6 +362,17 @@ class Selection:
             raise ValueError("no lambda = 0 student to choose from")
         return self.best or self.reference
 
+    def summary(self) -> dict[str, object]:
+        """What the run ended with, for ``auto_lambda.json``: the lambda = 0 student's epoch, the
+        chosen weights' epoch and kind, and both candidates' probe TV and guard KL."""
+        if self.reference is None:
+            raise ValueError("no lambda = 0 student to summarise")
+        chosen = self.chosen()[0]
+        return {"reference_epoch": self.reference[0].epoch, "chosen_epoch": chosen.epoch,
+                "chosen": "lambda = 0 student" if self.best is None else "diversity-phase candidate",
+                "probe_tv": {"reference": self.reference[0].tv, "chosen": chosen.tv},
+                "guard_kl": {"reference": self.reference[0].fit.kl, "chosen": chosen.fit.kl}}
+
     def state(self) -> dict[str, object]:
         """What a checkpoint keeps."""
         def saved(item: tuple[Candidate, dict[str, Tensor]] | None) -> dict[str, object] | None:

@@ -37,11 +37,19 @@ def duration(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class PlannedModel:
-    """One model a run trains: its progress label, epochs and estimated training seconds."""
+    """One model a run trains: its progress label, epochs (``extra`` of them an automatic lambda's
+    diversity phase, which may not run) and estimated training seconds (for all of them)."""
 
     label: str
     epochs: int
     seconds: float
+    extra: int = 0
+
+    def describe(self) -> str:
+        """``"hydra+-5 (30 epochs)"``; with a diversity phase ``"... (30 epochs + up to 9 for lambda)"``."""
+        base = self.epochs - self.extra
+        text = f"{self.label} ({base} epoch{'s' if base != 1 else ''}"
+        return text + (f" + up to {self.extra} for lambda)" if self.extra else ")")
 
 
 class RunProgress:
@@ -58,7 +66,7 @@ class RunProgress:
         self._measured = self._estimated = 0.0
 
     def announce(self, what: str = "training") -> None:
-        names = ", ".join(f"{m.label} ({m.epochs} epoch{'s' if m.epochs != 1 else ''})" for m in self.models)
+        names = ", ".join(m.describe() for m in self.models)
         total = sum(m.seconds for m in self.models)
         self.stream.write(f"hydraplus: {what} {names}; about {duration(total)} estimated "
                           "(from a few timed training steps of each)\n")

@@ -3,8 +3,9 @@
 Each model's estimate is a few timed forward and backward passes on one batch
 (`hydraplus.engine.progress.step_seconds`) times its steps per epoch times its epochs: the training
 steps only (not the teacher's cached outputs, nor evaluation), at most (early stopping may end a
-student sooner). The timed models are throw-away copies and the random state is restored, so
-training is the same with or without it.
+student sooner, and an automatic lambda's diversity phase, counted in, may not run). The timed
+models are throw-away copies and the random state is restored, so training is the same with or
+without it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 
 from hydraplus.config import ExperimentConfig, StudentSpec
 from hydraplus.data.problem import Problem
+from hydraplus.engine.auto_lambda import diversity_epochs
 from hydraplus.engine.progress import PlannedModel, RunProgress, step_seconds, training_seconds
 from hydraplus.pipeline.builders import build_ensemble, build_student
 
@@ -25,10 +27,13 @@ def _device(accelerator: str) -> str:
 
 
 def _planned(label: str, model: nn.Module, x: torch.Tensor, examples: int, batch_size: int, epochs: int,
-             world_size: int, device: str, precision: str, teacher: nn.Module | None = None) -> PlannedModel:
+             world_size: int, device: str, precision: str, teacher: nn.Module | None = None,
+             auto_lambda: bool = False) -> PlannedModel:
     batch = x[:max(batch_size // world_size, 1)]  # each process's share of a step
     step = step_seconds(model, batch, teacher=teacher, device=device, precision=precision)
-    return PlannedModel(label, epochs, training_seconds(step, examples, batch_size, epochs))
+    extra = diversity_epochs(epochs) if auto_lambda else 0
+    seconds = training_seconds(step, examples, batch_size, epochs + extra)
+    return PlannedModel(label, epochs + extra, seconds, extra)
 
 
 def plan_run(config: ExperimentConfig, problem: Problem, batched: bool | None,
@@ -47,7 +52,8 @@ def plan_run(config: ExperimentConfig, problem: Problem, batched: bool | None,
             student = build_student(config, spec, batched)
             models.append(_planned(f"{problem.name}/{spec.name}", student, x, examples, spec.batch_size,
                                    spec.epochs, world_size, device, config.precision,
-                                   teacher=ensemble if spec.augment is not None else None))
+                                   teacher=ensemble if spec.augment is not None else None,
+                                   auto_lambda=spec.lam.auto))
     return RunProgress(models)
 
 
@@ -55,4 +61,4 @@ def plan_distil(student: nn.Module, spec: StudentSpec, x: torch.Tensor, device: 
                 world_size: int, precision: str) -> RunProgress:
     """The one student of `hydraplus.distil`, with its estimate."""
     return RunProgress([_planned(spec.name, student, x, len(x), spec.batch_size, spec.epochs, world_size,
-                                 str(device), precision)])
+                                 str(device), precision, auto_lambda=spec.lam.auto)])

@@ -214,7 +214,9 @@ def distil_student(student: nn.Module, spec: StudentSpec, task: str, data: Stude
             "start": spec.lam.value, "final": module.auto_lambda.value,
             "target_epistemic": module.auto_lambda.target,
             "statistic": "geometric mean of the epistemic uncertainty over the probe inputs",
-            "probe": data.probe_source, "per_epoch": "log/metrics.csv: train/lambda"}
+            "probe": data.probe_source, "per_epoch": "log/metrics.csv: train/lambda",
+            "diversity_phase": module.phase_start > 0, "diversity_epochs": module.extra_epochs,
+            **module.selection.summary()}
     if fitted.is_global_zero:
         atomic_torch_save(student.state_dict(), folder / MODEL)
         if result.early_stopping is not None:
