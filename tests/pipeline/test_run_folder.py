@@ -37,3 +37,56 @@ def test_only_runs_are_replaced(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--overwrite deletes runs only"):
         prepare_out_dir(other, resume=False, overwrite=True)
     assert (other / "thesis.tex").is_file()
+
+
+def _run(folder: Path, *models: str) -> Path:
+    """A run folder as a run leaves it: config.json, the teacher cache, model folders, evaluation."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"kind": "toy", "config": {}}))
+    (folder / "cache").mkdir()
+    (folder / "evaluation.json").write_text("{}")
+    for model in models:
+        (folder / model / "log").mkdir(parents=True)
+        (folder / model / "model.pt").write_bytes(b"")
+    return folder
+
+
+def test_overwrite_never_deletes_a_users_files_beside_runs(tmp_path: Path) -> None:
+    """The audit's case: a folder with a thesis, code and one old run in it was wiped by overwrite."""
+    mixed = tmp_path / "mixed"
+    _run(mixed / "old-run", "ensemble")
+    (mixed / "thesis.tex").write_text("chapter 1")
+    (mixed / "src").mkdir()
+    (mixed / "src" / "code.py").write_text("")
+    with pytest.raises(ValueError, match=r"holds files that are not a hydraplus run's \(src, thesis.tex\); "
+                                         r"--overwrite deletes runs only"):
+        prepare_out_dir(mixed, resume=False, overwrite=True)
+    assert (mixed / "thesis.tex").is_file() and (mixed / "old-run" / "config.json").is_file()
+    noted = _run(tmp_path / "noted", "hydra+-5")
+    (noted / "notes.txt").write_text("why this run")
+    (noted / "hydra+-5" / "mine").mkdir()
+    (noted / "data").mkdir()
+    (noted / "data" / "x.npy").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"\(data, notes.txt\)"):
+        prepare_out_dir(noted, resume=False, overwrite=True)
+    assert (noted / "notes.txt").is_file()
+
+
+def test_overwrite_replaces_runs_seeds_and_their_reports(tmp_path: Path) -> None:
+    train = tmp_path / "train"
+    for seed in (0, 1):
+        _run(train / f"seed-{seed}", "ensemble", "hydra+-5")
+    (train / "compare.md").write_text("")
+    (train / "shift-error.png").write_bytes(b"")
+    (train / "seed-0" / "export").mkdir()
+    (train / "seed-0" / "half-made").mkdir()  # a model folder killed before it wrote anything
+    assert prepare_out_dir(train, resume=False, overwrite=True) == train and not any(train.iterdir())
+
+
+def test_resume_needs_a_run(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("")
+    with pytest.raises(ValueError, match=r"holds no hydraplus run .*; there is nothing to resume"):
+        prepare_out_dir(other, resume=True, overwrite=False)
+    assert prepare_out_dir(tmp_path / "new", resume=True, overwrite=False).is_dir()

@@ -103,20 +103,61 @@ def is_run_folder(path: Path) -> bool:
     return _has_run_config(path) or any(_has_run_config(sub) for sub in path.iterdir() if sub.is_dir())
 
 
+# What hydraplus writes beside a run's models (a run's own files, and the reports `compare` and the
+# demo write beside runs); figures are PNGs. A model's folder holds at least one of MODEL_MARKERS.
+RUN_FILES = frozenset({CONFIG, "evaluation.json", "evaluation.md", "report.md", "teacher.pt2",
+                       "metrics.json", "compare.md"})
+RUN_DIRS = frozenset({"cache", "export"})
+MODEL_MARKERS = (MODEL, "last.ckpt", "log", "student.pt2")
+
+
+def foreign_entries(path: Path) -> list[Path]:
+    """The entries of ``path`` that no hydraplus run wrote (what ``overwrite`` must not delete): any
+    file but a run's own and PNG figures, and any folder that is neither a run, nor (inside a run) a
+    model's folder, the teacher cache or an export, nor empty."""
+    path = Path(path)
+    run = _has_run_config(path)
+    foreign: list[Path] = []
+    for entry in sorted(path.iterdir()):
+        if entry.is_file():
+            if entry.name not in RUN_FILES and entry.suffix != ".png":
+                foreign.append(entry)
+        elif entry.is_dir() and _has_run_config(entry):
+            foreign += foreign_entries(entry)
+        elif not (entry.is_dir() and _run_owned(entry, run)):
+            foreign.append(entry)
+    return foreign
+
+
+def _run_owned(folder: Path, in_run: bool) -> bool:
+    """Whether a folder that is not a run itself is one a run wrote (or empty)."""
+    if not any(folder.iterdir()):
+        return True
+    return in_run and (folder.name in RUN_DIRS or any((folder / marker).exists() for marker in MODEL_MARKERS))
+
+
 def prepare_out_dir(path: Path, resume: bool, overwrite: bool) -> Path:
-    """Refuse to mix runs: an existing non-empty folder needs ``resume`` or ``overwrite``, and
-    ``overwrite`` deletes a hydraplus run only (never a folder of other files). Creates the folder
-    and checks it can be written."""
+    """Refuse to mix runs: an existing non-empty folder needs ``resume`` or ``overwrite`` and must
+    hold a hydraplus run; ``overwrite`` deletes it only when everything in it is the runs' own
+    (`foreign_entries`), never a user's files beside them. Creates the folder and checks it can be
+    written."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"output path {path} exists and is not a folder")
     if path.is_dir() and any(path.iterdir()):
-        run = is_run_folder(path)
-        if not run and not resume:
+        if not is_run_folder(path):
+            why = ("; --overwrite deletes runs only" if overwrite
+                   else "; there is nothing to resume" if resume else "")
             raise ValueError(f"output folder {path} is not empty and holds no hydraplus run (no config.json "
-                             f"of one){'; --overwrite deletes runs only' if overwrite else ''}: choose a new "
-                             "or empty folder")
+                             f"of one){why}: choose a new or empty folder")
         if overwrite:
+            foreign = foreign_entries(path)
+            if foreign:
+                names = ", ".join(str(entry.relative_to(path)) for entry in foreign[:5])
+                more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+                raise ValueError(f"output folder {path} holds files that are not a hydraplus run's "
+                                 f"({names}{more}); --overwrite deletes runs only: move them, or choose "
+                                 "another folder")
             shutil.rmtree(path)
         elif not resume:
             raise ValueError(f"output folder {path} already holds a run; pass --resume (resume=True) to "
