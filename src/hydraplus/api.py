@@ -27,7 +27,7 @@ from hydraplus.inputs.teachers import input_normalization, uncuttable
 from hydraplus.io import atomic_write_text
 from hydraplus.models.zoo import import_factory
 from hydraplus.pipeline.config_run import evaluation_models, run_experiment, suite_for
-from hydraplus.pipeline.distil import Distilled, as_teacher, distil, load_distilled
+from hydraplus.pipeline.distil import Distilled, as_teacher, check_test_data, distil, load_distilled
 from hydraplus.pipeline.run_folder import evaluate_into, prepare_out_dir, run_folders, versions
 from hydraplus.pipeline.runs import export_example, open_run
 from hydraplus.report.compare import compare_markdown, load_pooled
@@ -229,6 +229,8 @@ def distil_files(teacher: Sequence[Path], data: Path, out: Path, *, val: Path | 
     }
     if student is not None:
         record["student factory"] = student
+    check_test_data(module, (x, y), test, output=output, members=settings.get("members"),
+                    regression_output=settings.get("regression_output"))
     result = distil(module, (x, y), student=factory, ood=x_ood, out=out, device=evaluation_device,
                     output=output, record=record, **settings)
     if not is_rank_zero(settings.get("devices", 1), settings.get("num_nodes", 1)):

@@ -415,9 +415,13 @@ def test_python_out_follows_the_clis_rule(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"already holds a run; pass --resume \(resume=True\) to continue "
                                          r"it or --overwrite \(overwrite=True\) to replace it"):
         hydraplus.distil(linears(), (x, y), out=out, **settings)
-    (out / "marker").write_text("from the first run")
+    (out / "marker").write_text("a user's file beside the run")
+    with pytest.raises(ValueError, match=r"holds files that are not a hydraplus run's \(marker\)"):
+        hydraplus.distil(linears(), (x, y), out=out, overwrite=True, **settings)
+    (out / "marker").unlink()
+    (out / "evaluation.md").write_text("from the first run")
     hydraplus.distil(linears(), (x, y), out=out, overwrite=True, **settings)
-    assert not (out / "marker").exists() and (out / "config.json").is_file()
+    assert not (out / "evaluation.md").exists() and (out / "config.json").is_file()
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("not a run")

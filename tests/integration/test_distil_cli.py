@@ -144,6 +144,23 @@ def test_inputs_are_checked_before_anything_is_written(files: Path, tmp_path: Pa
     assert main([*base[:-1], str(mine), "--overwrite", "--teacher", str(files / "a.pt2"),
                  str(files / "b.pt2"), "--data", str(files / "data.npz")]) == 1
     assert "--overwrite deletes runs only" in capsys.readouterr().err and (mine / "notes.txt").is_file()
+    xt, yt = uint8_images(20, 3)
+    np.savez(tmp_path / "small.npz", x_test=xt[:, :6, :6], y_test=yt)  # 6 x 6 images, the teacher's are 8 x 8
+    np.savez(tmp_path / "labels.npz", x_test=xt, y_test=yt + 50)  # classes the teacher does not have
+    for test, message in (("small.npz", "test inputs have shape [1, 6, 6] per example, the training inputs "
+                                        "[1, 8, 8]"),
+                          ("labels.npz", "test targets")):
+        assert main([*base, "--teacher", str(files / "a.pt2"), str(files / "b.pt2"), "--data",
+                     str(files / "data.npz"), "--val", str(tmp_path / test)]) == 1
+        assert message in capsys.readouterr().err and not out.exists()
+    members = [files / "a.pt2", files / "b.pt2"]
+    train = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(y))
+    wrong = torch.rand(5, 1, 6, 6)
+    with pytest.raises(ValueError, match=r"val inputs have shape \[1, 6, 6\] per example"):
+        hydraplus.distil(members, train, val=(wrong, torch.zeros(5, dtype=torch.long)), out=out, epochs=1)
+    with pytest.raises(ValueError, match=r"ood inputs have shape \[1, 6, 6\] per example"):
+        hydraplus.distil(members, train, ood=wrong, out=out, epochs=1)
+    assert not out.exists()
     assert main([*base, "--teacher", str(files / "a.pt2"), str(files / "b.pt2"), "--data",
                  str(files / "data.npz"), "--quiet"]) == 0  # the refused runs blocked nothing
 

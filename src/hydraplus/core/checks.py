@@ -103,6 +103,14 @@ def check_dataset(x: Tensor, y: Tensor, task: str, num_classes: int, name: str) 
         raise ValueError(f"{name} inputs and targets must match in number, got {x.shape[0]} and {y.shape[0]}")
 
 
+def check_inputs_like(x: Tensor, reference: Tensor, name: str) -> None:
+    """``x`` holds examples of the training inputs' shape (``reference [B, ...]``): e.g. the test set
+    or the OOD inputs, checked before any file is written."""
+    if tuple(x.shape[1:]) != tuple(reference.shape[1:]):
+        raise ValueError(f"{name} inputs have shape {list(x.shape[1:])} per example, the training inputs "
+                         f"{list(reference.shape[1:])}")
+
+
 def output_size(model: nn.Module, example: Tensor, name: str) -> int:
     """The size D of ``model``'s outputs ``[B, K, D]`` on one example (eval mode, global RNG untouched)."""
     try:

@@ -14,6 +14,7 @@ become the heads.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from hydraplus.config import ConfigError, StudentDefaults, StudentSpec, TrainerSettings, resolve_student
-from hydraplus.core.checks import check_dataset
+from hydraplus.core.checks import check_dataset, check_inputs_like
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.memory_format import has_conv, use_channels_last
 from hydraplus.core.predict import predict
@@ -40,6 +41,7 @@ from hydraplus.export.onnx import traceable
 from hydraplus.inputs.arrays import as_tensors, ood_inputs
 from hydraplus.inputs.contracts import (
     CallableTeacher,
+    ContractNote,
     Members,
     ReadTeacher,
     Selector,
@@ -286,7 +288,9 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     trainer_settings.check_batch_size(spec.batch_size, "distil batch_size")
     check_batches(len(x), spec.batch_size, world_size, "distil")
     x_ood = None if ood is None else ood_inputs(ood)
-    val_data = None if val is None else _val_data(val, task, num_classes)
+    if x_ood is not None:
+        check_inputs_like(x_ood, x, "ood")
+    val_data = None if val is None else _val_data(val, task, num_classes, x)
     data = StudentData(x, y, num_classes, "train", fill=_fill(x, record), x_val=x_val, probe=x_ood,
                        probe_source=OFF_DATA_PROBE if x_ood is None else "the OOD inputs given (ood=)",
                        guard=x_val)
@@ -361,12 +365,28 @@ def read_teacher_and_targets(teacher: Any, x: Tensor, y: Tensor, *, output: Sele
     return module, task, y
 
 
-def _val_data(val: Any, task: str, num_classes: int) -> tuple[Tensor, Tensor]:
-    """The validation data, read and checked before training (its labels as the training labels)."""
-    x, y = as_tensors(val, "val")
-    y = read_targets(y, "val", num_classes, task)[1]
-    check_dataset(x, y, task, num_classes, "val")
+def _val_data(val: Any, task: str, num_classes: int, train: Tensor, name: str = "val"
+              ) -> tuple[Tensor, Tensor]:
+    """The validation (or test) data, read and checked before training: its labels as the training
+    labels, its inputs of the training inputs' shape."""
+    x, y = as_tensors(val, name)
+    y = read_targets(y, name, num_classes, task)[1]
+    check_dataset(x, y, task, num_classes, name)
+    check_inputs_like(x, train, name)
     return x, y
+
+
+def check_test_data(teacher: Any, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], *,
+                    output: Selector = None, members: int | None = None, regression_output: str | None = None
+                    ) -> None:
+    """The evaluation data of `hydraplus distil` checked against the teacher's contract (labels, shape)
+    before `distil` writes anything, so a bad test split never leaves a run behind."""
+    x, y = train
+    with warnings.catch_warnings():  # the notes are said once, by `distil`
+        warnings.simplefilter("ignore", ContractNote)
+        module, task, _ = read_teacher_and_targets(teacher, x[:64], y[:64], output=output, members=members,
+                                                   regression_output=regression_output)
+        _val_data(test, task, module.outputs if task == "classification" else 2, x, "test")
 
 
 def holdout(x: Tensor, y: Tensor, fraction: float, seed: int
