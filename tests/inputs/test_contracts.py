@@ -20,6 +20,7 @@ from torchvision.models import GoogLeNetOutputs
 
 import hydraplus
 from hydraplus.core.uncertainty import regression_uncertainty
+from hydraplus.export.pt2 import export_model
 from hydraplus.inputs.arrays import as_tensors
 from hydraplus.inputs.contracts import (
     MEAN_ONLY_LOG_VARIANCE,
@@ -199,6 +200,69 @@ def test_a_module_whose_forward_ends_in_its_softmax_child_is_cut_without_it() ->
     with torch.no_grad():
         torch.testing.assert_close(result.teacher(x).softmax(-1).mean(1), expected)
     assert not any(isinstance(m, nn.Softmax) for m in result.model.modules())  # heads output logits
+
+
+class SoftmaxInForward(nn.Module):
+    """A member applying ``F.softmax`` in its forward (no Softmax module to strip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Linear(5, 8), nn.ReLU())
+        self.fc = nn.Linear(8, C)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.nn.functional.softmax(self.fc(self.features(x)), dim=-1)
+
+
+class SoftmaxInClassifier(nn.Module):
+    """A member whose Softmax is nested in its classifier block (not its last child)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Linear(5, 8), nn.ReLU())
+        self.classifier = nn.Sequential(nn.Linear(8, C), nn.Softmax(-1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+def agreeing(make: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """One of N members that mostly agree: the same initial weights, slightly perturbed (``seed``),
+    the last Linear scaled up for confident probabilities."""
+    torch.manual_seed(0)
+    member = make()
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for param in member.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+        [*_, last] = (m for m in member.modules() if isinstance(m, nn.Linear))
+        last.weight.mul_(6)
+    return member.eval()
+
+
+@pytest.mark.parametrize("form", ["functional", "nested classifier", "pt2"])
+def test_a_student_of_softmax_members_outputs_logits(form: str, tmp_path: Path) -> None:
+    x, y = tabular(120)
+    make = SoftmaxInForward if form == "functional" else SoftmaxInClassifier
+    members = [agreeing(make, i) for i in range(N)]
+    teacher: list[Any] = members
+    if form == "pt2":
+        teacher = [tmp_path / f"{i}.pt2" for i in range(N)]
+        for member, path in zip(members, teacher, strict=True):
+            export_model(member, x[:2], path)
+    with torch.no_grad():
+        expected = sum(m(x) for m in members) / N  # the members' mean probabilities
+    with pytest.warns(ContractNote, match="outputs are probabilities"):
+        result = hydraplus.distil(teacher, (x, y), method="hydra", heads=2, epochs=40, batch_size=36,
+                                  lr=0.05)
+    with torch.no_grad():
+        torch.testing.assert_close(result.teacher(x).softmax(-1).mean(1), expected)  # read right
+        out = result.model.eval()(x)  # [B, M, C]
+    assert not torch.allclose(out.sum(-1), torch.ones(len(x), 2), atol=1e-3)  # not probabilities
+    assert (out < 0).any()
+    agreement = (out.softmax(-1).mean(1).argmax(-1) == expected.argmax(-1)).float().mean().item()
+    assert agreement >= 0.8
+    assert not any(isinstance(m, nn.Softmax) for m in result.model.modules())
 
 
 class Stacked(nn.Module):

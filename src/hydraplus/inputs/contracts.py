@@ -7,8 +7,9 @@ hydraplus' teacher gives ``[B, N, D]``: per member logits (classification, D cla
   predictions (an index, key or attribute); a ``.logits`` attribute or ``"logits"`` key
   (Hugging Face outputs, torchvision's GoogLeNet/Inception outputs) is found without it;
 - probabilities (non-negative rows that sum to one) are read as their logs; a member ending in
-  ``nn.Softmax``/``nn.LogSoftmax`` is read without it (`strip_output_activation`), so a student
-  cut from it outputs logits;
+  ``nn.Softmax``/``nn.LogSoftmax`` is read without it (`strip_output_activation`), and a student
+  cut from any other member giving probabilities (``F.softmax`` in its forward, a Softmax inside
+  a block, a ``.pt2`` program) has heads ending at their final Linear: the student outputs logits;
 - one module running every member: ``[B, N, D]``, ``[N, B, D]`` or ``[N·B, D]`` (torch-uncertainty's
   deep ensembles), with ``members=N`` or found by running two batch sizes;
 - regression, ``regression_output=``: ``"log_variance"`` (the default for D = 2), ``"variance"``,

@@ -458,7 +458,9 @@ def _student(student: Any, teacher: ReadTeacher, split: Split, example: Tensor, 
 def _cut_student(teacher: ReadTeacher, split: Split, example: Tensor, spec: StudentSpec) -> nn.Module:
     """The student cut from the teacher's first member, with M fresh copies of its head. Members
     giving a variance, a std or a mean alone get heads ending at their final Linear, new with two
-    outputs: the student's (mean, log-variance)."""
+    outputs: the student's (mean, log-variance). Members giving probabilities (a softmax anywhere
+    in their forward or program) get heads ending at their final Linear too: the student outputs
+    logits, as every student does."""
     members = teacher.teacher
     if isinstance(members, Ensemble) and members.members.looped is not None:
         members = Members(list(members.members.looped))
@@ -468,6 +470,12 @@ def _cut_student(teacher: ReadTeacher, split: Split, example: Tensor, spec: Stud
     core, head = split_member(members.members[0], split, example, members.output)
     if teacher.kind in ("variance", "std", "mean"):
         head = with_outputs(head, 2)
+    elif teacher.kind == "probabilities":
+        try:
+            head = with_outputs(head, teacher.outputs)
+        except ValueError as err:
+            raise ValueError(f"the teacher's members output probabilities, so the student's heads end at "
+                             f"their final Linear (to output logits); {err}") from err
     return get_method(spec.method).build(core, lambda: fresh_copy(head), spec)
 
 
