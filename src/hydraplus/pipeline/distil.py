@@ -27,7 +27,9 @@ from torch import Tensor, nn
 from hydraplus.config import ConfigError, StudentDefaults, StudentSpec, TrainerSettings, resolve_student
 from hydraplus.core.checks import check_dataset, check_inputs_like
 from hydraplus.core.containers import Ensemble
+from hydraplus.core.fidelity import fidelity
 from hydraplus.core.memory_format import has_conv, use_channels_last
+from hydraplus.core.metrics import RegressionMetrics
 from hydraplus.core.predict import predict
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty
 from hydraplus.engine import cache
@@ -35,6 +37,7 @@ from hydraplus.engine.distributed import check_batches, is_rank_zero, process_ra
 from hydraplus.engine.progress import RunProgress
 from hydraplus.evaluation import HeldOutSuite, Models, evaluate
 from hydraplus.evaluation.held_out import teacher_student_view
+from hydraplus.evaluation.images import classification_metrics
 from hydraplus.evaluation.members import member_scores
 from hydraplus.export.cards import export_with_card
 from hydraplus.export.onnx import traceable
@@ -74,6 +77,7 @@ from hydraplus.pipeline.train import (
     distil_student,
     lambda_probe,
 )
+from hydraplus.report.distil import StudentWarning, far_from_teacher
 from hydraplus.runtime import keep_allocator_memory
 
 
@@ -258,7 +262,9 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     is held out, and training stops once ``patience`` epochs in a row have not lowered the KL from the
     teacher's predictive distribution to the student's on it; ``epochs`` is the cap and the best
     epoch's weights are kept (`Distilled.early_stopping` records it). ``patience=None`` trains all
-    ``epochs`` on all of ``train``.
+    ``epochs`` on all of ``train``. Without ``val``, the finished student is checked against its
+    teacher on that held-out part (`holdout_check`): a `StudentWarning` when it is far from it, and
+    ``warnings`` in ``out``'s ``config.json``.
 
     ``devices`` per node × ``num_nodes`` processes train together with ``strategy`` (``auto``: DDP on
     several; `hydraplus.engine.distributed`). Each runs this whole call (Lightning starts the others
@@ -331,14 +337,53 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
                        member_validation=member_validation)
     if not trained.global_zero:
         return result
+    finished: dict[str, Any] = {"train_seconds": result.train_seconds, "member_validation": member_validation,
+                                "early_stopping": result.early_stopping}
+    warning = None  # without val=, the student is checked against its teacher on the early-stopping split
+    if val_data is None and data.teacher_val is not None and x_val is not None and y_val is not None:
+        warning = holdout_check(student_model, spec, task, data.teacher_val, x_val, y_val,
+                                precision=precision, seed=seed, fraction=val_fraction)
+        finished["warnings"] = [] if warning is None else [warning]
     if out is not None:
         finish_distil_run(folder, get_method(spec.method).export_view(student_model, task)[0], spec.name,
-                          result.teacher, traceable(x[:2]),
-                          {"train_seconds": result.train_seconds, "early_stopping": result.early_stopping,
-                           "member_validation": result.member_validation})
+                          result.teacher, traceable(x[:2]), finished)
+    if warning is not None:
+        warnings.warn(StudentWarning(warning), stacklevel=2)
     if val_data is not None:
         result.metrics = result.evaluate(val_data, ood=x_ood, device=device, record=record)
     return result
+
+
+def holdout_check(student: nn.Module, spec: StudentSpec, task: str, teacher_val: Tensor, x_val: Tensor,
+                  y_val: Tensor, *, precision: str = "32", seed: int = 0, fraction: float = 0.1
+                  ) -> str | None:
+    """`far_from_teacher`'s sentence for the trained ``student`` on the examples early stopping held
+    out of the training data (``x_val``, ``y_val``; the teacher's outputs on them ``teacher_val``),
+    or None: the check a run without held-out test data (``val=``) still gets, on each model's ECE
+    and the student's class agreement with the teacher. The members are not compared with the
+    student here: they were trained on these examples, the student was not (on digits the members'
+    mean error is 0.16% there against 3.8% on test data, a sound student's 1.6% against 3.5%)."""
+    with torch.random.fork_rng():  # a sampling student draws from the seed, the caller's state kept
+        torch.manual_seed(seed)
+        outputs = {"teacher": teacher_val, "student": predict(student, x_val, precision=precision)}
+    rows: dict[str, dict[str, Any]] = {key: {"test": _scores(task, out, y_val)}
+                                       for key, out in outputs.items()}
+    rows["teacher"].update(name="teacher", members=teacher_val.shape[1])
+    rows["student"].update(name=spec.name, spec=spec.to_dict())
+    if task == "classification":
+        rows["student"]["agreement"] = fidelity(outputs["student"], teacher_val)["agreement"]
+    examples = (f"{len(x_val)} examples held out of the training data (the {100 * fraction:g}% early "
+                "stopping validates on; pass val= to evaluate on test data)")
+    return far_from_teacher({"task": task, "test_size": len(x_val), "examples": examples, "models": rows})
+
+
+def _scores(task: str, outputs: Tensor, y: Tensor) -> dict[str, float]:
+    """Error, ECE, NLL, ... (classification) or RMSE, MAE, NLL, ... (regression) of ``outputs`` on ``y``."""
+    if task == "classification":
+        return classification_metrics(outputs, y, outputs.shape[-1])
+    metrics = RegressionMetrics()
+    metrics.update(outputs, y)
+    return metrics.compute()
 
 
 def _fill(x: Tensor, record: dict[str, Any] | None) -> tuple[float, ...] | float | None:

@@ -22,7 +22,8 @@ registered architectures, so it keeps the student and the teacher as ``torch.exp
                                  precision, input_shape, val_fraction (early stopping), versions
                                  and the caller's record (e.g. the inputs' normalisation); written
                                  when training starts and completed with train_seconds, programs,
-                                 early_stopping and member_validation when it ends
+                                 early_stopping, member_validation and, without val=, warnings (the
+                                 student far from its teacher on the held-out part) when it ends
     OUT/<student>/student.pt2    its method's export view (EnDD: the Dirichlet concentrations)
     OUT/teacher.pt2              the teacher; absent when torch.export cannot trace it (e.g. a
                                  bare callable), with the reason in config.json

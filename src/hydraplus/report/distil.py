@@ -28,7 +28,8 @@ def far_from_teacher(metrics: dict[str, Any]) -> str | None:
     from the teacher's on more than max(10%, the teacher's error rate) of the inputs
     (classification; whatever lambda was). Worse than a member: the student's error (RMSE for
     regression) above the members' mean on the same data (``member`` row), since one member is
-    cheaper than the ensemble and often than the student too."""
+    cheaper than the ensemble and often than the student too. ``metrics["examples"]``, where
+    given, says what the data was (default: the ``test_size`` evaluation examples)."""
     teacher, student = metrics["models"].get("teacher"), metrics["models"]["student"]
     if teacher is None:
         return None
@@ -51,9 +52,10 @@ def far_from_teacher(metrics: dict[str, Any]) -> str | None:
         return None
     lam = student["spec"].get("lam") or {}
     lam_text = "auto" if lam.get("auto") else f"{lam.get('value', 0.0):g}"
-    return (f"student {student['name']} falls short on the {metrics['test_size']} evaluation "
-            f"examples: {' and '.join(problems)}; it may not be worth deploying (lambda {lam_text}; try "
-            "more epochs, a smaller lambda or lambda 0, or ship one member)")
+    examples = metrics.get("examples") or f"{metrics['test_size']} evaluation examples"
+    return (f"student {student['name']} falls short on the {examples}: {' and '.join(problems)}; "
+            f"it may not be worth deploying (lambda {lam_text}; try more epochs, a smaller lambda or "
+            "lambda 0, or ship one member)")
 
 
 def test_columns(task: str) -> list[Column]:
