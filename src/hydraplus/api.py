@@ -10,6 +10,7 @@ read any run folder (`hydraplus.pipeline.runs.open_run`: a config run or a disti
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from hydraplus.pipeline.distil import Distilled, as_teacher, check_test_data, di
 from hydraplus.pipeline.run_folder import evaluate_into, prepare_out_dir, run_folders, versions
 from hydraplus.pipeline.runs import export_example, open_run
 from hydraplus.report.compare import compare_markdown, load_pooled
+from hydraplus.report.distil import StudentWarning
 from hydraplus.report.image_figures import write_figures
 
 __all__ = ["Distilled", "compare_runs", "config_table", "config_text", "demo", "demo_folder", "distil",
@@ -231,8 +233,10 @@ def distil_files(teacher: Sequence[Path], data: Path, out: Path, *, val: Path | 
         record["student factory"] = student
     check_test_data(module, (x, y), test, output=output, members=settings.get("members"),
                     regression_output=settings.get("regression_output"))
-    result = distil(module, (x, y), student=factory, ood=x_ood, out=out, device=evaluation_device,
-                    output=output, record=record, **settings)
+    with warnings.catch_warnings():  # the evaluation on the test data below checks the student instead
+        warnings.simplefilter("ignore", StudentWarning)
+        result = distil(module, (x, y), student=factory, ood=x_ood, out=out, device=evaluation_device,
+                        output=output, record=record, **settings)
     if not is_rank_zero(settings.get("devices", 1), settings.get("num_nodes", 1)):
         return result  # global rank 0 evaluates on the full test data
     record["student"] = str(out / result.spec.name / "model.pt")

@@ -121,3 +121,27 @@ def test_a_sound_student_without_val_gives_no_warning(tmp_path: pytest.TempPathF
         hydraplus.distil(setup.members, (setup.x_train, setup.y_train), heads=5, epochs=20,
                          out=tmp_path / "run")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["warnings"] == []
+
+
+def test_hydraplus_distil_warns_once_from_its_test_evaluation(tmp_path: pytest.TempPathFactory) -> None:
+    """The command line evaluates on test data after training: its warning, not the held-out one."""
+    import json
+
+    import numpy as np
+
+    from hydraplus import api
+    from hydraplus.export.pt2 import export_model
+
+    setup = _digits()
+    members = [tmp_path / f"{i}.pt2" for i in range(len(setup.members))]
+    for member, path in zip(setup.members, members, strict=True):
+        export_model(member, setup.x_train[:2], path)
+    np.savez(tmp_path / "data.npz", x_train=setup.x_train.numpy(), y_train=setup.y_train.numpy(),
+             x_test=setup.x_test.numpy(), y_test=setup.y_test.numpy())
+    with pytest.warns(StudentWarning) as caught:
+        api.distil_files(members, tmp_path / "data.npz", tmp_path / "run", heads=5, epochs=10, lam=9.0,
+                         latency_batches=[1])
+    said = [str(w.message) for w in caught if issubclass(w.category, StudentWarning)]
+    assert len(said) == 1 and "falls short on the 540 evaluation examples" in said[0]
+    assert "held out of the training data" in json.loads((tmp_path / "run" / "config.json").read_text())[
+        "warnings"][0]
