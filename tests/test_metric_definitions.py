@@ -1,11 +1,11 @@
-"""The metric definitions (`hydraplus.metrics`): each computation returns exactly the keys defined
-for its group, every number an evaluation writes where metrics sit is defined, and the definitions
-themselves name known tables and places."""
+"""The metric definitions (`hydraplus.metrics`): the rows are filled from them (`metrics.section`, which
+fails where a computation and its definitions disagree), each computation returns exactly the keys
+defined for its group, every number an evaluation writes where metrics sit is defined, and the
+definitions themselves name known tables and places."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import torch
@@ -61,23 +61,32 @@ COMPUTATIONS: dict[str, Callable[[], dict[str, float]]] = {
 }
 
 
-def mismatch(group: str, computed: dict[str, Any], batch_sizes: tuple[int, ...] = ()) -> tuple[set, set]:
-    """Keys computed but not defined, and defined but not computed."""
-    defined = metrics.keys(group, batch_sizes)
-    return set(computed) - defined, defined - set(computed)
-
-
 @pytest.mark.parametrize("group", sorted(COMPUTATIONS))
 def test_each_computation_returns_exactly_the_keys_defined_for_its_group(group: str) -> None:
-    assert mismatch(group, COMPUTATIONS[group](), (1, 3)) == (set(), set())
+    computed = COMPUTATIONS[group]()
+    section = metrics.section(group, computed, batch_sizes=(1, 3))  # raises where they disagree
+    assert section == computed and set(section) == metrics.keys(group, (1, 3))
+    defined_order = [m.key for m in METRICS if m.group == group and "{batch}" not in m.key]
+    assert [key for key in section if key in defined_order] == [k for k in defined_order if k in section]
 
 
-def test_a_key_computed_but_not_defined_or_defined_but_not_computed_is_caught(
+def test_a_key_computed_but_not_defined_or_defined_but_not_computed_is_an_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     computed = _classification()
-    assert mismatch("classification", {**computed, "top2_error": 0.1}) == ({"top2_error"}, set())
+    with pytest.raises(KeyError, match=r"'classification' metrics .*computed but not defined "
+                                       r"\['top2_error'\], defined but not computed \[\]"):
+        metrics.section("classification", {**computed, "top2_error": 0.1})
+    with pytest.raises(KeyError, match=r"defined but not computed \['ece', 'nll'\]"):
+        metrics.section("classification", {k: v for k, v in computed.items() if k not in ("ece", "nll")})
+    with pytest.raises(KeyError, match="no metric is defined for the group 'accuracy'"):
+        metrics.section("accuracy", computed)
+    ood = ood_detection(LOGITS.log_softmax(-1), LOGITS.log_softmax(-1)[:10] * 3)  # log-probabilities:
+    assert "energy_auroc" not in metrics.section("ood", ood, "classification")  # no energy (optional)
+    with pytest.raises(KeyError, match=r"computed but not defined \['msp_auroc'"):  # a classifier's score
+        metrics.section("ood", {**ood, "predictive_auroc": 0.5}, "regression")
     monkeypatch.setattr(metrics, "METRICS", (*METRICS, Metric("classification", "confidence", "conf. %")))
-    assert mismatch("classification", computed) == (set(), {"confidence"})
+    with pytest.raises(KeyError, match=r"defined but not computed \['confidence'\]"):
+        metrics.section("classification", computed)
     row = {"clean": {**computed, "top2_error": 0.1}, "profile": {"params": 3, "flops": 5}}
     assert metrics.undefined_numbers(row, "image", "classification") == ["clean.top2_error"]
     assert metrics.undefined_numbers({"clean": computed}, "image", "classification") == []

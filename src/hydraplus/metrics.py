@@ -3,7 +3,8 @@ column title, scale, format, better direction and the report tables that show it
 
 The computations stay where they are (`hydraplus.core.metrics`, `.selective`, `.calibration`,
 `.ood`, `.fidelity` and the evaluators); each definition names the ``group`` of keys one of them
-returns, and the tests check that every computed key is defined and every defined key computed.
+returns, and every suite fills a model's row with `section`, which keeps exactly the defined keys in
+definition order and fails on a key computed but not defined or defined but not computed.
 `PLACES` says where each kind of evaluation keeps each group in a model's row, and
 `hydraplus.report.metric_columns` makes every table's columns from `shown`. A new metric is one
 `Metric` here and its computation.
@@ -69,7 +70,8 @@ class Metric:
     ``{batch}`` in it stands for each latency batch size), the column ``title``, the ``scale`` and
     ``fmt`` (a format spec) of its cells, which values are ``better``, the ``tables`` that show it,
     and the ``task`` it belongs to (None: its group's, or either). ``spread=False`` for quantities
-    that do not vary over seeds (parameters, FLOPs)."""
+    that do not vary over seeds (parameters, FLOPs); ``optional`` for those its computation gives
+    only for some models or data (energy for logits, a multi-head student's core and head cost)."""
 
     group: str
     key: str
@@ -80,6 +82,7 @@ class Metric:
     tables: tuple[str | Show, ...] = ()
     task: str | None = None
     spread: bool = True
+    optional: bool = False
 
     def shown_in(self, table: str) -> Metric | None:
         """This metric as ``table`` shows it (its title and format there), or None if it does not."""
@@ -107,11 +110,13 @@ C, R = "classification", "regression"
 _GROUP_TASKS = {C: C, "selective": C, "temperature": C, "fidelity": C, R: R}  # groups of one task
 _DISTIL_OOD = {"predictive": ("auroc", "aupr"), "epistemic": ("auroc", "aupr"), "energy": ("auroc",),
                "maxlogit": ("auroc",)}  # the detection quantities of each score in the distil table
+_REGRESSION_OOD = ("predictive", "epistemic")  # the scores of a regression model (its variances)
 _OOD = tuple(
     Metric("ood", f"{score}_{key}", f"{title} ({OOD_SCORE_TITLES[score][0]})", scale, fmt, better,
            (Show(ood_table(key), OOD_SCORE_TITLES[score][0]),
             *((Show(DISTIL_UNCERTAINTY, f"OOD {title} ({OOD_SCORE_TITLES[score][1]})"),)
-              if key in _DISTIL_OOD.get(score, ()) else ())))
+              if key in _DISTIL_OOD.get(score, ()) else ())),
+           task=None if score in _REGRESSION_OOD else C, optional=score in LOGIT_MEASURES)
     for score in (*OOD_MEASURES, *LOGIT_MEASURES) for key, title, scale, fmt, better in OOD_QUANTITIES)
 
 METRICS: tuple[Metric, ...] = (
@@ -146,8 +151,8 @@ METRICS: tuple[Metric, ...] = (
              tables=(PREDICTIVE_INTERVALS,)) for q in INTERVALS),
     *(Metric(R, f"width_{q}", f"width {q}%", better=None, tables=(PREDICTIVE_INTERVALS,)) for q in INTERVALS),
     # the toy evaluation's off-data and out-of-range measures (group toy)
-    Metric("toy", "oor_rmse", "[-12,12] RMSE", tables=(TOY,), task=R),
-    Metric("toy", "oor_nll", "[-12,12] NLL", tables=(TOY,), task=R),
+    Metric("toy", "oor_rmse", "[-12,12] RMSE", tables=(TOY,), task=R, optional=True),  # probe targets known
+    Metric("toy", "oor_nll", "[-12,12] NLL", tables=(TOY,), task=R, optional=True),
     Metric("toy", "offdata_epistemic", "off-data epistemic", better=HIGHER, tables=(TOY,), task=C),
     Metric("toy", "offdata_epistemic", "off-data epistemic std", better=HIGHER, tables=(TOY,), task=R),
     Metric("toy", "ondata_epistemic", "on-data epistemic", better=None),
@@ -165,8 +170,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("profile", "params", "params", fmt=",.0f", tables=(TOY, DISTIL_COST), spread=False),
     Metric("profile", "flops", "FLOPs/input", fmt=",.0f", tables=(TOY, DISTIL_COST), spread=False),
     Metric("profile", "latency_b{batch}_s", "latency b{batch} ms", 1e3, ".2f", tables=(COST, DISTIL_COST)),
-    *(Metric("profile", f"{part}_{key}", f"{part} {title}", fmt=",.0f", spread=False)  # multi-head students
-      for part in ("core", "head") for key, title in (("params", "params"), ("flops", "FLOPs/input"))),
+    *(Metric("profile", f"{part}_{key}", f"{part} {title}", fmt=",.0f", spread=False,  # multi-head
+             optional=True) for part in ("core", "head")  # students alone
+      for key, title in (("params", "params"), ("flops", "FLOPs/input"))),
     Metric("train", "train_seconds", "train s", fmt=".1f", better=None, tables=(COST, TOY, DISTIL_COST)),
     Metric("early_stopping", "best_epoch", "best epoch", fmt=".1f", better=None,
            tables=(COST, TOY, DISTIL_COST)),
@@ -205,6 +211,26 @@ def shown(table: str, task: str | None = None) -> list[Metric]:
 def keys(group: str, batch_sizes: Sequence[int] = ()) -> set[str]:
     """The keys of ``group`` (a computation's output; each latency at each of ``batch_sizes``)."""
     return {one.key for m in METRICS if m.group == group for one in m.expanded(batch_sizes)}
+
+
+def section(group: str, computed: Mapping[str, Any], task: str | None = None,
+            batch_sizes: Sequence[int] = ()) -> dict[str, Any]:
+    """The row section of ``group`` from what its computation returned: exactly the keys defined for
+    the group (and ``task``; each latency at each of ``batch_sizes``), in definition order. A key
+    computed but not defined, or defined (not `Metric.optional`) but not computed, is an error."""
+    defined: dict[str, Metric] = {}
+    for metric in METRICS:
+        if metric.group == group and (task is None or metric.for_task in (None, task)):
+            defined.update((one.key, one) for one in metric.expanded(batch_sizes) if one.key not in defined)
+    if not defined:
+        raise KeyError(f"no metric is defined for the group {group!r}" + (f" ({task})" if task else ""))
+    extra = [key for key in computed if key not in defined]
+    missing = [key for key, metric in defined.items() if key not in computed and not metric.optional]
+    if extra or missing:
+        raise KeyError(f"the {group!r} metrics" + (f" ({task})" if task else "") + " disagree with their "
+                       f"definitions (hydraplus.metrics): computed but not defined {extra}, defined but "
+                       f"not computed {missing}")
+    return {key: computed[key] for key in defined if key in computed}
 
 
 def defined_paths(kind: str, task: str, batch_sizes: Sequence[int] = ()) -> set[tuple[str, ...]]:

@@ -18,7 +18,8 @@ from hydraplus.config import parse_config
 from hydraplus.core.predict import predict
 from hydraplus.data.images import ImageProblem, RawImages, make_image_problem
 from hydraplus.data.shift import DISTORTIONS
-from hydraplus.evaluation.images import calibrated, evaluate_images, reliability
+from hydraplus.evaluation.images import evaluate_images, reliability
+from hydraplus.evaluation.rows import row_groups, validation_outputs
 from hydraplus.evaluation.toy import toy_evaluation
 from hydraplus.metrics import (
     CALIBRATION,
@@ -118,9 +119,12 @@ def test_evaluation_has_calibration_selective_and_logit_ood_keys(evaluations: li
 def test_temperature_scaling_needs_a_validation_split() -> None:
     problem, model = _problem(0), _models(0)["ensemble"]
     logits = predict(model, problem.x_test)
-    assert set(calibrated(model, problem, logits)) == {"temperature", "ece_ts", "nll_ts"}
+    validation = validation_outputs(model, problem)
+    groups = row_groups("classification", logits, problem.y_test, validation=validation)
+    assert set(groups["temperature"]) == {"temperature", "ece_ts", "nll_ts"}
     problem.x_val, problem.y_val = problem.x_val[:0], problem.y_val[:0]
-    assert calibrated(model, problem, logits) == {}  # never fitted on the test set
+    assert validation_outputs(model, problem) is None  # never fitted on the test set
+    assert "temperature" not in row_groups("classification", logits, problem.y_test, validation=None)
 
 
 def test_evaluation_has_aurc_ece_15_risk_coverage_and_fidelity(evaluations: list[dict[str, Any]]) -> None:

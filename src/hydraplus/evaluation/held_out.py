@@ -27,25 +27,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from hydraplus.core.checks import check_dataset
-from hydraplus.core.metrics import RegressionMetrics
-from hydraplus.core.ood import detection_scores, ood_detection
 from hydraplus.core.predict import predict
 from hydraplus.core.profile import profile_model
-from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty, total_variation
-from hydraplus.evaluation.images import RELIABILITY_BINS, UNCERTAINTIES, image_metrics
 from hydraplus.evaluation.members import member_outputs, member_scores, summarize, with_members
+from hydraplus.evaluation.rows import (
+    RELIABILITY_BINS,
+    TV_BINS,
+    UNCERTAINTIES,
+    Histograms,
+    laid_out,
+    row_groups,
+    uncertainty,
+)
+from hydraplus.metrics import section
 
 if TYPE_CHECKING:
     from hydraplus.evaluation import Models, Settings
 
-TV_BINS = 50
 KIND = "distil"
 
 
@@ -68,48 +73,18 @@ class HeldOutSuite:
         return held_out_evaluation(evaluate_held_out(models, self, settings), self.test_name, self.ood_name)
 
 
-def _uncertainty(task: str, outputs: Tensor) -> dict[str, Tensor]:
-    if task == "classification":
-        return classification_uncertainty(outputs)
-    return regression_uncertainty(outputs)
-
-
-def _test_metrics(task: str, outputs: Tensor, y: Tensor) -> dict[str, float]:
-    if task == "classification":
-        return image_metrics(outputs, y, outputs.shape[-1])
-    metrics = RegressionMetrics()
-    metrics.update(outputs, y)
-    return metrics.compute()
-
-
-def _ood(task: str, outputs: Tensor, ood_outputs: Tensor) -> dict[str, float]:
-    """AUROC and AUPR of the predictive and epistemic uncertainty (entropies, or variances)."""
-    if task == "classification":
-        return ood_detection(outputs, ood_outputs)
-    inside, outside = regression_uncertainty(outputs), regression_uncertainty(ood_outputs)
-    return {f"{measure}_{key}": value for measure in ("predictive", "epistemic")
-            for key, value in detection_scores(inside[measure], outside[measure]).items()}
-
-
-def _tv(model: dict[str, Tensor], teacher: dict[str, Tensor], upper: dict[str, float]) -> dict[str, float]:
-    """The total variation between each uncertainty's histograms (0 where the teacher's upper end is 0)."""
-    return {k: total_variation(model[k], teacher[k], upper[k], TV_BINS) if upper[k] > 0 else 0.0
-            for k in UNCERTAINTIES}
-
-
-def _member_rows(task: str, outputs: Tensor, ood_outputs: Tensor | None, y: Tensor, example: Tensor,
-                 batch_sizes: list[int], modules: Sequence[nn.Module] | None, precision: str
+def _member_rows(task: str, outputs: Tensor, ood_outputs: Tensor | None, y: Tensor, teacher: Histograms,
+                 profiles: Sequence[dict[str, float]] | None, batch_sizes: Sequence[int]
                  ) -> list[dict[str, Any]]:
-    """Each member alone: test metrics and OOD detection from its slice of the teacher's outputs, and its
-    cost where the member ``modules`` are given."""
+    """Each member alone: test metrics, OOD detection and the total variation to the ``teacher``'s
+    uncertainty histograms from its slice of the teacher's outputs, and its cost where its ``profiles``
+    are given."""
     rows: list[dict[str, Any]] = []
     for i, out in enumerate(member_outputs(outputs)):
-        row: dict[str, Any] = {"test": _test_metrics(task, out, y)}
-        if ood_outputs is not None:
-            row["ood"] = _ood(task, out, ood_outputs[:, i : i + 1])
-        if modules is not None:
-            row["profile"] = profile_model(modules[i], example, batch_sizes, precision=precision)
-        rows.append(row)
+        rows.append(laid_out(row_groups(
+            task, out, y, ood_outputs=None if ood_outputs is None else ood_outputs[:, i : i + 1],
+            histograms=replace(teacher, model=uncertainty(task, out)),
+            profile=None if profiles is None else profiles[i], batch_sizes=batch_sizes), KIND))
     return rows
 
 
@@ -130,8 +105,7 @@ def evaluate_held_out(models: Models, suite: HeldOutSuite, settings: Settings) -
                  if model is not None}
     outputs: dict[str, Tensor] = {}
     ood_outputs: dict[str, Tensor] = {}
-    rows: dict[str, dict[str, Any]] = {key: {} for key in evaluated}
-    member_rows: list[dict[str, Any]] = []
+    profiles: dict[str, dict[str, float]] = {}
     try:
         with torch.random.fork_rng():
             torch.manual_seed(settings.seed)
@@ -141,31 +115,35 @@ def evaluate_held_out(models: Models, suite: HeldOutSuite, settings: Settings) -
                 if len(outputs) == 1:  # the first model's outputs give the classes
                     classes = outputs[key].shape[-1] if task == "classification" else 2
                     check_dataset(x, y, task, classes, "test")
-                row = rows[key]
-                row["test"] = _test_metrics(task, outputs[key], y)
                 if x_ood is not None:
                     ood_outputs[key] = predict(model, x_ood, precision=precision)
-                    row["ood"] = _ood(task, outputs[key], ood_outputs[key])
-                row["profile"] = profile_model(model, x[:1], batch_sizes, precision=precision)
-            if "teacher" in outputs:
-                member_rows = _member_rows(task, outputs["teacher"], ood_outputs.get("teacher"), y, x[:1],
-                                           batch_sizes, models.members, precision)
+                profiles[key] = profile_model(model, x[:1], batch_sizes, precision=precision)
+            member_profiles = None if teacher is None or models.members is None else [
+                profile_model(member, x[:1], batch_sizes, precision=precision) for member in models.members]
     finally:
         for model in evaluated.values():
             model.cpu()
-    upper = None
+    upper, histograms = None, {}
     if "teacher" in outputs:
-        uncertainty = {name: _uncertainty(task, values) for name, values in outputs.items()}
+        unc = {key: uncertainty(task, values) for key, values in outputs.items()}
         upper = {k: math.log(outputs["teacher"].shape[-1]) if task == "classification"
-                 else max(uncertainty["teacher"][k].max().item(), uncertainty["student"][k].max().item())
+                 else max(unc["teacher"][k].max().item(), unc["student"][k].max().item())
                  for k in UNCERTAINTIES}
-        rows["student"]["tv"] = _tv(uncertainty["student"], uncertainty["teacher"], upper)
-        for row, member in zip(member_rows, member_outputs(outputs["teacher"]), strict=True):
-            row["tv"] = _tv(_uncertainty(task, member), uncertainty["teacher"], upper)
+        histograms["student"] = Histograms(unc["student"], unc["teacher"], upper)
+    rows = {key: laid_out(row_groups(task, outputs[key], y, ood_outputs=ood_outputs.get(key),
+                                     histograms=histograms.get(key), profile=profiles[key],
+                                     batch_sizes=batch_sizes), KIND)
+            for key in evaluated}
+    member_rows: list[dict[str, Any]] = []
+    if "teacher" in outputs:
+        assert upper is not None
+        member_rows = _member_rows(task, outputs["teacher"], ood_outputs.get("teacher"), y,
+                                   Histograms({}, unc["teacher"], upper), member_profiles, batch_sizes)
         rows["teacher"] = {"name": "teacher", "members": outputs["teacher"].shape[1], **rows["teacher"]}
         if task == "classification":  # how often the student's class is the teacher's
-            classes = {name: values.softmax(-1).mean(1).argmax(-1) for name, values in outputs.items()}
-            rows["student"]["agreement"] = float((classes["student"] == classes["teacher"]).float().mean())
+            classes = {key: values.softmax(-1).mean(1).argmax(-1) for key, values in outputs.items()}
+            agreement = float((classes["student"] == classes["teacher"]).float().mean())
+            laid_out({"distil": section("distil", {"agreement": agreement})}, KIND, rows["student"])
     rows["student"] = {"name": name, "spec": spec, **rows["student"],
                        "train_seconds": models.train_seconds.get(name)}
     if models.early_stopping.get(name) is not None:

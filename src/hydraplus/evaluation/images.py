@@ -28,26 +28,35 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from hydraplus.core.calibration import confidence_bins, temperature_metrics
+from hydraplus.core.calibration import confidence_bins
 from hydraplus.core.fidelity import fidelity
 from hydraplus.core.metrics import ClassificationMetrics
-from hydraplus.core.ood import ood_detection
 from hydraplus.core.predict import predict
 from hydraplus.core.profile import profile_model
-from hydraplus.core.selective import confidence_errors, risk_at, risk_coverage_curve, selective_metrics
-from hydraplus.core.uncertainty import classification_uncertainty, histogram, log_predictive, total_variation
+from hydraplus.core.selective import confidence_errors, risk_at, risk_coverage_curve
+from hydraplus.core.uncertainty import classification_uncertainty, histogram
 from hydraplus.data.images import ImageProblem
-from hydraplus.data.problem import Problem
 from hydraplus.data.shift import DISTORTIONS, SHIFTS, distort_images
 from hydraplus.evaluation.members import member_outputs, member_scores, summarize, with_members
+from hydraplus.evaluation.rows import (
+    CLASSIFICATION,
+    RELIABILITY_BINS,
+    TV_BINS,
+    UNCERTAINTIES,
+    Histograms,
+    laid_out,
+    row_groups,
+    test_groups,
+    validation_outputs,
+)
+from hydraplus.metrics import section
 
 if TYPE_CHECKING:
     from hydraplus.evaluation import Models, Settings
 
-UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
+KIND = "image"
 HISTOGRAM_SHIFT = ("vertical", 3)  # the paper's 30% vertical shift
-HISTOGRAM_BINS = 50
-RELIABILITY_BINS = 10
+HISTOGRAM_BINS = TV_BINS
 RISK_COVERAGE_POINTS = 50  # coverages 2%, 4%, ..., 100% (the same for every run, so seeds pool)
 LATENCY_BATCH_SIZES = (1, 256)
 
@@ -59,7 +68,7 @@ class ImageSuite:
 
     problem: ImageProblem
     shifts: bool = True
-    kind: str = "image"
+    kind: str = KIND
 
     def evaluate(self, models: Models, settings: Settings) -> dict[str, Any]:
         on_device = {name: model.to(settings.device) for name, model in models.models.items()}
@@ -77,31 +86,6 @@ def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> 
     metrics = ClassificationMetrics(num_classes, n_bins=RELIABILITY_BINS)
     metrics.update(logits, target)
     return metrics.compute()
-
-
-def image_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str, float]:
-    """`classification_metrics` and the selective-prediction metrics (AURC, AUGRC, risk at 80% and
-    95% coverage)."""
-    return {**classification_metrics(logits, target, num_classes), **selective_metrics(logits, target)}
-
-
-def calibrated(model: nn.Module, problem: Problem, logits: Tensor, precision: str = "32") -> dict[str, float]:
-    """ECE and NLL on the test ``logits`` after temperature scaling fitted on the problem's validation
-    split (`temperature_metrics`); empty without a validation split (never fitted on the test set).
-    A sampling student's draws on the validation split leave the random state as it was, so the
-    other measures draw the same samples as without this one."""
-    if len(problem.x_val) == 0:
-        return {}
-    with torch.random.fork_rng(devices=[]):
-        val_logits = predict(model, problem.x_val, precision=precision)
-    return calibrated_from(val_logits, problem, logits)
-
-
-def calibrated_from(val_logits: Tensor, problem: Problem, logits: Tensor) -> dict[str, float]:
-    """`calibrated` from a model's outputs on the validation split (each member's slice of the
-    ensemble's, for the member rows)."""
-    return temperature_metrics(log_predictive(val_logits), problem.y_val, log_predictive(logits),
-                               problem.y_test, RELIABILITY_BINS)
 
 
 def risk_coverage(logits: Tensor, target: Tensor, points: int = RISK_COVERAGE_POINTS) -> dict[str, list]:
@@ -125,38 +109,30 @@ def reliability(logits: Tensor, target: Tensor, bins: int = RELIABILITY_BINS) ->
     }
 
 
-def _shift_histograms(uncertainty: dict[str, dict[str, Tensor]], upper: float) -> dict[str, dict]:
-    """Per model the normalised histograms and the total variation to the ensemble's."""
-    reference = uncertainty["ensemble"]
-    out = {}
-    for name, unc in uncertainty.items():
-        entry: dict[str, Any] = {k: histogram(unc[k], HISTOGRAM_BINS, upper).tolist() for k in UNCERTAINTIES}
-        entry["tv"] = {k: total_variation(unc[k], reference[k], upper, HISTOGRAM_BINS) for k in UNCERTAINTIES}
-        out[name] = entry
-    return out
+def _histograms(uncertainty: dict[str, Tensor], upper: float) -> dict[str, list[float]]:
+    """The normalised histograms of each uncertainty (`HISTOGRAM_BINS` bins over ``[0, upper]``)."""
+    return {k: histogram(uncertainty[k], HISTOGRAM_BINS, upper).tolist() for k in UNCERTAINTIES}
 
 
-def _clean_row(logits: Tensor, target: Tensor, num_classes: int, reference: Tensor | None,
-               probe_logits: Tensor | None, calibration: dict[str, float]) -> dict[str, Any]:
-    """Clean metrics (with the ``calibration`` ones, `calibrated`), reliability, risk-coverage, fidelity
-    to ``reference`` (the ensemble's logits; None for the ensemble itself) and OOD detection with
-    ``probe_logits``."""
-    row: dict[str, Any] = {"clean": {**image_metrics(logits, target, num_classes), **calibration},
-                           "reliability": reliability(logits, target),
+def _clean_row(logits: Tensor, target: Tensor, reference: Tensor | None) -> dict[str, Any]:
+    """What the image suite alone measures on the clean test set: reliability, risk-coverage and
+    fidelity to ``reference`` (the ensemble's logits; None for the ensemble itself)."""
+    row: dict[str, Any] = {"reliability": reliability(logits, target),
                            "risk_coverage": risk_coverage(logits, target)}
     if reference is not None:
-        row["fidelity"] = {"clean": fidelity(logits, reference)}
-    if probe_logits is not None:
-        row["ood"] = ood_detection(logits, probe_logits)
+        row["fidelity"] = {"clean": section("fidelity", fidelity(logits, reference))}
     return row
 
 
-def _shifted(row: dict[str, Any], kind: str, logits: Tensor, target: Tensor, num_classes: int,
+def _shifted(row: dict[str, Any], kind: str, logits: Tensor, target: Tensor,
              reference: Tensor | None) -> None:
-    """Append one shift level's metrics (and fidelity to ``reference``) to ``row``."""
-    row.setdefault("shifts", {}).setdefault(kind, []).append(image_metrics(logits, target, num_classes))
+    """Append one shift level's test metrics (and fidelity to ``reference``) to ``row``."""
+    metrics = {key: value for group in test_groups(CLASSIFICATION, logits, target).values()
+               for key, value in group.items()}
+    row.setdefault("shifts", {}).setdefault(kind, []).append(metrics)
     if reference is not None:
-        row["fidelity"].setdefault("shifts", {}).setdefault(kind, []).append(fidelity(logits, reference))
+        row["fidelity"].setdefault("shifts", {}).setdefault(kind, []).append(
+            section("fidelity", fidelity(logits, reference)))
 
 
 def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shifts: bool = True,
@@ -184,20 +160,22 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
     batch_sizes = [int(b) for b in latency_batch_sizes] if latency else []
     order = ["ensemble", *(name for name in models if name != "ensemble")]  # the reference first
     results: dict[str, dict[str, Any]] = {name: {} for name in models}
+    outputs: dict[str, tuple[Tensor, Tensor | None, tuple[Tensor, Tensor] | None]] = {}  # test, probe, val
+    profiles: dict[str, dict[str, float]] = {}
+    shifted_unc: dict[str, dict[str, Tensor]] = {}
+    member_unc: list[dict[str, Tensor]] = []
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         reference: Tensor | None = None
-        reference_probe: Tensor | None = None
         for name in order:
             model = models[name]
             logits = predict(model, problem.x_test, precision=precision)
             probe = None if problem.x_probe is None else predict(model, problem.x_probe, precision=precision)
-            results[name].update(_clean_row(logits, problem.y_test, num_classes, reference, probe,
-                                            calibrated(model, problem, logits, precision)))
+            outputs[name] = (logits, probe, validation_outputs(model, problem, precision))
+            results[name].update(_clean_row(logits, problem.y_test, reference))
             if reference is None:
-                reference, reference_probe = logits, probe
-            results[name]["profile"] = profile_model(model, problem.x_test[:1], batch_sizes,
-                                                     precision=precision)
+                reference = logits
+            profiles[name] = profile_model(model, problem.x_test[:1], batch_sizes, precision=precision)
             if train_seconds and name in train_seconds:
                 results[name]["train_seconds"] = train_seconds[name]
             if early_stopping and name in early_stopping:
@@ -205,39 +183,46 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
         assert reference is not None
         val_logits = (predict(models["ensemble"], problem.x_val, precision=precision) if len(problem.x_val)
                       else None)
-        member_rows = []
-        for i, out in enumerate(member_outputs(reference)):
-            probe = None if reference_probe is None else reference_probe[:, i : i + 1]
-            calibration = ({} if val_logits is None
-                           else calibrated_from(val_logits[:, i : i + 1], problem, out))
-            member_rows.append(_clean_row(out, problem.y_test, num_classes, reference, probe, calibration))
+        member_rows = [_clean_row(out, problem.y_test, reference) for out in member_outputs(reference)]
         if shifts:
-            shifted_unc: dict[str, dict[str, Tensor]] = {}
-            member_unc: dict[str, dict[str, Tensor]] = {}
             for kind, magnitudes in DISTORTIONS.items():
                 for level in range(1, len(magnitudes) + 1):
                     x = problem.normalize(distort_images(problem.x_test_raw, kind, level, seed))
                     ensemble_logits: Tensor | None = None
                     for name in order:
                         logits = predict(models[name], x, precision=precision)
-                        _shifted(results[name], kind, logits, problem.y_test, num_classes, ensemble_logits)
+                        _shifted(results[name], kind, logits, problem.y_test, ensemble_logits)
                         if ensemble_logits is None:
                             ensemble_logits = logits
                         if (kind, level) == HISTOGRAM_SHIFT:
                             shifted_unc[name] = classification_uncertainty(logits)
                     assert ensemble_logits is not None
                     for i, out in enumerate(member_outputs(ensemble_logits)):
-                        _shifted(member_rows[i], kind, out, problem.y_test, num_classes, ensemble_logits)
+                        _shifted(member_rows[i], kind, out, problem.y_test, ensemble_logits)
                         if (kind, level) == HISTOGRAM_SHIFT:
-                            member_unc[str(i)] = classification_uncertainty(out)
-            for name, entry in _shift_histograms(shifted_unc, upper).items():
-                results[name]["shift_histograms"] = entry
-            member_unc["ensemble"] = shifted_unc["ensemble"]
-            for i, entry in _shift_histograms(member_unc, upper).items():
-                if i != "ensemble":
-                    member_rows[int(i)]["shift_histograms"] = entry
-    for i, model in enumerate(members or []):  # deterministic members: no random numbers drawn
-        member_rows[i]["profile"] = profile_model(model, problem.x_test[:1], batch_sizes, precision=precision)
+                            member_unc.append(classification_uncertainty(out))
+    uppers = dict.fromkeys(UNCERTAINTIES, upper)
+    for name in order:
+        logits, probe, validation = outputs[name]
+        histograms = Histograms(shifted_unc[name], shifted_unc["ensemble"], uppers) if shifts else None
+        laid_out(row_groups(CLASSIFICATION, logits, problem.y_test, ood_outputs=probe, validation=validation,
+                            histograms=histograms, profile=profiles[name], batch_sizes=batch_sizes),
+                 KIND, results[name])
+        if shifts:
+            results[name]["shift_histograms"].update(_histograms(shifted_unc[name], upper))
+    reference_probe = outputs["ensemble"][1]
+    for i, out in enumerate(member_outputs(reference)):
+        histograms = Histograms(member_unc[i], shifted_unc["ensemble"], uppers) if shifts else None
+        profile = (None if members is None  # deterministic members: no random numbers drawn
+                   else profile_model(members[i], problem.x_test[:1], batch_sizes, precision=precision))
+        ood_outputs = None if reference_probe is None else reference_probe[:, i : i + 1]
+        validation = None if val_logits is None else (val_logits[:, i : i + 1], problem.y_val)
+        laid_out(row_groups(CLASSIFICATION, out, problem.y_test, ood_outputs=ood_outputs,
+                            validation=validation, histograms=histograms, profile=profile,
+                            batch_sizes=batch_sizes),
+                 KIND, member_rows[i])
+        if shifts:
+            member_rows[i]["shift_histograms"].update(_histograms(member_unc[i], upper))
     if val_logits is not None:
         scores = member_scores(val_logits, problem.y_val, "classification")
         selected_by = f"validation error ({len(problem.x_val):,} images; ties: validation NLL)"

@@ -13,25 +13,20 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from hydraplus.core.metrics import ClassificationMetrics, RegressionMetrics
+from hydraplus.core.metrics import RegressionMetrics
 from hydraplus.core.predict import predict
 from hydraplus.core.profile import count_flops, count_params
-from hydraplus.core.selective import selective_metrics
-from hydraplus.core.uncertainty import (
-    classification_uncertainty,
-    predictive_gaussian,
-    regression_uncertainty,
-    total_variation,
-)
+from hydraplus.core.uncertainty import classification_uncertainty, predictive_gaussian, regression_uncertainty
 from hydraplus.data.toy import REGRESSION_RANGE, ToyProblem
-from hydraplus.evaluation.images import calibrated, calibrated_from
 from hydraplus.evaluation.members import member_outputs, member_scores, summarize, with_members
+from hydraplus.evaluation.rows import UNCERTAINTIES, Histograms, laid_out, row_groups, validation_outputs
+from hydraplus.metrics import section
 
 if TYPE_CHECKING:
     from hydraplus.evaluation import Models, Settings
 
 OFF_DATA_DISTANCE = 5.0
-UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
+KIND = "toy"
 
 
 @dataclass
@@ -50,7 +45,7 @@ class ToySuite:
     (`toy_evaluation`)."""
 
     problem: ToyProblem
-    kind: str = "toy"
+    kind: str = KIND
 
     def evaluate(self, models: Models, settings: Settings) -> dict[str, Any]:
         toy = evaluate_toy(self.problem, models.models, models.train_seconds, seed=settings.seed,
@@ -64,7 +59,7 @@ def toy_evaluation(rows: dict[str, dict[str, Any]], task: str, name: str,
     """The evaluation of a toy run from its metrics ``rows`` (one per model); ``name`` is the toy
     problem's (``"spiral"`` or ``"regression"``, `ToyProblem.name`); ``members`` the member record
     (`ToyEvaluation.members`)."""
-    evaluation = {"kind": "toy", "task": task, "models": rows, "problem": {"name": name}, "settings": {}}
+    evaluation = {"kind": KIND, "task": task, "models": rows, "problem": {"name": name}, "settings": {}}
     if members is not None:
         evaluation["members"] = members
     return evaluation
@@ -106,38 +101,37 @@ def evaluate_toy(problem: ToyProblem, models: dict[str, nn.Module],
         return _evaluate(problem, models, train_seconds, precision, members, early_stopping or {})
 
 
-def _scores(problem: ToyProblem, out: Tensor, probe_out: Tensor, off_data: Tensor,
-            calibration: dict[str, float]) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """One model's test metrics (with the ``calibration`` ones, `calibrated`) and off-data uncertainty
-    from its test and probe outputs."""
-    if problem.task == "classification":
-        test: ClassificationMetrics | RegressionMetrics = ClassificationMetrics(problem.num_outputs)
-    else:
-        test = RegressionMetrics()
-    test.update(out, problem.y_test)
-    row: dict[str, Any] = test.compute()
-    if problem.task == "classification":
-        row.update(selective_metrics(out, problem.y_test))
-        row.update(calibration)
-    unc = _probe_uncertainty(problem, probe_out)
-    row["offdata_epistemic"] = unc["epistemic"][off_data].mean().item()
-    row["ondata_epistemic"] = unc["epistemic"][~off_data].mean().item()
+def _toy_measures(problem: ToyProblem, probe_out: Tensor, unc: dict[str, Tensor], off_data: Tensor
+                  ) -> dict[str, float]:
+    """What the toy suite alone measures (group ``toy``) from a model's probe outputs and their
+    uncertainties ``unc``: the mean epistemic uncertainty off and on the data and, where the probe's
+    targets are known, RMSE and NLL over the whole probe range."""
+    measures = {"offdata_epistemic": unc["epistemic"][off_data].mean().item(),
+                "ondata_epistemic": unc["epistemic"][~off_data].mean().item()}
     if problem.task == "regression" and problem.y_probe is not None:
         oor = RegressionMetrics()
         oor.update(probe_out, problem.y_probe)
-        row.update({f"oor_{k}": v for k, v in oor.compute().items() if k in ("rmse", "nll")})
-    return row, unc
+        measures.update({f"oor_{k}": v for k, v in oor.compute().items() if k in ("rmse", "nll")})
+    return section("toy", measures, problem.task)
 
 
-def _add_tv(problem: ToyProblem, row: dict[str, Any], unc: dict[str, Tensor],
-            reference: dict[str, Tensor]) -> None:
-    """The total variation between each of the model's uncertainty histograms and the ensemble's."""
-    for kind in UNCERTAINTIES:
-        if problem.task == "classification":
-            upper = math.log(problem.num_outputs)
-        else:
-            upper = max(reference[kind].max().item(), unc[kind].max().item(), 1e-12)
-        row[f"tv_{kind}"] = total_variation(unc[kind], reference[kind], upper)
+def _upper(problem: ToyProblem, unc: dict[str, Tensor], reference: dict[str, Tensor]) -> dict[str, float]:
+    """The histogram range of each probe uncertainty: ``log C`` (entropies), or the larger maximum of
+    the model's and the ensemble's stds."""
+    if problem.task == "classification":
+        return dict.fromkeys(UNCERTAINTIES, math.log(problem.num_outputs))
+    return {k: max(reference[k].max().item(), unc[k].max().item(), 1e-12) for k in UNCERTAINTIES}
+
+
+def _row(problem: ToyProblem, out: Tensor, probe_out: Tensor, off_data: Tensor, reference: dict[str, Tensor],
+         validation: tuple[Tensor, Tensor] | None, profile: dict[str, float] | None) -> dict[str, Any]:
+    """One model's row from its test and probe outputs (``validation``: its validation outputs and
+    targets, for temperature scaling; ``reference``: the ensemble's probe uncertainties)."""
+    unc = _probe_uncertainty(problem, probe_out)
+    histograms = Histograms(unc, reference, _upper(problem, unc, reference))
+    groups = row_groups(problem.task, out, problem.y_test, validation=validation, histograms=histograms,
+                        profile=profile)
+    return laid_out({**groups, "toy": _toy_measures(problem, probe_out, unc, off_data)}, KIND)
 
 
 def _evaluate(problem: ToyProblem, models: dict[str, nn.Module], train_seconds: dict[str, float] | None,
@@ -145,36 +139,35 @@ def _evaluate(problem: ToyProblem, models: dict[str, nn.Module], train_seconds: 
               early_stopping: dict[str, dict[str, Any]]) -> ToyEvaluation:
     result = ToyEvaluation(off_data=off_data_mask(problem))
     assert result.off_data is not None
+    classification = problem.task == "classification"
     example = problem.x_test[:1]
-    outputs: dict[str, tuple[Tensor, Tensor]] = {}
+    outputs: dict[str, tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]] = {}
+    profiles: dict[str, dict[str, float]] = {}
     for name, model in models.items():
         out = predict(model, problem.x_test, precision=precision)
         probe_out = predict(model, problem.x_probe, precision=precision)
-        calibration = calibrated(model, problem, out, precision) if problem.task == "classification" else {}
-        row, result.probe[name] = _scores(problem, out, probe_out, result.off_data, calibration)
-        outputs[name] = (out, probe_out)
-        row["params"] = count_params(model)
-        row["flops"] = count_flops(model, example)
+        validation = validation_outputs(model, problem, precision) if classification else None
+        outputs[name] = (out, probe_out, validation)
+        profiles[name] = {"params": count_params(model), "flops": count_flops(model, example)}
+        result.probe[name] = _probe_uncertainty(problem, probe_out)
+    reference = result.probe["ensemble"]
+    for name, (out, probe_out, validation) in outputs.items():
+        row = _row(problem, out, probe_out, result.off_data, reference, validation, profiles[name])
         if train_seconds and name in train_seconds:
-            row["train_seconds"] = train_seconds[name]
+            laid_out({"train": section("train", {"train_seconds": train_seconds[name]})}, KIND, row)
         if name in early_stopping:
             row["early_stopping"] = early_stopping[name]
         result.metrics[name] = row
-    reference = result.probe["ensemble"]
-    for name, unc in result.probe.items():
-        _add_tv(problem, result.metrics[name], unc, reference)
     member_rows = []
-    out, probe_out = outputs["ensemble"]
+    out, probe_out, _ = outputs["ensemble"]
     val_out = predict(models["ensemble"], problem.x_val, precision=precision)
     for i, (member_out, member_probe) in enumerate(zip(member_outputs(out), member_outputs(probe_out),
                                                         strict=True)):
-        calibration = (calibrated_from(val_out[:, i : i + 1], problem, member_out)
-                       if problem.task == "classification" else {})
-        row, unc = _scores(problem, member_out, member_probe, result.off_data, calibration)
-        if members is not None:
-            row["params"], row["flops"] = count_params(members[i]), count_flops(members[i], example)
-        _add_tv(problem, row, unc, reference)
-        member_rows.append(row)
+        validation = (val_out[:, i : i + 1], problem.y_val) if classification else None
+        profile = (None if members is None
+                   else {"params": count_params(members[i]), "flops": count_flops(members[i], example)})
+        member_rows.append(_row(problem, member_out, member_probe, result.off_data, reference, validation,
+                                profile))
     scores = member_scores(val_out, problem.y_val, problem.task)
     unit = "error" if problem.task == "classification" else "RMSE"
     selected_by = f"validation {unit} ({len(problem.x_val)} points; ties: validation NLL)"
