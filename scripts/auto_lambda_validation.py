@@ -56,7 +56,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             problem, models = run_experiment(config, Path(folder), seed, progress=False)
         metrics = evaluate_toy(problem, {"ensemble": models.ensemble, **models.students}).metrics
-        row = {name: metrics[name]["tv_epistemic"] for name in models.students}
+        row = {name: metrics[name]["tv"]["epistemic"] for name in models.students}
         for name, value in row.items():
             tv.setdefault(name, []).append(value)
         print(f"seed {seed}: " + ", ".join(f"{name} {value:.3f}" for name, value in row.items()), flush=True)

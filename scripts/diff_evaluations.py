@@ -6,7 +6,8 @@ new code (`hydraplus evaluate RUN --out DIR` from each checkout), then
     python scripts/diff_evaluations.py OLD/evaluation.json NEW/evaluation.json
 
 Timings (keys holding ``latency`` or ``seconds``) are left out; keys only one file has are
-counted, not compared.
+counted, not compared. A file written before the one row layout is read in it
+(`hydraplus.metrics.upgrade`), so old and new files compare metric by metric.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
+
+from hydraplus.metrics import upgrade
 
 
 def numbers(value: Any, prefix: str = "") -> dict[str, float]:
@@ -36,13 +39,19 @@ def compared(old: dict[str, float], new: dict[str, float]) -> list[tuple[float, 
     return sorted(((abs(old[k] - new[k]), k, old[k], new[k]) for k in keys), reverse=True)
 
 
+def models(path: Path) -> dict[str, Any]:
+    """The model rows of the evaluation file ``path``, in the current layout."""
+    evaluation = json.loads(path.read_text())
+    return (upgrade(evaluation) if "kind" in evaluation else evaluation)["models"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path)
     parser.add_argument("new", type=Path)
     parser.add_argument("--top", type=int, default=3, help="largest changes shown per model")
     args = parser.parse_args()
-    old, new = (json.loads(p.read_text())["models"] for p in (args.old, args.new))
+    old, new = (models(p) for p in (args.old, args.new))
     for model in old:
         if model not in new:
             print(f"{model}: only in {args.old}")

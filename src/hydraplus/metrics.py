@@ -5,15 +5,16 @@ The computations stay where they are (`hydraplus.core.metrics`, `.selective`, `.
 `.ood`, `.fidelity` and the evaluators); each definition names the ``group`` of keys one of them
 returns, and every suite fills a model's row with `section`, which keeps exactly the defined keys in
 definition order and fails on a key computed but not defined or defined but not computed.
-`PLACES` says where each kind of evaluation keeps each group in a model's row, and
-`hydraplus.report.metric_columns` makes every table's columns from `shown`. A new metric is one
-`Metric` here and its computation.
+`PLACES` says where every evaluation keeps each group in a model's row (`upgrade` moves the metrics
+of evaluations written before), and `hydraplus.report.metric_columns` makes every table's columns
+from `shown`. A new metric is one `Metric` here and its computation.
 
 The order of `METRICS` is the column order of every table (and the row order of the shift tables).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -178,10 +179,40 @@ METRICS: tuple[Metric, ...] = (
            tables=(COST, TOY, DISTIL_COST)),
 )
 
-# Where each kind of evaluation keeps each group in a model's row: the path to the group's keys
-# (``{key}`` in a step: the key goes there instead of after the path).
+# Where every evaluation (image, toy, distil) keeps each group in a model's row: the path to the
+# group's keys. A row is {"clean": test-set metrics, "ood", "tv", "profile", "fidelity": {"clean"},
+# "probe": the toy's off-data measures, "early_stopping", "train_seconds", "agreement"} plus what is
+# a suite's alone (the image suite's shifts, histograms, reliability and risk-coverage curve).
+PLACES: dict[str, tuple[str, ...]] = {
+    C: ("clean",), R: ("clean",), "selective": ("clean",), "temperature": ("clean",), "ood": ("ood",),
+    "tv": ("tv",), "fidelity": ("fidelity", "clean"), "toy": ("probe",), "profile": ("profile",),
+    "train": (), "early_stopping": ("early_stopping",), "distil": (),
+}
+SCHEMA = 2  # the envelope's ``schema``: 2 since every kind lays its rows out at `PLACES`
+
+
+def where(group: str, key: str) -> tuple[str, ...]:
+    """The path to ``key`` of ``group`` in a model's row."""
+    return (*PLACES[group], key)
+
+
+def path(metric: Metric) -> tuple[str, ...]:
+    """Where ``metric`` sits in a model's row."""
+    return where(metric.group, metric.key)
+
+
+def value(row: Mapping[str, Any], group: str, key: str) -> Any:
+    """The value of ``key`` of ``group`` in ``row`` (None where the row lacks it)."""
+    node: Any = row
+    for step in where(group, key):
+        node = node.get(step) if isinstance(node, Mapping) else None
+    return node
+
+
+# Where each kind of evaluation kept each group before schema 2 (``{key}`` in a step: the key went
+# there instead of after the path): what `upgrade` moves from.
 _AT_TOP = {group: () for group in (C, R, "selective", "temperature", "toy", "profile", "train", "distil")}
-PLACES: dict[str, dict[str, tuple[str, ...]]] = {
+_SCHEMA_1_PLACES: dict[str, dict[str, tuple[str, ...]]] = {
     "image": {C: ("clean",), "selective": ("clean",), "temperature": ("clean",), "ood": ("ood",),
               "fidelity": ("fidelity", "clean"), "tv": ("shift_histograms", "tv"), "profile": ("profile",),
               "train": (), "early_stopping": ("early_stopping",)},
@@ -192,13 +223,57 @@ PLACES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-def path(metric: Metric, place: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """Where ``metric`` sits in a row of an evaluation that keeps its groups at ``place`` (one of
-    `PLACES`)."""
-    steps = place[metric.group]
+def _schema_1_path(metric: Metric, kind: str) -> tuple[str, ...] | None:
+    steps = _SCHEMA_1_PLACES[kind].get(metric.group)
+    if steps is None:
+        return None
     if any("{key}" in step for step in steps):
         return tuple(step.format(key=metric.key) for step in steps)
     return (*steps, metric.key)
+
+
+def _move(row: dict[str, Any], old: tuple[str, ...], new: tuple[str, ...]) -> None:
+    """Move the value at path ``old`` of ``row`` (if any) to ``new``, dropping containers it empties."""
+    parents = [row]
+    for step in old[:-1]:
+        node = parents[-1].get(step)
+        if not isinstance(node, dict):
+            return
+        parents.append(node)
+    if old[-1] not in parents[-1]:
+        return
+    moved = parents[-1].pop(old[-1])
+    for parent, step in zip(reversed(parents[:-1]), reversed(old[:-1]), strict=True):
+        if parent[step] == {}:
+            del parent[step]
+    node = row
+    for step in new[:-1]:
+        node = node.setdefault(step, {})
+    node[new[-1]] = moved
+
+
+def upgrade(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """``evaluation`` (a checked envelope, as an ``evaluation.json`` holds it) in the current schema:
+    one written before schema 2 kept each group where its kind did (image: TV under
+    ``shift_histograms``; toy: every metric at the top, TV as ``tv_{kind}``; distil: test metrics under
+    ``test``), and gets each metric moved to `PLACES`, values untouched. The same dict for one already
+    current; an unknown (newer) schema is an error."""
+    schema = evaluation.get("schema", 1)
+    if schema == SCHEMA:
+        return evaluation
+    if schema != 1:
+        raise ValueError(f"evaluation schema {schema!r} is not known to this hydraplus (it reads 1 to "
+                         f"{SCHEMA}); upgrade hydraplus or re-run `hydraplus evaluate` on the run")
+    kind = evaluation["kind"]
+    batch_sizes = evaluation.get("settings", {}).get("latency_batch_sizes") or ()
+    moves = [(old, path(one)) for metric in METRICS for one in metric.expanded(batch_sizes)
+             if (old := _schema_1_path(one, kind)) is not None and old != path(one)]
+    upgraded = json.loads(json.dumps({**evaluation, "schema": SCHEMA}))  # a copy: the caller's stays
+    rows = [*upgraded["models"].values(), *(upgraded.get("members") or {}).get("rows", [])]
+    for row in rows:
+        for old, new in moves:
+            _move(row, old, new)
+    return upgraded
 
 
 def shown(table: str, task: str | None = None) -> list[Metric]:
@@ -233,23 +308,21 @@ def section(group: str, computed: Mapping[str, Any], task: str | None = None,
     return {key: computed[key] for key in defined if key in computed}
 
 
-def defined_paths(kind: str, task: str, batch_sizes: Sequence[int] = ()) -> set[tuple[str, ...]]:
-    """Where the definitions put every metric of ``task`` in a row of a ``kind`` evaluation (each
-    latency at each of ``batch_sizes``)."""
-    place = PLACES[kind]
-    return {path(one, place) for metric in METRICS if metric.group in place
-            and metric.for_task in (None, task) for one in metric.expanded(batch_sizes)}
+def defined_paths(task: str, batch_sizes: Sequence[int] = ()) -> set[tuple[str, ...]]:
+    """Where the definitions put every metric of ``task`` in a model's row (each latency at each of
+    ``batch_sizes``)."""
+    return {path(one) for metric in METRICS if metric.for_task in (None, task)
+            for one in metric.expanded(batch_sizes)}
 
 
 _RECORDS = {("early_stopping",): "a record: its best_epoch is a metric, the rest settings",
             ("members",): "the teacher's member count in a distil row"}
 
 
-def undefined_numbers(row: Mapping[str, Any], kind: str, task: str,
-                      batch_sizes: Sequence[int] = ()) -> list[str]:
-    """The dotted paths of numbers in ``row`` (one model's, of a ``kind`` evaluation) that sit where
-    metrics sit but that no definition names: computed but not defined."""
-    defined = defined_paths(kind, task, batch_sizes)
+def undefined_numbers(row: Mapping[str, Any], task: str, batch_sizes: Sequence[int] = ()) -> list[str]:
+    """The dotted paths of numbers in ``row`` (one model's) that sit where metrics sit but that no
+    definition names: computed but not defined."""
+    defined = defined_paths(task, batch_sizes)
     found = []
     for prefix in {p[:-1] for p in defined} - set(_RECORDS):
         node: Any = row

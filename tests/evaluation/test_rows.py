@@ -44,14 +44,12 @@ def test_a_regression_models_groups_and_an_empty_histogram_range() -> None:
     assert groups["tv"] == {"predictive": 0.0, "aleatoric": 0.0, "epistemic": 0.0}
 
 
-@pytest.mark.parametrize(("kind", "expected"), [
-    ("image", {"clean": {"error": 0.1, "aurc": 0.2}, "shift_histograms": {"tv": {"predictive": 0.3}},
-               "profile": {"params": 4}, "train_seconds": 5.0}),
-    ("toy", {"error": 0.1, "aurc": 0.2, "tv_predictive": 0.3, "params": 4, "train_seconds": 5.0}),
-    ("distil", {"test": {"error": 0.1, "aurc": 0.2}, "tv": {"predictive": 0.3}, "profile": {"params": 4},
-                "train_seconds": 5.0}),
-])
-def test_laid_out_puts_each_group_where_its_kind_keeps_it(kind: str, expected: dict) -> None:
+def test_laid_out_puts_each_group_at_its_one_place() -> None:
     groups = {"classification": {"error": 0.1}, "selective": {"aurc": 0.2}, "tv": {"predictive": 0.3},
-              "profile": {"params": 4}, "train": {"train_seconds": 5.0}}
-    assert laid_out(groups, kind) == expected
+              "profile": {"params": 4}, "train": {"train_seconds": 5.0}, "toy": {"offdata_epistemic": 0.6},
+              "fidelity": {"kl": 0.7}}
+    assert laid_out(groups) == {"clean": {"error": 0.1, "aurc": 0.2}, "tv": {"predictive": 0.3},
+                                "profile": {"params": 4}, "train_seconds": 5.0,
+                                "probe": {"offdata_epistemic": 0.6}, "fidelity": {"clean": {"kl": 0.7}}}
+    row = {"name": "mine", "clean": {"error": 0.1}}
+    assert laid_out({"regression": {"rmse": 0.5}}, row) is row and row["clean"] == {"error": 0.1, "rmse": 0.5}

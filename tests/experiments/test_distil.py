@@ -129,7 +129,7 @@ def test_heterogeneous_members_on_tabular_data_with_a_given_core_and_head() -> N
     assert result.model.num_heads == 3
     assert accuracy(result.predict(x)["probs"], y) > 0.85
     assert result.metrics is not None and result.metrics["test_size"] == 100
-    student_error = result.metrics["models"]["student"]["test"]["error"]
+    student_error = result.metrics["models"]["student"]["clean"]["error"]
     assert student_error == pytest.approx((1 - accuracy(result.predict(x_val)["probs"], y_val)), abs=1e-6)
 
 

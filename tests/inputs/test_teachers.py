@@ -170,7 +170,7 @@ def test_evaluate_puts_the_teacher_beside_the_student(tmp_path: Path) -> None:
     teacher, student = metrics["models"]["teacher"], metrics["models"]["student"]
     keys = {"error", "ece", "ece_15", "ece_adaptive", "nll", "brier", "predictive_entropy",
             "aleatoric_entropy", "epistemic_entropy", "aurc", "augrc", "risk_80", "risk_95"}
-    assert set(teacher["test"]) == keys == set(student["test"])
+    assert set(teacher["clean"]) == keys == set(student["clean"])
     measures = ("msp", "predictive", "epistemic", "energy", "maxlogit")  # the student gives logits
     assert set(student["ood"]) == {f"{m}_{s}" for m in measures for s in ("auroc", "aupr", "fpr95")}
     assert all(0.0 <= v <= 1.0 for v in student["tv"].values()) and "tv" not in teacher
@@ -189,5 +189,5 @@ def test_evaluate_a_regression_student() -> None:
     result = hydraplus.distil(members, (x, y), method="hydra", epochs=1, split=2)
     metrics = result.evaluate((x, y), ood=x + 10, latency_batches=(1,))
     student = metrics["models"]["student"]
-    assert {"rmse", "nll"} <= set(student["test"]) and "epistemic_auroc" in student["ood"]
+    assert {"rmse", "nll"} <= set(student["clean"]) and "epistemic_auroc" in student["ood"]
     assert set(student["tv"]) == {"predictive", "aleatoric", "epistemic"}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from _dummies import numbers_in
 from hydraplus.cli import main
 from hydraplus.report.figures import DPI, SPIRAL_PANEL_INCHES
 
@@ -55,8 +56,8 @@ def test_metrics_list_every_model_with_finite_numbers(demo_run: tuple[Path, str]
         assert metrics["results"][name]["member-best"] == members["rows"][members["best"]]
     for rows in metrics["results"].values():
         for name, row in rows.items():
-            for key, value in row.items():
-                assert math.isfinite(value), f"{name}.{key} = {value}"
+            assert {"clean", "probe", "tv", "profile"} <= set(row), name  # every evaluation's layout
+            assert all(math.isfinite(value) for value in numbers_in(row)), name
     assert metrics["seed"] == 0 and metrics["quick"] is True
     assert set(metrics["versions"]) == {"hydraplus", "torch", "python"}
     assert metrics["config"]["toy-spiral"]["ensemble"]["members"] == 5
@@ -93,7 +94,9 @@ def test_checkpoints_are_saved_and_reevaluated(demo_run: tuple[Path, str]) -> No
     reported = json.loads((out / "metrics.json").read_text())["results"]["toy-spiral"]
     for name in SPIRAL_ROWS:  # reloaded weights + seeded sampling give the report's numbers
         expected = {k: v for k, v in reported[name].items() if k != "train_seconds"}
-        assert evaluation["models"][name] == pytest.approx(expected, rel=1e-6, abs=1e-9), name
+        assert evaluation["models"][name].keys() == expected.keys(), name
+        for group, values in expected.items():  # each group's numbers (clean, probe, tv, profile)
+            assert evaluation["models"][name][group] == pytest.approx(values, rel=1e-6, abs=1e-9), name
 
 
 def test_existing_run_folder_is_refused(demo_run: tuple[Path, str], capsys: pytest.CaptureFixture) -> None:

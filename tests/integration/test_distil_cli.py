@@ -59,7 +59,7 @@ def test_distil_writes_the_student_and_a_report(files: Path, tmp_path: Path,
     metrics = teacher_student_view(json.loads((out / "evaluation.json").read_text()))
     teacher, student = metrics["models"]["teacher"], metrics["models"]["student"]
     assert teacher["members"] == 3 and student["name"] == "hydra-3" and metrics["test_size"] == 60
-    assert teacher["test"]["error"] < 0.2 and set(student["ood"]) >= {"epistemic_auroc"}
+    assert teacher["clean"]["error"] < 0.2 and set(student["ood"]) >= {"epistemic_auroc"}
     assert metrics["record"]["teacher"] == teachers and metrics["record"]["normalization"] is None
     report = (out / "report.md").read_text()
     assert "| teacher (3 members) |" in report and "| student hydra-3 |" in report

@@ -85,7 +85,7 @@ def test_evaluate_and_compare_a_distil_run(runs: tuple[Path, dict[str, Distilled
         # the loaded teacher is one program: each member's metrics, not its cost; picked on validation
         assert "profile" not in evaluation["models"]["member"] and evaluation["members"]["count"] == 3
         assert evaluation["members"]["selected_by"].startswith("validation error (the early-stopping split")
-        assert evaluation["models"]["teacher"]["test"]["error"] < 0.2
+        assert evaluation["models"]["teacher"]["clean"]["error"] < 0.2
         assert "epistemic_auroc" in evaluation["models"][STUDENTS[name]]["ood"]
         assert (folder / name / "eval-test" / "report.md").is_file()
     capsys.readouterr()

@@ -98,7 +98,7 @@ def test_evaluation_is_finite_json_with_every_shift(evaluations: list[dict[str, 
         assert {k: len(v) for k, v in row["shifts"].items()} == {k: 5 for k in DISTORTIONS}
         assert sum(row["reliability"]["count"]) == evaluation["problem"]["test_size"] == 15
         assert {"params", "flops", "latency_b1_s", "latency_b4_s"} <= set(row["profile"])
-        assert 0.0 <= row["shift_histograms"]["tv"]["predictive"] <= 1.0
+        assert 0.0 <= row["tv"]["predictive"] <= 1.0
         assert all(math.isfinite(v) for v in row["ood"].values())
     assert "core_params" in evaluation["models"]["hydra+-2"]["profile"]
     assert evaluation["settings"]["histogram"]["magnitude"] == 0.3
@@ -211,7 +211,8 @@ def test_compare_pools_seeds_and_prefixes_runs(tmp_path: Path, evaluations: list
 
 def _toy_seed(folder: Path, error: float, epistemic: float, task: str = "classification") -> None:
     folder.mkdir(parents=True)
-    row = {"error": error, "ece": 0.01, "offdata_epistemic": epistemic, "params": 1234}
+    row = {"clean": {"error": error, "ece": 0.01}, "probe": {"offdata_epistemic": epistemic},
+           "profile": {"params": 1234}}
     name = "spiral" if task == "classification" else "regression"
     evaluation = toy_evaluation({"ensemble": row, "hydra+-2": row}, task, name)
     (folder / "evaluation.json").write_text(json.dumps(evaluation))
@@ -313,8 +314,8 @@ def test_a_new_definition_reaches_the_evaluation_keys_and_each_table_it_names(
     assert len(shift_rows) == len(DISTORTIONS) * len(image["models"])
     assert "| conf. % | hydra+-2 | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 |" in shift_rows
     assert "| conf. % | drop | 50.00 ± 0.00 |" in compare_markdown(pool({"run": [image, image]}))
-    toy = {"ensemble": {"error": 0.1, "augrc": 0.01, "confidence": 0.5},
-           "drop": {"error": 0.2, "confidence": 0.25}}
+    toy = {"ensemble": {"clean": {"error": 0.1, "augrc": 0.01, "confidence": 0.5}},
+           "drop": {"clean": {"error": 0.2, "confidence": 0.25}}}
     spiral = evaluation_markdown(toy_evaluation(toy, "classification", "spiral"))
     assert "| model | test error % | conf. % |" in spiral and "| drop | 20.00 | 25.00 |" in spiral
     assert _headers_with(spiral, "conf. %") == ["Calibration and selective prediction"]  # beside the demo's
@@ -322,7 +323,7 @@ def test_a_new_definition_reaches_the_evaluation_keys_and_each_table_it_names(
     test = {"error": 0.03, "ece": 0.01, "augrc": 0.01, "confidence": 0.5}
     distil = {"task": "classification", "test_size": 9, "ood_size": None,
               "settings": {"tv_bins": 50, "device": "cpu", "latency_batch_sizes": [1]},
-              "models": {"student": {"name": "hydra+-2", "test": test,
+              "models": {"student": {"name": "hydra+-2", "clean": test,
                                      "spec": {"method": "hydra+", "heads": 2, "epochs": 1, "lam": None}}}}
     assert _headers_with(distil_markdown(distil), "conf. %") == [
         "Test set", "Calibration and selective prediction", "Uncertainty"]

@@ -14,12 +14,12 @@ from hydraplus.report.distil import StudentWarning, distil_markdown, far_from_te
 def _metrics(student_ece: float, agreement: float, teacher_ece: float = 0.05, teacher_error: float = 0.02,
              task: str = "classification", member: dict | None = None) -> dict:
     test = {"error": 0.03, "ece": student_ece, "nll": 0.1, "brier": 0.1, "rmse": 0.5}
-    members = {} if member is None else {"member": {"test": member}}
+    members = {} if member is None else {"member": {"clean": member}}
     return {"task": task, "test_size": 540, "ood_size": None,
             "settings": {"tv_bins": 50, "device": "cpu", "latency_batch_sizes": [1]},
             "models": {"teacher": {"name": "teacher", "members": 5,
-                                   "test": {**test, "ece": teacher_ece, "error": teacher_error}},
-                       "student": {"name": "hydra+-5-auto", "agreement": agreement, "test": test,
+                                   "clean": {**test, "ece": teacher_ece, "error": teacher_error}},
+                       "student": {"name": "hydra+-5-auto", "agreement": agreement, "clean": test,
                                    "spec": {"method": "hydra+", "heads": 5, "epochs": 20,
                                             "lam": {"value": 1.0, "auto": True}}}, **members}}
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from hydraplus.report.markdown import toy_table
 from hydraplus.report.tables import Column, at, table
 
-SPIRAL_ROW = {"error": 0.0667, "ece": 0.0123, "nll": 0.23456, "predictive_entropy": 0.3,
-              "offdata_epistemic": 0.8764, "tv_predictive": 0.01, "tv_aleatoric": 0.02,
-              "tv_epistemic": 0.03, "params": 228560, "flops": 456789, "train_seconds": 12.34}
+SPIRAL_ROW = {"clean": {"error": 0.0667, "ece": 0.0123, "nll": 0.23456, "predictive_entropy": 0.3},
+              "probe": {"offdata_epistemic": 0.8764},
+              "tv": {"predictive": 0.01, "aleatoric": 0.02, "epistemic": 0.03},
+              "profile": {"params": 228560, "flops": 456789}, "train_seconds": 12.34}
 
 
 def test_single_run_table_is_the_demo_table() -> None:
-    text = toy_table({"ensemble": SPIRAL_ROW, "drop": {"error": 0.1, "params": 1000}}, "classification")
+    drop = {"clean": {"error": 0.1}, "profile": {"params": 1000}}
+    text = toy_table({"ensemble": SPIRAL_ROW, "drop": drop}, "classification")
     assert text == (
         "| model | test error % | ECE % | NLL | entropy | off-data epistemic | TV pred. | TV alea. "
         "| TV epi. | params | FLOPs/input | train s |\n"

@@ -32,3 +32,11 @@ def test_command_line_prints_one_line_per_model(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, str(SCRIPT), *files], capture_output=True, text=True, check=True)
     out = run.stdout
     assert out == "ensemble: 1 numbers compared, 0 new; largest changes: clean.ece 0.25 -> 0.125\n"
+
+
+def test_a_file_of_the_old_layout_is_read_in_the_new(tmp_path: Path) -> None:
+    old = {"kind": "toy", "task": "classification", "problem": {}, "settings": {},
+           "models": {"ensemble": {"ece": 0.25, "tv_epistemic": 0.5}}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert diff.models(tmp_path / "old.json") == {"ensemble": {"clean": {"ece": 0.25},
+                                                               "tv": {"epistemic": 0.5}}}

@@ -1,9 +1,15 @@
 """One evaluation: `evaluate` takes any set of models and a suite and gives the one evaluation schema
 that every run folder's ``evaluation.json`` holds and ``hydraplus compare`` reads::
 
-    {"kind": "toy" | "image" | "distil", "task": "classification" | "regression",
+    {"kind": "toy" | "image" | "distil", "task": "classification" | "regression", "schema": 2,
      "models": {name: row}, "problem": {...}, "settings": {...}, "record": {...},
      "members": {"count", "best", "selected_by", "scores", "rows": [each member's row]}}
+
+Every row, whatever the suite, keeps each group of metrics at the same place
+(`hydraplus.metrics.PLACES`): test-set metrics under ``clean``, then ``ood``, ``tv``, ``profile``,
+``fidelity``, ``probe``, ``early_stopping`` and ``train_seconds``; the shared groups are computed once
+(`hydraplus.evaluation.rows`). Evaluations written before schema 2 are upgraded on read
+(`hydraplus.metrics.upgrade`).
 
 A suite says what the models are measured on and how: `ToySuite` (a toy problem: test metrics,
 off-data uncertainty, cost), `ImageSuite` (an image problem: clean, dataset shifts and corruptions,

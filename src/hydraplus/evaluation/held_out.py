@@ -12,10 +12,10 @@ teacher could not be exported) have the student's row only. `evaluate_held_out` 
 data, which `held_out_evaluation` turns into the one evaluation schema (`hydraplus.evaluation`)::
 
     {"task": ..., "test_size": ..., "ood_size": ..., "settings": {...}, "record": {...},
-     "models": {"teacher": {"name", "members", "test", "ood", "profile"},
+     "models": {"teacher": {"name", "members", "clean", "ood", "profile"},
                 "member": {...}, "member-best": {...},  # each member alone: mean, and the best
-                "student": {"name", "spec", "test", "ood", "profile", "tv", "train_seconds",
-                            "early_stopping"}},
+                "student": {"name", "spec", "clean", "ood", "profile", "tv", "agreement",
+                            "train_seconds", "early_stopping"}},
      "members": {"count", "best", "selected_by", "scores", "rows": [each member's row]}}
 
 The member rows (`hydraplus.evaluation.members`) come from the teacher's outputs, member by member;
@@ -46,7 +46,7 @@ from hydraplus.evaluation.rows import (
     row_groups,
     uncertainty,
 )
-from hydraplus.metrics import section
+from hydraplus.metrics import SCHEMA, section
 
 if TYPE_CHECKING:
     from hydraplus.evaluation import Models, Settings
@@ -84,7 +84,7 @@ def _member_rows(task: str, outputs: Tensor, ood_outputs: Tensor | None, y: Tens
         rows.append(laid_out(row_groups(
             task, out, y, ood_outputs=None if ood_outputs is None else ood_outputs[:, i : i + 1],
             histograms=replace(teacher, model=uncertainty(task, out)),
-            profile=None if profiles is None else profiles[i], batch_sizes=batch_sizes), KIND))
+            profile=None if profiles is None else profiles[i], batch_sizes=batch_sizes)))
     return rows
 
 
@@ -132,7 +132,7 @@ def evaluate_held_out(models: Models, suite: HeldOutSuite, settings: Settings) -
         histograms["student"] = Histograms(unc["student"], unc["teacher"], upper)
     rows = {key: laid_out(row_groups(task, outputs[key], y, ood_outputs=ood_outputs.get(key),
                                      histograms=histograms.get(key), profile=profiles[key],
-                                     batch_sizes=batch_sizes), KIND)
+                                     batch_sizes=batch_sizes))
             for key in evaluated}
     member_rows: list[dict[str, Any]] = []
     if "teacher" in outputs:
@@ -143,7 +143,7 @@ def evaluate_held_out(models: Models, suite: HeldOutSuite, settings: Settings) -
         if task == "classification":  # how often the student's class is the teacher's
             classes = {key: values.softmax(-1).mean(1).argmax(-1) for key, values in outputs.items()}
             agreement = float((classes["student"] == classes["teacher"]).float().mean())
-            laid_out({"distil": section("distil", {"agreement": agreement})}, KIND, rows["student"])
+            laid_out({"distil": section("distil", {"agreement": agreement})}, rows["student"])
     rows["student"] = {"name": name, "spec": spec, **rows["student"],
                        "train_seconds": models.train_seconds.get(name)}
     if models.early_stopping.get(name) is not None:
@@ -182,8 +182,8 @@ def held_out_evaluation(metrics: dict[str, Any], name: str, ood: str | None = No
                "members": None if teacher is None else teacher["members"],
                "probe_name": (ood or "OOD") if metrics["ood_size"] else None,
                "probe_size": metrics["ood_size"]}
-    evaluation = {"kind": KIND, "task": metrics["task"], "models": models, "problem": problem,
-                  "settings": metrics["settings"], "record": metrics["record"]}
+    evaluation = {"kind": KIND, "task": metrics["task"], "schema": SCHEMA, "models": models,
+                  "problem": problem, "settings": metrics["settings"], "record": metrics["record"]}
     if metrics.get("members") is not None:
         evaluation["members"] = metrics["members"]
     return evaluation

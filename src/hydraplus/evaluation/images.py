@@ -11,7 +11,8 @@ The result is plain JSON data::
      "models": {name: {"clean": {...}, "shifts": {kind: [level 1, ..., level 5]}, "ood": {...},
                        "profile": {...}, "reliability": {...}, "risk_coverage": {...},
                        "fidelity": {"clean": {...}, "shifts": {kind: [...]}},  # not the ensemble
-                       "shift_histograms": {...}, "early_stopping": {...}}},  # a stopped student's
+                       "tv": {...}, "shift_histograms": {...},  # under the 30% vertical shift
+                       "early_stopping": {...}}},  # a stopped student's
      "members": {"count", "best", "selected_by", "scores", "rows": [each member's row]}}
 
 ``models`` has the rows ``member`` (mean over the members) and ``member-best`` after the ensemble
@@ -49,7 +50,7 @@ from hydraplus.evaluation.rows import (
     test_groups,
     validation_outputs,
 )
-from hydraplus.metrics import section
+from hydraplus.metrics import SCHEMA, section
 
 if TYPE_CHECKING:
     from hydraplus.evaluation import Models, Settings
@@ -78,7 +79,7 @@ class ImageSuite:
                                      train_seconds=models.train_seconds, seed=settings.seed,
                                      precision=settings.precision, members=members,
                                      early_stopping=models.early_stopping)
-        return {"kind": self.kind, "task": "classification", **evaluation}
+        return {"kind": self.kind, "task": "classification", "schema": SCHEMA, **evaluation}
 
 
 def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str, float]:
@@ -207,9 +208,9 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
         histograms = Histograms(shifted_unc[name], shifted_unc["ensemble"], uppers) if shifts else None
         laid_out(row_groups(CLASSIFICATION, logits, problem.y_test, ood_outputs=probe, validation=validation,
                             histograms=histograms, profile=profiles[name], batch_sizes=batch_sizes),
-                 KIND, results[name])
+                 results[name])
         if shifts:
-            results[name]["shift_histograms"].update(_histograms(shifted_unc[name], upper))
+            results[name]["shift_histograms"] = _histograms(shifted_unc[name], upper)
     reference_probe = outputs["ensemble"][1]
     for i, out in enumerate(member_outputs(reference)):
         histograms = Histograms(member_unc[i], shifted_unc["ensemble"], uppers) if shifts else None
@@ -220,9 +221,9 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
         laid_out(row_groups(CLASSIFICATION, out, problem.y_test, ood_outputs=ood_outputs,
                             validation=validation, histograms=histograms, profile=profile,
                             batch_sizes=batch_sizes),
-                 KIND, member_rows[i])
+                 member_rows[i])
         if shifts:
-            member_rows[i]["shift_histograms"].update(_histograms(member_unc[i], upper))
+            member_rows[i]["shift_histograms"] = _histograms(member_unc[i], upper)
     if val_logits is not None:
         scores = member_scores(val_logits, problem.y_val, "classification")
         selected_by = f"validation error ({len(problem.x_val):,} images; ties: validation NLL)"

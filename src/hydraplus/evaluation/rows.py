@@ -29,7 +29,7 @@ from hydraplus.core.uncertainty import (
     total_variation,
 )
 from hydraplus.data.problem import Problem
-from hydraplus.metrics import PLACES, section
+from hydraplus.metrics import section, where
 
 CLASSIFICATION = "classification"
 UNCERTAINTIES = ("predictive", "aleatoric", "epistemic")
@@ -125,18 +125,14 @@ def row_groups(task: str, outputs: Tensor, y: Tensor, *, ood_outputs: Tensor | N
     return groups
 
 
-def laid_out(groups: Groups, kind: str, row: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``groups`` put in ``row`` (a new one by default) where a ``kind`` evaluation keeps them
+def laid_out(groups: Groups, row: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``groups`` put in ``row`` (a new one by default) where every evaluation keeps them
     (`hydraplus.metrics.PLACES`)."""
     row = {} if row is None else row
     for group, values in groups.items():
-        steps = PLACES[kind][group]
         for key, value in values.items():
+            *parents, last = where(group, key)
             node = row
-            if any("{key}" in step for step in steps):
-                *parents, last = (step.format(key=key) for step in steps)
-            else:
-                parents, last = list(steps), key
             for step in parents:
                 node = node.setdefault(step, {})
             node[last] = value

@@ -1,7 +1,8 @@
 """The toy suite: evaluate every model of a toy run: test metrics (classification: also selective
 prediction and temperature scaling fitted on the validation split; regression: also central-interval
-coverage), off-data uncertainty, cost, and how close each student's uncertainty histograms are to
-the ensemble's; each member alone too."""
+coverage), off-data uncertainty (under ``probe``), cost, and how close each student's uncertainty
+histograms are to the ensemble's; each member alone too. Rows are laid out as every evaluation's
+(`hydraplus.metrics.PLACES`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from hydraplus.core.uncertainty import classification_uncertainty, predictive_ga
 from hydraplus.data.toy import REGRESSION_RANGE, ToyProblem
 from hydraplus.evaluation.members import member_outputs, member_scores, summarize, with_members
 from hydraplus.evaluation.rows import UNCERTAINTIES, Histograms, laid_out, row_groups, validation_outputs
-from hydraplus.metrics import section
+from hydraplus.metrics import SCHEMA, section
 
 if TYPE_CHECKING:
     from hydraplus.evaluation import Models, Settings
@@ -59,7 +60,8 @@ def toy_evaluation(rows: dict[str, dict[str, Any]], task: str, name: str,
     """The evaluation of a toy run from its metrics ``rows`` (one per model); ``name`` is the toy
     problem's (``"spiral"`` or ``"regression"``, `ToyProblem.name`); ``members`` the member record
     (`ToyEvaluation.members`)."""
-    evaluation = {"kind": KIND, "task": task, "models": rows, "problem": {"name": name}, "settings": {}}
+    evaluation = {"kind": KIND, "task": task, "schema": SCHEMA, "models": rows, "problem": {"name": name},
+                  "settings": {}}
     if members is not None:
         evaluation["members"] = members
     return evaluation
@@ -131,7 +133,7 @@ def _row(problem: ToyProblem, out: Tensor, probe_out: Tensor, off_data: Tensor, 
     histograms = Histograms(unc, reference, _upper(problem, unc, reference))
     groups = row_groups(problem.task, out, problem.y_test, validation=validation, histograms=histograms,
                         profile=profile)
-    return laid_out({**groups, "toy": _toy_measures(problem, probe_out, unc, off_data)}, KIND)
+    return laid_out({**groups, "toy": _toy_measures(problem, probe_out, unc, off_data)})
 
 
 def _evaluate(problem: ToyProblem, models: dict[str, nn.Module], train_seconds: dict[str, float] | None,
@@ -154,7 +156,7 @@ def _evaluate(problem: ToyProblem, models: dict[str, nn.Module], train_seconds: 
     for name, (out, probe_out, validation) in outputs.items():
         row = _row(problem, out, probe_out, result.off_data, reference, validation, profiles[name])
         if train_seconds and name in train_seconds:
-            laid_out({"train": section("train", {"train_seconds": train_seconds[name]})}, KIND, row)
+            laid_out({"train": section("train", {"train_seconds": train_seconds[name]})}, row)
         if name in early_stopping:
             row["early_stopping"] = early_stopping[name]
         result.metrics[name] = row

@@ -3,7 +3,7 @@ runs, ``compare.md`` of image, toy or distil runs (mean ± sample std over seeds
 one seed).
 
 Every ``evaluation.json`` is ``{"kind": "toy" | "image" | "distil", "task": "classification" | "regression",
-"models": {name: row}, "problem": {...}, "settings": {...}}``; see `hydraplus.evaluation`.
+"schema": 2, "models": {name: row}, "problem": {...}, "settings": {...}}``; see `hydraplus.evaluation`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hydraplus.metrics import (
     UNCERTAINTY,
     ood_table,
     shown,
+    upgrade,
 )
 from hydraplus.report.distil import distil_tables
 from hydraplus.report.markdown import toy_columns, toy_extra, toy_table
@@ -71,13 +72,14 @@ def check_evaluation(evaluation: Any, source: Path) -> dict[str, Any]:
 
 
 def read_evaluation(path: Path) -> dict[str, Any]:
-    """A checked ``evaluation.json`` (see `check_evaluation`); a clear error for unreadable files."""
+    """A checked ``evaluation.json`` (see `check_evaluation`) in the current schema (one written before
+    is upgraded, `hydraplus.metrics.upgrade`); a clear error for unreadable files."""
     path = Path(path)
     try:
         evaluation = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"cannot read evaluation {path}: {err}") from err
-    return check_evaluation(evaluation, path)
+    return upgrade(check_evaluation(evaluation, path))
 
 
 def _seed_key(path: Path) -> tuple[int, str]:
@@ -152,7 +154,7 @@ def clean_columns(pooled: Pooled) -> list[Column]:
     flops_scale, flops_unit = _unit(pooled, at("profile", "flops"), ((1e9, "G"), (1e6, "M"), (1e3, "k")))
     params_scale, params_unit = _unit(pooled, at("profile", "params"), ((1e6, "M"), (1e3, "k")))
     return [
-        *columns(CLEAN, "image", pooled.task),
+        *columns(CLEAN, pooled.task),
         Column(f"{flops_unit}FLOPs", at("profile", "flops"), flops_scale, ".2f", spread=False),
         Column(f"{params_unit} params".strip(), at("profile", "params"), params_scale, ".2f", spread=False),
     ]
@@ -162,14 +164,14 @@ def uncertainty_columns(pooled: Pooled) -> list[Column]:
     """Clean uncertainty (`UNCERTAINTY`); each histogram TV to the ensemble's titled with its shift."""
     hist = pooled.settings.get("histogram", {})
     shift = f"{hist.get('kind', '')} {shift_label(hist.get('kind', ''), hist.get('magnitude', 0.0))}"
-    return [column(replace(m, title=f"{m.title} ({shift})") if m.group == "tv" else m, "image")
+    return [column(replace(m, title=f"{m.title} ({shift})") if m.group == "tv" else m)
             for m in shown(UNCERTAINTY, pooled.task)]
 
 
 def ood_columns(quantity: str) -> list[Column]:
     """One detection quantity (``auroc``, ``aupr`` or ``fpr95``) of each OOD score (MSP, predictive
     entropy, epistemic, and energy and max logit where the model gives logits)."""
-    return columns(ood_table(quantity), "image")
+    return columns(ood_table(quantity))
 
 
 def ood_tables(pooled: Pooled) -> list[str]:
@@ -182,7 +184,7 @@ def ood_tables(pooled: Pooled) -> list[str]:
 
 def fidelity_columns() -> list[Column]:
     """Per-input fidelity to the ensemble on the clean test set."""
-    return columns(FIDELITY, "image")
+    return columns(FIDELITY)
 
 
 def with_fidelity(pooled: Pooled) -> dict[str, list[Row]]:
@@ -192,7 +194,7 @@ def with_fidelity(pooled: Pooled) -> dict[str, list[Row]]:
 
 def cost_columns(pooled: Pooled) -> list[Column]:
     """Latency per batch size and training time."""
-    return columns(COST, "image", batch_sizes=pooled.settings.get("latency_batch_sizes", []))
+    return columns(COST, batch_sizes=pooled.settings.get("latency_batch_sizes", []))
 
 
 def shift_label(kind: str, magnitude: float) -> str:
@@ -261,7 +263,7 @@ def results_markdown(pooled: Pooled, title: str, intro: str, shift_rows: str = S
              "## Clean test set", table(pooled.models, clean_columns(pooled), seeds=seeds)]
     if pooled.has("clean", "augrc"):  # evaluations before these metrics lack them
         parts += ["## Calibration and selective prediction", CALIBRATION_INTRO,
-                  table(pooled.models, columns(CALIBRATION, "image"))]
+                  table(pooled.models, columns(CALIBRATION))]
     parts += ["## Uncertainty", table(pooled.models, uncertainty_columns(pooled))]
     if pooled.has("ood"):
         parts += ["## Out-of-distribution detection", _ood_intro(pooled), *ood_tables(pooled)]

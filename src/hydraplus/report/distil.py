@@ -7,7 +7,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hydraplus.metrics import CALIBRATION, DISTIL_COST, DISTIL_TEST, DISTIL_UNCERTAINTY, PREDICTIVE_INTERVALS
+from hydraplus.metrics import (
+    CALIBRATION,
+    DISTIL_COST,
+    DISTIL_TEST,
+    DISTIL_UNCERTAINTY,
+    PREDICTIVE_INTERVALS,
+    C,
+    value,
+)
 from hydraplus.report.members import member_note, member_rows
 from hydraplus.report.metric_columns import CALIBRATION_INTRO, INTERVALS_INTRO, columns
 from hydraplus.report.tables import Column, Row, table
@@ -34,20 +42,22 @@ def far_from_teacher(metrics: dict[str, Any]) -> str | None:
     if teacher is None:
         return None
     problems = []
-    if metrics["task"] == "classification":
-        t_ece, s_ece = teacher["test"]["ece"], student["test"]["ece"]
+    if metrics["task"] == C:
+        t_ece, s_ece = value(teacher, C, "ece"), value(student, C, "ece")
         if s_ece > max(ECE_FACTOR * t_ece, t_ece + ECE_POINTS):
             problems.append(f"ECE {100 * s_ece:.1f}% against the teacher's {100 * t_ece:.1f}%")
-        agreement = student.get("agreement")
-        floor = 1 - max(MIN_DISAGREEMENT, teacher["test"]["error"])
+        agreement = value(student, "distil", "agreement")
+        floor = 1 - max(MIN_DISAGREEMENT, value(teacher, C, "error"))
         if agreement is not None and agreement < floor:
             problems.append(f"its class agrees with the teacher's on {100 * agreement:.1f}% of the inputs "
                             f"(expected at least {100 * floor:.1f}%)")
     member = metrics["models"].get("member")
-    key, scale, unit = ("error", 100.0, "%") if metrics["task"] == "classification" else ("rmse", 1.0, "")
-    if member is not None and student["test"][key] > member["test"][key]:
-        problems.append(f"its {key} {scale * student['test'][key]:.4g}{unit} is above one member's alone "
-                        f"(mean of the {teacher['members']} members {scale * member['test'][key]:.4g}{unit})")
+    key, scale, unit = ("error", 100.0, "%") if metrics["task"] == C else ("rmse", 1.0, "")
+    task = metrics["task"]
+    if member is not None and value(student, task, key) > value(member, task, key):
+        problems.append(f"its {key} {scale * value(student, task, key):.4g}{unit} is above one member's "
+                        f"alone (mean of the {teacher['members']} members "
+                        f"{scale * value(member, task, key):.4g}{unit})")
     if not problems:
         return None
     lam = student["spec"].get("lam") or {}
@@ -60,25 +70,25 @@ def far_from_teacher(metrics: dict[str, Any]) -> str | None:
 
 def test_columns(task: str) -> list[Column]:
     """Accuracy and calibration (classification) or fit (regression) on the test set."""
-    return columns(DISTIL_TEST, "distil", task)
+    return columns(DISTIL_TEST, task)
 
 
 def uncertainty_columns(task: str) -> list[Column]:
     """Mean uncertainties, their histograms' TV to the teacher's, and OOD detection."""
-    return columns(DISTIL_UNCERTAINTY, "distil", task)
+    return columns(DISTIL_UNCERTAINTY, task)
 
 
 def quality_section(task: str) -> tuple[str, str, list[Column]]:
     """Heading, intro and columns of the calibration and selective-prediction metrics
     (classification) or of the central intervals (regression)."""
     if task == "classification":
-        return "## Calibration and selective prediction", CALIBRATION_INTRO, columns(CALIBRATION, "distil")
-    return "## Predictive intervals", INTERVALS_INTRO, columns(PREDICTIVE_INTERVALS, "distil")
+        return "## Calibration and selective prediction", CALIBRATION_INTRO, columns(CALIBRATION)
+    return "## Predictive intervals", INTERVALS_INTRO, columns(PREDICTIVE_INTERVALS)
 
 
 def cost_columns(latency_batch_sizes: list[int]) -> list[Column]:
     """Parameters, FLOPs per input, latency per batch size and training time."""
-    return columns(DISTIL_COST, "distil", batch_sizes=latency_batch_sizes)
+    return columns(DISTIL_COST, batch_sizes=latency_batch_sizes)
 
 
 def distil_tables(models: Mapping[str, Sequence[Row]], task: str, latency_batch_sizes: list[int], *,

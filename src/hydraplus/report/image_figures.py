@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from hydraplus.metrics import SHIFT, shown
+from hydraplus.metrics import SHIFT, shown, value
 from hydraplus.report.compare import (
     Pooled,
     kind_title,
@@ -138,11 +138,11 @@ def histogram_figure(pooled: Pooled) -> Figure:
     for ax, kind in zip(axes[0], UNCERTAINTIES, strict=True):
         last_bin = 0  # the panel ends after the last bin any model fills (epistemic stays low)
         for name, rows in pooled.models.items():
-            found = [r["shift_histograms"] for r in rows if get(r, "shift_histograms")]
+            found = [r for r in rows if get(r, "shift_histograms")]
             if not found:
                 continue
-            density = np.mean([h[kind] for h in found], axis=0)
-            tv = mean_std([h["tv"][kind] for h in found])
+            density = np.mean([r["shift_histograms"][kind] for r in found], axis=0)
+            tv = mean_std([value(r, "tv", kind) for r in found])
             label = name if name.endswith("ensemble") else (
                 f"{name} (TV {tv[0]:.3f}" + ("" if tv[1] is None else f" ± {tv[1]:.3f}") + ")")
             reference = name.endswith("ensemble")

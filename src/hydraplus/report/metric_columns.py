@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hydraplus.metrics import PLACES, Metric, path, shown
+from hydraplus.metrics import Metric, path, shown
 from hydraplus.report.tables import Column, at
 
 CALIBRATION_INTRO = ("Adaptive ECE: 10 equal-mass bins. After temperature scaling (where the run has a "
@@ -17,12 +17,12 @@ INTERVALS_INTRO = ("Share of test targets inside the central 50/90/95% interval 
                    "(moment-matched Gaussian) distribution, and the intervals' mean width.")
 
 
-def column(metric: Metric, kind: str) -> Column:
-    """The column of ``metric`` in a table of ``kind`` evaluations (``"image"``, ``"toy"``, ``"distil"``)."""
-    return Column(metric.title, at(*path(metric, PLACES[kind])), metric.scale, metric.fmt, metric.spread)
+def column(metric: Metric) -> Column:
+    """The column of ``metric`` (read where every evaluation keeps it, `hydraplus.metrics.PLACES`)."""
+    return Column(metric.title, at(*path(metric)), metric.scale, metric.fmt, metric.spread)
 
 
-def columns(table: str, kind: str, task: str | None = None, batch_sizes: Sequence[int] = ()) -> list[Column]:
-    """The columns of ``table`` (`hydraplus.metrics`) for ``kind`` evaluations of ``task``, in order;
-    a latency gives one column per batch size of ``batch_sizes``."""
-    return [column(one, kind) for metric in shown(table, task) for one in metric.expanded(batch_sizes)]
+def columns(table: str, task: str | None = None, batch_sizes: Sequence[int] = ()) -> list[Column]:
+    """The columns of ``table`` (`hydraplus.metrics`) for evaluations of ``task``, in order; a latency
+    gives one column per batch size of ``batch_sizes``."""
+    return [column(one) for metric in shown(table, task) for one in metric.expanded(batch_sizes)]
