@@ -13,7 +13,7 @@ from _dummies import numbers_in
 from hydraplus.metrics import SCHEMA, upgrade
 from hydraplus.report.compare import compare_markdown, load_pooled, read_evaluation
 
-COMMITTED = Path(__file__).parents[1] / "docs/results/cpu-fashion-mnist/seed-0/evaluation.json"
+COMMITTED = Path(__file__).parents[1] / "docs/results/cpu-fashion-mnist-v1/seed-0/evaluation.json"
 
 
 def test_a_committed_image_evaluation_is_upgraded_with_every_number_kept() -> None:
