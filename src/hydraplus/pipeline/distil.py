@@ -29,7 +29,6 @@ from hydraplus.core.checks import check_dataset, check_inputs_like
 from hydraplus.core.containers import Ensemble
 from hydraplus.core.fidelity import fidelity
 from hydraplus.core.memory_format import has_conv, use_channels_last
-from hydraplus.core.metrics import RegressionMetrics
 from hydraplus.core.predict import predict
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty
 from hydraplus.engine import cache
@@ -37,8 +36,8 @@ from hydraplus.engine.distributed import check_batches, is_rank_zero, process_ra
 from hydraplus.engine.progress import RunProgress
 from hydraplus.evaluation import HeldOutSuite, Models, evaluate
 from hydraplus.evaluation.held_out import teacher_student_view
-from hydraplus.evaluation.images import classification_metrics
 from hydraplus.evaluation.members import member_scores
+from hydraplus.evaluation.rows import laid_out, test_groups
 from hydraplus.export.cards import export_with_card
 from hydraplus.export.onnx import traceable
 from hydraplus.inputs.arrays import as_tensors, ood_inputs
@@ -57,6 +56,7 @@ from hydraplus.inputs.contracts import (
 )
 from hydraplus.inputs.teachers import TeacherFiles
 from hydraplus.methods import get_method
+from hydraplus.metrics import section
 from hydraplus.models.zoo import STUDENT_FORMS, Split, cut_member, fresh_copy, with_outputs
 from hydraplus.pipeline.config_run import load_trained
 from hydraplus.pipeline.programs import load_program
@@ -366,24 +366,16 @@ def holdout_check(student: nn.Module, spec: StudentSpec, task: str, teacher_val:
     with torch.random.fork_rng():  # a sampling student draws from the seed, the caller's state kept
         torch.manual_seed(seed)
         outputs = {"teacher": teacher_val, "student": predict(student, x_val, precision=precision)}
-    rows: dict[str, dict[str, Any]] = {key: {"test": _scores(task, out, y_val)}
+    rows: dict[str, dict[str, Any]] = {key: laid_out(test_groups(task, out, y_val))
                                        for key, out in outputs.items()}
     rows["teacher"].update(name="teacher", members=teacher_val.shape[1])
     rows["student"].update(name=spec.name, spec=spec.to_dict())
     if task == "classification":
-        rows["student"]["agreement"] = fidelity(outputs["student"], teacher_val)["agreement"]
+        agreement = fidelity(outputs["student"], teacher_val)["agreement"]
+        laid_out({"distil": section("distil", {"agreement": agreement})}, rows["student"])
     examples = (f"{len(x_val)} examples held out of the training data (the {100 * fraction:g}% early "
                 "stopping validates on; pass val= to evaluate on test data)")
     return far_from_teacher({"task": task, "test_size": len(x_val), "examples": examples, "models": rows})
-
-
-def _scores(task: str, outputs: Tensor, y: Tensor) -> dict[str, float]:
-    """Error, ECE, NLL, ... (classification) or RMSE, MAE, NLL, ... (regression) of ``outputs`` on ``y``."""
-    if task == "classification":
-        return classification_metrics(outputs, y, outputs.shape[-1])
-    metrics = RegressionMetrics()
-    metrics.update(outputs, y)
-    return metrics.compute()
 
 
 def _fill(x: Tensor, record: dict[str, Any] | None) -> tuple[float, ...] | float | None:

@@ -41,8 +41,8 @@ def far_from_teacher(metrics: dict[str, Any]) -> str | None:
     teacher, student = metrics["models"].get("teacher"), metrics["models"]["student"]
     if teacher is None:
         return None
-    problems = []
-    if metrics["task"] == C:
+    task, problems = metrics["task"], []
+    if task == C:
         t_ece, s_ece = value(teacher, C, "ece"), value(student, C, "ece")
         if s_ece > max(ECE_FACTOR * t_ece, t_ece + ECE_POINTS):
             problems.append(f"ECE {100 * s_ece:.1f}% against the teacher's {100 * t_ece:.1f}%")
@@ -52,8 +52,7 @@ def far_from_teacher(metrics: dict[str, Any]) -> str | None:
             problems.append(f"its class agrees with the teacher's on {100 * agreement:.1f}% of the inputs "
                             f"(expected at least {100 * floor:.1f}%)")
     member = metrics["models"].get("member")
-    key, scale, unit = ("error", 100.0, "%") if metrics["task"] == C else ("rmse", 1.0, "")
-    task = metrics["task"]
+    key, scale, unit = ("error", 100.0, "%") if task == C else ("rmse", 1.0, "")
     if member is not None and value(student, task, key) > value(member, task, key):
         problems.append(f"its {key} {scale * value(student, task, key):.4g}{unit} is above one member's "
                         f"alone (mean of the {teacher['members']} members "
