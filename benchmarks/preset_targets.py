@@ -15,37 +15,41 @@ of the multi-head students; its ECE and NLL no worse than ``--best-ece`` (%) and
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydraplus.metrics import value
+from hydraplus.report.compare import read_evaluation
+
 Row = dict[str, Any]
 
 
 def load(folder: Path) -> list[dict[str, Any]]:
-    """The evaluations of every ``seed-*`` folder under ``folder``, in seed order."""
+    """The evaluations of every ``seed-*`` folder under ``folder``, in seed order (in the current
+    schema, as `hydraplus compare` reads them)."""
     paths = sorted(folder.glob("seed-*/evaluation.json"), key=lambda p: int(p.parent.name.split("-")[1]))
     if not paths:
         raise SystemExit(f"no seed-*/evaluation.json under {folder}")
-    return [json.loads(p.read_text()) for p in paths]
+    return [read_evaluation(p) for p in paths]
 
 
 def error(row: Row) -> float:
-    return 100 * row["clean"]["error"]
+    return 100 * value(row, "classification", "error")
 
 
 def ratio(row: Row, ensemble: Row) -> float:
-    return row["clean"]["epistemic_entropy"] / ensemble["clean"]["epistemic_entropy"]
+    return value(row, "classification", "epistemic_entropy") / value(ensemble, "classification",
+                                                                     "epistemic_entropy")
 
 
 def spearman(row: Row) -> float:
-    return row["fidelity"]["clean"]["epistemic_spearman"]
+    return value(row, "fidelity", "epistemic_spearman")
 
 
 def tv(row: Row) -> float:
-    return row["shift_histograms"]["tv"]["epistemic"]
+    return value(row, "tv", "epistemic")
 
 
 def _spread(values: list[float], digits: int) -> str:
@@ -88,10 +92,10 @@ def check(evaluations: list[dict[str, Any]], heads: int, max_gap: float, min_rat
         if others:
             add("epistemic TV the smallest of the multi-head students", name, over(name, tv), min(others),
                 False, 3)
-        add("ECE no worse than the best earlier row (%)", name, over(name, lambda r: 100 * r["clean"]["ece"]),
-            best_ece, False, 2)
-        add("NLL no worse than the best earlier row", name, over(name, lambda r: r["clean"]["nll"]),
-            best_nll, False, 3)
+        add("ECE no worse than the best earlier row (%)", name,
+            over(name, lambda r: 100 * value(r, "classification", "ece")), best_ece, False, 2)
+        add("NLL no worse than the best earlier row", name,
+            over(name, lambda r: value(r, "classification", "nll")), best_nll, False, 3)
     return targets
 
 

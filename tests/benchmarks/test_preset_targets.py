@@ -12,6 +12,7 @@ import preset_targets
 
 
 def _row(error: float, epistemic: float = 0.1, spearman: float = 0.9, tv: float = 0.2) -> dict:
+    """An image evaluation's row as the runs before schema 2 wrote it (read through the upgrade)."""
     return {"clean": {"error": error, "ece": 0.01, "nll": 0.3, "epistemic_entropy": epistemic},
             "fidelity": {"clean": {"epistemic_spearman": spearman}},
             "shift_histograms": {"tv": {"epistemic": tv}}}
@@ -22,7 +23,8 @@ def _seed(folder: Path, seed: int, student_error: float) -> None:
               "hydra+-2": _row(student_error, epistemic=0.16, spearman=0.95, tv=0.1),
               "hydra-2": _row(0.09, tv=0.3)}
     (folder / f"seed-{seed}").mkdir(parents=True)
-    (folder / f"seed-{seed}" / "evaluation.json").write_text(json.dumps({"models": models}))
+    evaluation = {"kind": "image", "task": "classification", "models": models, "problem": {}, "settings": {}}
+    (folder / f"seed-{seed}" / "evaluation.json").write_text(json.dumps(evaluation))
 
 
 def test_the_targets_table(tmp_path: Path, capsys) -> None:
