@@ -217,6 +217,8 @@ def distil_files(teacher: Sequence[Path], data: Path, out: Path, *, val: Path | 
     problem = uncuttable(module) if factory is None else None
     if problem is not None:
         raise ValueError(problem)
+    if norm is not None and "files" in norm:
+        module.renormalize(norm, norm["files"])  # each file sees its own card's inputs
     if norm is not None:
         x = normalize(x, norm["mean"], norm["std"], "train")
         test = (normalize(test[0], norm["mean"], norm["std"], "test"), test[1])

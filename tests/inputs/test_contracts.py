@@ -21,7 +21,7 @@ from torchvision.models import GoogLeNetOutputs
 import hydraplus
 from hydraplus.core.uncertainty import regression_uncertainty
 from hydraplus.export.pt2 import export_model
-from hydraplus.inputs.arrays import as_tensors
+from hydraplus.inputs.arrays import as_tensors, normalize
 from hydraplus.inputs.contracts import (
     MEAN_ONLY_LOG_VARIANCE,
     ContractNote,
@@ -29,7 +29,7 @@ from hydraplus.inputs.contracts import (
     strip_output_activation,
 )
 from hydraplus.inputs.teachers import input_normalization
-from hydraplus.pipeline.distil import read_teacher_and_targets
+from hydraplus.pipeline.distil import as_teacher, read_teacher_and_targets
 
 N, C = 3, 4
 
@@ -505,3 +505,28 @@ def test_a_normalisation_card_applies_to_its_own_program_only(tmp_path: Path) ->
     assert input_normalization([tmp_path / "b.pt2", tmp_path / "c.pt2"]) is None
     (tmp_path / "b.json").write_text(json.dumps(card))
     assert input_normalization([tmp_path / "a.pt2", tmp_path / "b.pt2"])["mean"] == [0.5]
+
+
+def test_members_with_differing_cards_each_see_their_own_normalisation(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    members = [nn.Sequential(nn.Flatten(), nn.Linear(12, 3)) for _ in range(2)]
+    cards = [{"mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.3]},
+             {"mean": [0.1, 0.2, 0.3], "std": [0.5, 0.5, 0.1]}]
+    paths = []
+    for k, (member, card) in enumerate(zip(members, cards, strict=True)):
+        path = tmp_path / f"m{k}.pt2"
+        batch = {0: torch.export.Dim("batch")}
+        program = torch.export.export(member, (torch.rand(4, 3, 2, 2),), dynamic_shapes=(batch,))
+        torch.export.save(program, path)
+        (tmp_path / f"m{k}.json").write_text(json.dumps({"normalization": card}))
+        paths.append(path)
+    norm = input_normalization(paths)
+    assert norm["mean"] == cards[0]["mean"] and norm["files"] == cards
+    teacher = as_teacher(paths)
+    teacher.renormalize(norm, norm["files"])
+    raw = torch.rand(5, 3, 2, 2)
+    given = normalize(raw, norm["mean"], norm["std"], "x")
+    out = teacher(given)
+    for k, (member, card) in enumerate(zip(members, cards, strict=True)):
+        expected = member(normalize(raw, card["mean"], card["std"], "x"))
+        assert torch.allclose(out[:, k], expected, atol=1e-5)

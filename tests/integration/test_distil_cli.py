@@ -79,9 +79,10 @@ def test_hydra_plus_and_a_card_beside_a_program_that_normalises_the_inputs(files
     card = {"model": "a", "normalization": {"mean": [0.5], "std": [0.25], "image_shape": [1, 8, 8]}}
     folder = tmp_path / "teacher"
     folder.mkdir()
-    for name in "ab":  # a card applies to its own .pt2 only: one beside each
+    own = {"mean": [0.4], "std": [0.3]}  # b's card differs: b sees its own card's inputs
+    for name, norm in (("a", card["normalization"]), ("b", own)):
         (folder / f"{name}.pt2").write_bytes((files / f"{name}.pt2").read_bytes())
-        (folder / f"{name}.json").write_text(json.dumps({**card, "model": name}))
+        (folder / f"{name}.json").write_text(json.dumps({**card, "model": name, "normalization": norm}))
     out = tmp_path / "out"
     assert main(["distil", "--teacher", str(folder / "a.pt2"), str(folder / "b.pt2"), "--data",
                  str(files / "data.npz"), "--lam", "0.05", "--epochs", "1", "--latency-batches", "1",
@@ -92,7 +93,8 @@ def test_hydra_plus_and_a_card_beside_a_program_that_normalises_the_inputs(files
     assert metrics["members"]["selected_by"] == "test error (no validation split; ties: NLL)"
     record = metrics["record"]
     assert record["normalization"] == {"mean": [0.5], "std": [0.25],
-                                       "source": f"{folder / 'a.json'}, {folder / 'b.json'}"}
+                                       "source": f"{folder / 'a.json'}, {folder / 'b.json'}",
+                                       "files": [{"mean": [0.5], "std": [0.25]}, own]}
     assert "(x - mean) / std" in record["inputs"]
 
 

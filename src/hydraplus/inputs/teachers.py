@@ -137,6 +137,12 @@ def load_teacher_file(path: Path) -> tuple[nn.Module, Shape | None]:
                          "your module and pass the modules to hydraplus.distil") from err
 
 
+def _affine(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+    """``x * scale + shift`` per channel (dimension 1)."""
+    view = (1, -1) + (1,) * (x.dim() - 2)
+    return x * scale.to(x).view(view) + shift.to(x).view(view)
+
+
 def _device(module: nn.Module) -> torch.device | None:
     tensor = next(module.parameters(), None)
     if tensor is None:
@@ -156,10 +162,24 @@ class TeacherFiles(Members):
         self.names = [str(p) for p in paths]
         self.shapes = [shape for _, shape in loaded]
         self.stacks = len(paths) > 1  # one file's outputs are read as one module's, in any layout
+        self.inputs: list[tuple[Tensor | None, Tensor | None]] = [(None, None)] * len(paths)
+
+    def renormalize(self, given: dict[str, Any], files: Sequence[dict[str, Any]]) -> None:
+        """Feed each file the inputs its own card expects: the inputs arrive normalised by
+        ``given`` (mean/std per channel) and file k gets ``(x * std + mean - mean_k) / std_k``."""
+        if len(files) != len(self.names):
+            raise ValueError(f"{len(files)} normalisation cards for {len(self.names)} teacher files")
+        mean, std = torch.tensor(given["mean"]), torch.tensor(given["std"])
+        self.inputs = []
+        for card in files:
+            mean_k, std_k = torch.tensor(card["mean"]), torch.tensor(card["std"])
+            same = torch.equal(mean_k, mean) and torch.equal(std_k, std)
+            self.inputs.append((None, None) if same else (std / std_k, (mean - mean_k) / std_k))
 
     def forward(self, x: Tensor) -> Tensor:
         outs = []
-        for name, shape, member in zip(self.names, self.shapes, self.members, strict=True):
+        for name, shape, member, (scale, shift) in zip(self.names, self.shapes, self.members, self.inputs,
+                                                       strict=True):
             device = _device(member)
             if device is not None and device != x.device:
                 raise ValueError(f"teacher {name} is on {device} but the data is on {x.device}; "
@@ -170,7 +190,7 @@ class TeacherFiles(Members):
                 raise ValueError(f"teacher {name} takes inputs of shape {_shape_text(shape)}, "
                                  f"got {given}")
             try:
-                out = member(x)
+                out = member(x if scale is None else _affine(x, scale, shift))
             except RuntimeError as err:
                 raise ValueError(f"teacher {name} failed on inputs of shape {given}: {reason(err)}") from err
             out = pick(out, self.output, f"teacher {name}", self.said)
@@ -207,8 +227,9 @@ def uncuttable(teacher: nn.Module) -> str | None:
 def input_normalization(paths: Sequence[Path]) -> dict[str, Any] | None:
     """The normalisation the teacher files' inputs need: from the JSON card beside each ``.pt2``
     (``hydraplus export`` writes one) or a run folder's ``config.json``; None without any. A card
-    is its own file's: files without one beside files with one, or cards that differ, are errors
-    naming them (one normalisation feeds every member)."""
+    is its own file's: files without one beside files with one are an error naming them. The
+    inputs are normalised with the first file's card (the student is cut from it); where the cards
+    differ, ``"files"`` holds each file's, for `TeacherFiles.renormalize`."""
     found: dict[str, dict[str, Any] | None] = {}
     for path in map(Path, paths):
         card = path / "config.json" if path.is_dir() else path.with_suffix(".json")
@@ -229,7 +250,10 @@ def input_normalization(paths: Sequence[Path]) -> dict[str, Any] | None:
                          f"{', '.join(cards)} has one; a card applies to its own .pt2 only: put one beside "
                          "each (NAME.json), or pass --input-mean/--input-std for all")
     values = list(cards.values())
+    if any(len(value["mean"]) != len(values[0]["mean"]) for value in values):
+        raise ValueError("the teacher files' cards normalise different numbers of channels: "
+                         + "; ".join(f"{card}: {len(value['mean'])}" for card, value in cards.items()))
+    norm = {**values[0], "source": ", ".join(cards)}
     if any(value != values[0] for value in values):
-        raise ValueError("the teacher files need different input normalisations: "
-                         + "; ".join(f"{card}: {value}" for card, value in cards.items()))
-    return {**values[0], "source": ", ".join(cards)}
+        norm["files"] = values
+    return norm
