@@ -14,6 +14,12 @@ from pathlib import Path
 from _dummies import toy_config
 
 
+def _ctrl_c_heard() -> None:
+    """Ctrl-C back to its default in the child: a shell ignores it in commands it starts in the
+    background (``cmd &``), and the child would inherit that and run to the end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_says_how_to_resume_and_the_command_works(tmp_path: Path) -> None:
     config = toy_config(epochs=400, members=2, students=[{"method": "drop"}])
     path = tmp_path / "long.json"
@@ -21,7 +27,8 @@ def test_ctrl_c_says_how_to_resume_and_the_command_works(tmp_path: Path) -> None
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "hydraplus.cli", "train", str(path), "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_ctrl_c_heard)
     checkpoint = out / "seed-0" / "ensemble" / "last.ckpt"
     deadline = time.monotonic() + 60
     while not checkpoint.is_file() and time.monotonic() < deadline and proc.poll() is None:
