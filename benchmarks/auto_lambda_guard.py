@@ -242,13 +242,17 @@ def regression_calibration(out: Tensor, y: Tensor) -> float:
     return float((covered - levels).abs().mean())
 
 
+def _classes(out: Tensor) -> Tensor:
+    """The class of the mean predictive distribution of ``[B, K, C]`` logits."""
+    return out.softmax(-1).mean(1).argmax(-1)
+
+
 def scores(setup: Setup, teacher_out: Tensor, student_out: Tensor, teacher_probe: Tensor,
            student_probe: Tensor) -> dict[str, float | None]:
     """ECE, error, agreement and epistemic TV of one model's outputs (the teacher's against itself)."""
     if setup.task == "classification":
         metrics = classification_metrics(student_out, setup.y_test, student_out.shape[-1])
-        agreement = float((student_out.softmax(-1).mean(1).argmax(-1)
-                           == teacher_out.softmax(-1).mean(1).argmax(-1)).float().mean())
+        agreement = float((_classes(student_out) == _classes(teacher_out)).float().mean())
         upper = math.log(student_out.shape[-1])
         epi_s = classification_uncertainty(student_probe.double())["epistemic"]
         epi_t = classification_uncertainty(teacher_probe.double())["epistemic"]
@@ -270,6 +274,7 @@ def run_problem(setup: Setup, seed: int = 0) -> dict[str, Any]:
     teacher_out, teacher_probe = outputs(teacher, setup.x_test), outputs(teacher, probe)
     rows: dict[str, Any] = {"teacher": scores(setup, teacher_out, teacher_out, teacher_probe, teacher_probe)}
     lambdas: dict[str, Any] = {}
+    agrees: dict[str, Tensor] = {}
     with tempfile.TemporaryDirectory() as tmp:
         fixed = f"lambda={setup.fixed_lam:g}"
         for label, lam in (("lambda=0", 0.0), (fixed, setup.fixed_lam), ("auto", "auto")):
@@ -278,13 +283,17 @@ def run_problem(setup: Setup, seed: int = 0) -> dict[str, Any]:
             contract = {"regression_output": "log_variance"} if setup.task == "regression" else {}
             result = hydraplus.distil(setup.members, (setup.x_train, setup.y_train), heads=HEADS,
                                       epochs=setup.epochs, lam=lam, seed=seed, out=out, **contract)
-            student = result.model
-            rows[label] = scores(setup, teacher_out, outputs(student, setup.x_test), teacher_probe,
-                                 outputs(student, probe))
+            student_out = outputs(result.model, setup.x_test)
+            rows[label] = scores(setup, teacher_out, student_out, teacher_probe, outputs(result.model, probe))
+            if setup.task == "classification":
+                agrees[label] = (_classes(student_out) == _classes(teacher_out)).double()
             rows[label]["seconds"] = time.perf_counter() - start
             lambdas[label] = lam
         auto_lambda = lambda_log(next((Path(tmp) / "auto").glob("*/log/metrics.csv")))
     t, zero, auto = rows["teacher"], rows["lambda=0"], rows["auto"]
+    if agrees:
+        paired = agrees["auto"] - agrees["lambda=0"]
+        auto["agreement_paired_se"] = float(paired.std() / math.sqrt(len(paired)))
     checks = {"ece": auto["ece"] <= max(2 * t["ece"], t["ece"] + 0.03),
               "agreement": auto["agreement"] is None or auto["agreement"] >= zero["agreement"] - 0.01,
               "tv_epistemic": round(auto["tv_epistemic"], 3) <= round(zero["tv_epistemic"], 3)}
