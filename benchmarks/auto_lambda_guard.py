@@ -28,6 +28,7 @@ import csv
 import itertools
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -50,14 +51,18 @@ from hydraplus.core.uncertainty import (
 )
 from hydraplus.data.images import read_fashion_mnist
 from hydraplus.data.probe import off_data_probe
+from hydraplus.data.sources import get_source
 from hydraplus.data.toy import make_regression, make_spiral
 from hydraplus.evaluation.images import classification_metrics
 from hydraplus.inputs.contracts import Members
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR = ROOT.parent / "shared" / "data" / "cifar10_train.npz"
-CIFAR_MINI = ROOT.parent / "shared" / "data" / "cifar10_mini.npz"  # the small problem's images
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+# The shared data folder beside the checkout, or HYDRAPLUS_SHARED_DATA; Fashion-MNIST where the
+# library looks by default (Debian's package), or HYDRAPLUS_FASHION_MNIST.
+SHARED_DATA = Path(os.environ.get("HYDRAPLUS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CIFAR = SHARED_DATA / "cifar10_train.npz"
+CIFAR_MINI = SHARED_DATA / "cifar10_mini.npz"  # the small problem's images
+FASHION = Path(os.environ.get("HYDRAPLUS_FASHION_MNIST", str(get_source("fashion-mnist").default_path)))
 HEADS = 5
 MEMBERS = 5
 TV_BINS = 50
