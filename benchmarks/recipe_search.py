@@ -82,6 +82,14 @@ def pixels(x: torch.Tensor, normalization: Any) -> torch.Tensor:
     return (x * std + mean).clamp(0.0, 1.0)
 
 
+def student_outputs(student: torch.nn.Module, x: torch.Tensor, x_shift: torch.Tensor, seed: int,
+                    precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A student's outputs on the validation images and their shifted copies, the draws of a
+    sampling student (EnDD, Drop, Gauss) seeded, so that a re-run scores it the same."""
+    torch.manual_seed(seed)
+    return predict(student, x, precision=precision), predict(student, x_shift, precision=precision)
+
+
 def score(logits: torch.Tensor, labels: torch.Tensor, classes: int) -> dict[str, float]:
     metrics = ClassificationMetrics(classes)
     metrics.update(logits, labels)
@@ -150,8 +158,7 @@ def main() -> None:
                                                    .mean().item(), 4)}
     results.update(member_rows(ensemble, problem.y_val, classes))
     for name, student in models.students.items():  # the run's own students: the preset's recipe
-        logits = predict(student, problem.x_val, precision=config.precision)
-        shifted = predict(student, x_shift, precision=config.precision)
+        logits, shifted = student_outputs(student, problem.x_val, x_shift, args.seed, config.precision)
         stopped = models.early_stopping.get(name, {})
         results[f"{name} (the run's)"] = {
             **score(logits, problem.y_val, classes),
@@ -167,8 +174,7 @@ def main() -> None:
             folder = Path(tmp) / overrides
             student, seconds, _ = train_student(variant_config, spec, problem, teacher_outputs, folder,
                                                 args.seed, teacher=models.ensemble, progress=False)
-            logits = predict(student, problem.x_val, precision=config.precision)
-            shifted = predict(student, x_shift, precision=config.precision)
+            logits, shifted = student_outputs(student, problem.x_val, x_shift, args.seed, config.precision)
             stopped = read_early_stopping(folder) or {}
             results[overrides] = {**score(logits, problem.y_val, classes),
                                   **fidelity_row(logits, ensemble, shifted, ensemble_shift, upper),

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from _dummies import image_config, image_problem
 from hydraplus.pipeline.config_run import run_experiment
@@ -51,3 +52,22 @@ def test_search_scores_on_validation_and_tabulates(tmp_path: Path, monkeypatch: 
     assert table.splitlines()[3].startswith("| member (mean of 2) | ")
     members = [results["member (mean of 2)"], *(v for k, v in results.items() if k.startswith("member-best"))]
     assert members[1]["error_%"] <= members[0]["error_%"]
+
+
+def test_a_sampling_student_scores_the_same_twice() -> None:
+    class Sampler(torch.nn.Module):
+        """A student whose outputs are random draws, like EnDD's Dirichlet samples."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.scale * torch.randn(len(x), 4, 3)
+
+    x = torch.zeros(6, 2)
+    first = search.student_outputs(Sampler(), x, x, seed=3, precision="32")
+    torch.randn(5)  # whatever ran in between
+    second = search.student_outputs(Sampler(), x, x, seed=3, precision="32")
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    assert not torch.equal(first[0], first[1])  # the shifted copy gets its own draws
