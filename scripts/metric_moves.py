@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from hydraplus.pipeline.config_run import load_problem, load_trained
-from hydraplus.pipeline.runs import open_run
+from hydraplus.core.predict import predict
+from hydraplus.pipeline.config_run import evaluation_models, load_problem, load_trained
 
 # scores a dump of outputs with whichever hydraplus is first on the path; prints JSON
 SCORE = """
@@ -41,20 +41,16 @@ print(json.dumps(scores))
 """
 
 
-@torch.no_grad()
 def dump_outputs(run_folder: Path, path: Path) -> None:
     """Every model's outputs on the run's own test and OOD images, saved to ``path``."""
-    run = open_run(run_folder)
-    meta, config, _ = load_trained(run_folder)
+    meta, config, trained = load_trained(run_folder)
     problem = load_problem(config, meta["seed"], meta.get("data_path"), meta.get("ood_path"))
     if problem.x_probe is None:
         raise ValueError(f"{run_folder}: the run has no OOD images to score detection on")
     outputs = {}
-    for name, model in run.models.models.items():
-        model.eval()
-        torch.manual_seed(run.evaluation_seed)
-        outputs[name] = tuple(torch.cat([model(chunk) for chunk in x.split(1000)]).float()
-                              for x in (problem.x_test, problem.x_probe))
+    for name, model in evaluation_models(config, trained).models.items():
+        torch.manual_seed(meta["seed"])  # a sampling student's draws, as its evaluation seeds them
+        outputs[name] = (predict(model, problem.x_test), predict(model, problem.x_probe))
     torch.save({"outputs": outputs, "y": problem.y_test}, path)
 
 
