@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,25 @@ def test_a_train_run_is_no_distil_run(tmp_path: Path, runs: tuple[Path, dict[str
     assert len(str(err.value).splitlines()) == 1
     with pytest.raises(ValueError, match=r"hydra is a distil run .*load it with hydraplus.load_distilled"):
         load_trained(runs[0] / "hydra")
+
+
+def test_without_out_nothing_stays_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The teacher's cache and the checkpoints of a call without ``out`` go in a scratch folder that is
+    removed when the call returns, and when it fails (a loop of calls must not fill the disk)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    x, y = blob_images(60)
+    members = train_members([TinyCNN() for _ in range(2)], x, y, steps=5)
+    result = hydraplus.distil(members, (x, y), lam=0.05, epochs=1)
+    assert result.folder is None and result.model(x[:2]).shape[:2] == (2, 2)
+    assert not list(tmp_path.glob("hydraplus-distil-*"))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("stopped in training")
+
+    monkeypatch.setattr("hydraplus.pipeline.distil.distil_student", broken)
+    with pytest.raises(RuntimeError, match="stopped in training"):
+        hydraplus.distil(members, (x, y), lam=0.05, epochs=1)
+    assert not list(tmp_path.glob("hydraplus-distil-*"))
 
 
 def test_an_interrupted_run_resumes_and_refuses_other_settings(tmp_path: Path) -> None:

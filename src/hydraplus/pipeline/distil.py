@@ -237,8 +237,10 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
     (`hydraplus.data.probe`). With ``out`` the folder is a run that `load_distilled` and ``hydraplus
     evaluate``, ``compare`` and ``export`` read (`hydraplus.pipeline.run_folder`: ``config.json``,
     with ``record``'s keys too, checkpoints, and the student and teacher as torch.export programs),
-    and ``resume`` continues an interrupted run in it. ``precision`` is ``"32"``, ``"bf16-mixed"``
-    or ``"16-mixed"`` (CUDA), for training and for `Distilled.predict` / `Distilled.evaluate`;
+    and ``resume`` continues an interrupted run in it; without ``out`` the teacher's cache and the
+    checkpoints live in a temporary folder removed when the call returns. ``precision`` is ``"32"``,
+    ``"bf16-mixed"`` or ``"16-mixed"`` (CUDA), for training and for `Distilled.predict` /
+    `Distilled.evaluate`;
     ``channels_last`` lays a convolutional student out NHWC (faster, the same numbers up to rounding);
     ``compile`` compiles it in place with ``torch.compile`` (off by default: slower on CPUs measured).
     ``val`` is held-out data (any form ``train`` takes): after training the teacher and the student
@@ -311,47 +313,53 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         shown = plan_distil(student_model, spec, x, device, world_size, precision)
     if compile:
         student_model.compile()
-    folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="hydraplus-distil-"))
-    if out is not None:  # every input checked: the first file written
-        write = is_rank_zero(devices, num_nodes)
-        if write:
-            prepare_out_dir(folder, resume, overwrite)
-        start_distil_run(folder, spec, task, list(x.shape[1:]), seed=seed, precision=precision, record=record,
-                  resume=resume, world_size=world_size, write=write,
-                  val_fraction=None if spec.patience is None else val_fraction)
-    if spec.augment is None and spec.mixup is None:  # else the teacher runs on every changed batch
-        cache_dir = folder / "cache" if _cacheable(inner) else None
-        data.teacher_outputs = cache.TeacherOutputs(module, x, cache_dir)
-    member_validation = None
-    if x_val is not None and y_val is not None and spec.patience is not None:
-        data.teacher_val = predict(module, x_val, precision=precision)
-        member_validation = member_scores(data.teacher_val, y_val, task)
-    if isinstance(shown, RunProgress):  # the first line: the student and its estimated time
-        shown.announce("distilling into")
-    trained = distil_student(student_model, spec, task, data, folder / spec.name, teacher=module, seeds=seeds,
-                             label=spec.name, name="distil", trainer=trainer_settings, precision=precision,
-                             progress=shown, accelerator="gpu" if str(device).startswith("cuda") else "cpu",
-                             resume=resume)
-    result = Distilled(student_model, spec, task, module.cpu(), trained.seconds,
-                       folder if out is not None else None, precision, early_stopping=trained.early_stopping,
-                       member_validation=member_validation)
-    if not trained.global_zero:
+    scratch = tempfile.TemporaryDirectory(prefix="hydraplus-distil-") if out is None else None
+    folder = Path(out) if scratch is None else Path(scratch.name)
+    try:  # without out=, the cache and checkpoints live in a scratch folder removed at the end
+        if out is not None:  # every input checked: the first file written
+            write = is_rank_zero(devices, num_nodes)
+            if write:
+                prepare_out_dir(folder, resume, overwrite)
+            start_distil_run(folder, spec, task, list(x.shape[1:]), seed=seed, precision=precision,
+                             record=record, resume=resume, world_size=world_size, write=write,
+                             val_fraction=None if spec.patience is None else val_fraction)
+        if spec.augment is None and spec.mixup is None:  # else the teacher runs on every changed batch
+            cache_dir = folder / "cache" if _cacheable(inner) else None
+            data.teacher_outputs = cache.TeacherOutputs(module, x, cache_dir)
+        member_validation = None
+        if x_val is not None and y_val is not None and spec.patience is not None:
+            data.teacher_val = predict(module, x_val, precision=precision)
+            member_validation = member_scores(data.teacher_val, y_val, task)
+        if isinstance(shown, RunProgress):  # the first line: the student and its estimated time
+            shown.announce("distilling into")
+        trained = distil_student(student_model, spec, task, data, folder / spec.name, teacher=module,
+                                 seeds=seeds, label=spec.name, name="distil", trainer=trainer_settings,
+                                 precision=precision, progress=shown, resume=resume,
+                                 accelerator="gpu" if str(device).startswith("cuda") else "cpu")
+        result = Distilled(student_model, spec, task, module.cpu(), trained.seconds,
+                           folder if out is not None else None, precision,
+                           early_stopping=trained.early_stopping, member_validation=member_validation)
+        if not trained.global_zero:
+            return result
+        finished: dict[str, Any] = {"train_seconds": result.train_seconds,
+                                    "member_validation": member_validation,
+                                    "early_stopping": result.early_stopping}
+        warning = None  # without val=, the student is checked against its teacher on the early-stopping split
+        if val_data is None and data.teacher_val is not None and x_val is not None and y_val is not None:
+            warning = holdout_check(student_model, spec, task, data.teacher_val, x_val, y_val,
+                                    precision=precision, seed=seed, fraction=val_fraction)
+            finished["warnings"] = [] if warning is None else [warning]
+        if out is not None:
+            finish_distil_run(folder, get_method(spec.method).export_view(student_model, task)[0], spec.name,
+                              result.teacher, traceable(x[:2]), finished)
+        if warning is not None:
+            warnings.warn(StudentWarning(warning), stacklevel=2)
+        if val_data is not None:
+            result.metrics = result.evaluate(val_data, ood=x_ood, device=device, record=record)
         return result
-    finished: dict[str, Any] = {"train_seconds": result.train_seconds, "member_validation": member_validation,
-                                "early_stopping": result.early_stopping}
-    warning = None  # without val=, the student is checked against its teacher on the early-stopping split
-    if val_data is None and data.teacher_val is not None and x_val is not None and y_val is not None:
-        warning = holdout_check(student_model, spec, task, data.teacher_val, x_val, y_val,
-                                precision=precision, seed=seed, fraction=val_fraction)
-        finished["warnings"] = [] if warning is None else [warning]
-    if out is not None:
-        finish_distil_run(folder, get_method(spec.method).export_view(student_model, task)[0], spec.name,
-                          result.teacher, traceable(x[:2]), finished)
-    if warning is not None:
-        warnings.warn(StudentWarning(warning), stacklevel=2)
-    if val_data is not None:
-        result.metrics = result.evaluate(val_data, ood=x_ood, device=device, record=record)
-    return result
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
 
 
 def holdout_check(student: nn.Module, spec: StudentSpec, task: str, teacher_val: Tensor, x_val: Tensor,
