@@ -302,6 +302,33 @@ def test_diversity_sums_over_layers_heads_and_rows_by_hand() -> None:
     assert diversity_loss([t(flat), t(layer2)]).item() != pytest.approx(expected, rel=1e-3)
 
 
+def cosine_form(head_rows: list[torch.Tensor]) -> torch.Tensor:
+    """L4 as written: each row's cosine with its layer's mean row, by torch's cosine_similarity."""
+    total = torch.zeros((), dtype=torch.float64)
+    for rows in head_rows:
+        mean = rows.mean(0, keepdim=True).expand_as(rows)
+        total = total + ((1 + torch.nn.functional.cosine_similarity(mean, rows, dim=-1, eps=1e-8)) / 2).sum()
+    return total
+
+
+def test_diversity_value_and_gradient_equal_the_cosine_form() -> None:
+    # The Gram-matrix computation and its hand-written backward against autograd through cosines.
+    g = torch.Generator().manual_seed(0)
+    rows = [torch.randn(4, 6, 9, dtype=torch.float64, generator=g).requires_grad_(),
+            torch.randn(4, 3, 7, dtype=torch.float64, generator=g).requires_grad_()]
+    ours, reference = diversity_loss(rows), cosine_form(rows)
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-12)
+    for got, want in zip(torch.autograd.grad(ours, rows), torch.autograd.grad(reference, rows), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a, b: diversity_loss([a, b]), tuple(rows))
+
+
+def test_diversity_gradient_is_finite_where_the_mean_row_is_zero() -> None:
+    rows = t([[[1.0, -2.0]], [[-1.0, 2.0]]]).requires_grad_()
+    diversity_loss([rows]).backward()
+    assert rows.grad is not None and torch.isfinite(rows.grad).all()
+
+
 def test_diversity_rejects_empty_and_bad_shapes() -> None:
     with pytest.raises(ValueError, match="rows"):
         diversity_loss([])
