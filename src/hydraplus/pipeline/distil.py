@@ -313,7 +313,8 @@ def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | Non
         shown = plan_distil(student_model, spec, x, device, world_size, precision)
     if compile:
         student_model.compile()
-    scratch = tempfile.TemporaryDirectory(prefix="hydraplus-distil-") if out is None else None
+    scratch = (tempfile.TemporaryDirectory(prefix="hydraplus-distil-", ignore_cleanup_errors=True)
+               if out is None else None)  # where mapped files cannot be deleted (Windows) it stays, no error
     folder = Path(out) if scratch is None else Path(scratch.name)
     try:  # without out=, the cache and checkpoints live in a scratch folder removed at the end
         if out is not None:  # every input checked: the first file written
