@@ -34,6 +34,7 @@ from hydraplus.pipeline.runs import export_example, open_run
 from hydraplus.report.compare import compare_markdown, load_pooled
 from hydraplus.report.distil import StudentWarning
 from hydraplus.report.image_figures import write_figures
+from hydraplus.runtime import flushing_denormals
 
 __all__ = ["Distilled", "compare_runs", "config_table", "config_text", "demo", "demo_folder", "distil",
            "distil_files",
@@ -70,6 +71,7 @@ def demo_folder(out: Path | None, devices: int | None = None, num_nodes: int | N
     return Path(out) if out is not None else Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+@flushing_denormals()
 def demo(out: Path | None = None, *, quick: bool = False, seed: int = 0, progress: bool = True,
          device: str = "cpu", resume: bool = False, overwrite: bool = False, precision: str | None = None,
          devices: int | None = None, num_nodes: int | None = None, strategy: str | None = None
@@ -85,6 +87,7 @@ def demo(out: Path | None = None, *, quick: bool = False, seed: int = 0, progres
     return report if rank_zero else None
 
 
+@flushing_denormals()
 def train(config: str | Path, out: Path, *, seeds: Sequence[int] = (0,), epochs: int | None = None,
           members: int | None = None, precision: str | None = None, devices: int | None = None,
           num_nodes: int | None = None, strategy: str | None = None, device: str = "cpu",
@@ -114,6 +117,7 @@ def train(config: str | Path, out: Path, *, seeds: Sequence[int] = (0,), epochs:
     return out if rank_zero else None
 
 
+@flushing_denormals()
 def evaluate_run(run_dir: Path, *, data: Path | None = None, ood: Path | None = None, out: Path | None = None,
                  shifts: bool = True, device: str = "cpu", precision: str | None = None,
                  latency_batches: Sequence[int] | None = None) -> Path:

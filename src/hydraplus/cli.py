@@ -333,12 +333,13 @@ _PYTHON_SHOWWARNING = warnings.showwarning
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from hydraplus.runtime import keep_allocator_memory
+    from hydraplus.runtime import flushing_denormals, keep_allocator_memory
 
     keep_allocator_memory()
     warnings.showwarning = _show_warning
     try:
-        result = COMMANDS[args.command](args)
+        with flushing_denormals():  # before any parallel work, so that every thread flushes
+            result = COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(_interrupted(args, argv), file=sys.stderr)
         return 130

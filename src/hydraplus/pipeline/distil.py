@@ -78,7 +78,7 @@ from hydraplus.pipeline.train import (
     lambda_probe,
 )
 from hydraplus.report.distil import StudentWarning, far_from_teacher
-from hydraplus.runtime import keep_allocator_memory
+from hydraplus.runtime import flushing_denormals, keep_allocator_memory
 
 
 def as_teacher(teacher: Any, output: Selector = None) -> nn.Module:
@@ -213,6 +213,7 @@ def member_modules(teacher: nn.Module) -> list[nn.Module] | None:
     return None
 
 
+@flushing_denormals()
 def distil(teacher: Any, train: Any, *, method: str = "hydra+", heads: int | None = None,
            epochs: int = 20, student: Any = None, split: Split = None, lam: float | str = "auto",
            val: Any = None, ood: Any = None, out: str | Path | None = None, device: str = "cpu",
