@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from hydraplus.models.lenet import lenet_core, lenet_head, lenet_member
+from hydraplus.models.lenet import PoolTo, lenet_core, lenet_head, lenet_member
 
 
 def test_pooled_seven_keeps_a_28_pixel_images_full_feature_map() -> None:
@@ -32,3 +32,16 @@ def test_pooling_before_the_relu_gives_the_values_and_gradients_of_relu_then_poo
     for a, b in zip(torch.autograd.grad(ours.square().sum(), [x, member[0].weight]),
                     torch.autograd.grad(reference.square().sum(), [x, member[0].weight]), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_map_already_pooled_size_passes_through_with_the_values_and_gradients_of_pooling() -> None:
+    torch.manual_seed(0)
+    pool = PoolTo(7)
+    for shape in [(3, 6, 7, 7), (3, 6, 14, 14)]:  # passed through, pooled
+        x = torch.randn(*shape, requires_grad=True).contiguous(memory_format=torch.channels_last)
+        ours, reference = pool(x), nn.AdaptiveAvgPool2d(7)(x)
+        assert ours.shape == (3, 6, 7, 7) and torch.equal(ours, reference)
+        weights = torch.randn(3, 6, 7, 7)
+        assert torch.equal(torch.autograd.grad((ours * weights).sum(), x)[0],
+                           torch.autograd.grad((reference * weights).sum(), x)[0])
+    assert isinstance(pool, nn.AdaptiveAvgPool2d)  # stacked and profiled as the pooling it replaces

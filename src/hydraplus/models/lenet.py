@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from hydraplus.models.mlp import mlp
 from hydraplus.models.registry import register_architecture
+
+
+class PoolTo(nn.AdaptiveAvgPool2d):
+    """Adaptive average pooling to ``size`` x ``size`` that passes a map already that size through
+    (``pooled=7`` on 28 x 28 images, ``pooled=8`` on 32 x 32): the same values and gradients, without
+    the pooling kernel, which cost about 10% of a LeNet member's training step on a CPU."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-2:] == (self.size, self.size):
+            return x
+        return super().forward(x)
 
 
 def lenet_features(in_channels: int, widths: tuple[int, int], pooled: int = 4) -> nn.Sequential:
@@ -19,7 +34,7 @@ def lenet_features(in_channels: int, widths: tuple[int, int], pooled: int = 4) -
     return nn.Sequential(
         nn.Conv2d(in_channels, c1, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(inplace=True),
         nn.Conv2d(c1, c2, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(inplace=True),
-        nn.AdaptiveAvgPool2d(pooled), nn.Flatten(),
+        PoolTo(pooled), nn.Flatten(),
     )
 
 
