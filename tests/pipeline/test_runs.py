@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,24 @@ def test_export_reads_any_run(runs: dict[str, Path], tmp_path: Path) -> None:
     assert api.export_run(runs["train"], tmp_path / "t", ["ensemble"]) == [tmp_path / "t" / "ensemble.pt2"]
     with pytest.raises(ValueError, match=r"has no model\(s\) \['teacher'\] to export as onnx"):
         api.export_run(runs["distil"], tmp_path / "o", ["teacher"], format="onnx")
+
+
+def train_seconds_of(evaluation: Path) -> dict[str, float]:
+    rows = json.loads(evaluation.read_text())["models"]
+    return {name: row["train"]["train_seconds"] if "train" in row else row.get("train_seconds")
+            for name, row in rows.items() if "train" in row or "train_seconds" in row}
+
+
+def test_evaluating_again_keeps_the_training_times(runs: dict[str, Path], tmp_path: Path) -> None:
+    trained = train_seconds_of(runs["train"] / "evaluation.json")
+    assert "ensemble" in trained and len(trained) > 1 and all(s > 0 for s in trained.values())
+    for name, seconds in trained.items():  # each model folder keeps its own
+        assert json.loads((runs["train"] / name / "training.json").read_text()) == {"train_seconds": seconds}
+    api.evaluate_run(runs["train"], out=tmp_path / "again")
+    assert train_seconds_of(tmp_path / "again" / "evaluation.json") == trained
+    copy = tmp_path / "older"  # a run from before training.json: its earlier evaluation keeps them
+    shutil.copytree(runs["train"], copy)
+    for path in copy.glob("*/training.json"):
+        path.unlink()
+    api.evaluate_run(copy)
+    assert train_seconds_of(copy / "evaluation.json") == trained

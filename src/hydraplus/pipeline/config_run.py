@@ -38,7 +38,7 @@ from hydraplus.evaluation import ImageSuite, Models, Suite, ToySuite
 from hydraplus.io import atomic_write_text, safe_load
 from hydraplus.models.warm_start import init_core_from_member
 from hydraplus.pipeline.builders import build_ensemble, build_members, build_student
-from hydraplus.pipeline.run_folder import MODEL, read_early_stopping, versions
+from hydraplus.pipeline.run_folder import MODEL, read_early_stopping, read_train_seconds, versions
 from hydraplus.pipeline.run_plan import plan_run
 from hydraplus.pipeline.train import (
     StudentData,
@@ -261,4 +261,8 @@ def load_trained(run_dir: Path) -> tuple[dict[str, Any], ExperimentConfig, Train
         record = read_early_stopping(run_dir / spec.name)
         if record is not None:
             models.early_stopping[spec.name] = record
+    for name in ("ensemble", *models.students):
+        seconds = read_train_seconds(run_dir, name)
+        if seconds is not None:
+            models.train_seconds[name] = seconds
     return meta, config, models

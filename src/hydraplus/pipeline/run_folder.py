@@ -9,6 +9,7 @@ only when asked, and only a hydraplus run is ever deleted (the rule of the CLI's
     RUN/<model>/last.ckpt         full training state (resume)
     RUN/<model>/log/metrics.csv   every loss term per epoch
     RUN/<model>/early_stopping.json   the epoch whose weights model.pt holds (students with patience)
+    RUN/<model>/training.json     its training time (kept when the run is evaluated again)
     RUN/<model>/auto_lambda.json  the automatic lambda's start, end and target
     RUN/cache/                    the teacher's outputs on the training set
     RUN/evaluation.json, .md      the evaluation (`hydraplus.evaluation`: one schema for every run)
@@ -58,6 +59,7 @@ from hydraplus.report.distil import StudentWarning, distil_markdown, far_from_te
 CONFIG = "config.json"
 MODEL = "model.pt"
 EARLY_STOPPING = "early_stopping.json"
+TRAINING = "training.json"
 AUTO_LAMBDA = "auto_lambda.json"
 EVALUATION = "evaluation.json"
 REPORT = "report.md"
@@ -82,6 +84,24 @@ def read_early_stopping(folder: Path) -> dict[str, Any] | None:
     """A student folder's early-stopping record, or None (trained for all its epochs)."""
     path = Path(folder) / EARLY_STOPPING
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_training(folder: Path, seconds: float) -> None:
+    """A model folder's training time in seconds."""
+    atomic_write_text(Path(folder) / TRAINING, json.dumps({"train_seconds": seconds}, indent=2))
+
+
+def read_train_seconds(run_dir: Path, name: str) -> float | None:
+    """Model ``name``'s training time: its ``training.json``, else (runs from before that file) the
+    run's earlier evaluation, else None."""
+    path = Path(run_dir) / name / TRAINING
+    if path.is_file():
+        return float(json.loads(path.read_text())["train_seconds"])
+    evaluation = Path(run_dir) / EVALUATION
+    if evaluation.is_file():
+        seconds = json.loads(evaluation.read_text()).get("models", {}).get(name, {}).get("train_seconds")
+        return None if seconds is None else float(seconds)
+    return None
 
 
 def write_auto_lambda(folder: Path, record: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ from hydraplus.engine.progress import RunProgress
 from hydraplus.engine.trainer import fit
 from hydraplus.io import atomic_torch_save
 from hydraplus.pipeline.builders import build_ensemble
-from hydraplus.pipeline.run_folder import MODEL, write_auto_lambda, write_early_stopping
+from hydraplus.pipeline.run_folder import MODEL, write_auto_lambda, write_early_stopping, write_training
 
 OFF_DATA_PROBE = "off-data points made from the training inputs (hydraplus.data.probe)"
 
@@ -87,6 +87,7 @@ def train_ensemble(config: ExperimentConfig, problem: Problem, folder: Path, see
     ensemble.cpu()
     if trainer.is_global_zero:
         atomic_torch_save(ensemble.state_dict(), folder / MODEL)
+        write_training(folder, seconds)
     return ensemble, seconds, module.skipped_steps
 
 
@@ -219,6 +220,7 @@ def distil_student(student: nn.Module, spec: StudentSpec, task: str, data: Stude
             **module.selection.summary()}
     if fitted.is_global_zero:
         atomic_torch_save(student.state_dict(), folder / MODEL)
+        write_training(folder, seconds)
         if result.early_stopping is not None:
             write_early_stopping(folder, result.early_stopping)
         if result.auto_lambda is not None:
