@@ -15,9 +15,8 @@ LeNet member's 1568-64 layer ran 20x slower on a batch than with those weights z
 work and restores the calling thread's previous mode afterwards. Threads inherit the mode when
 they are started, so it reaches PyTorch's thread pool only if it is set before the first parallel
 operation (as the CLI does; the pool's threads then keep it); later it speeds up the calling
-thread alone. A subnormal is below any
-probability or weight a model can use, so results are the same up to float rounding. Set
-``HYDRAPLUS_DENORMALS=keep`` to opt out.
+thread alone. A subnormal is below any probability or weight a model can use, so results are the
+same up to float rounding. Set ``HYDRAPLUS_DENORMALS=keep`` to opt out.
 """
 
 from __future__ import annotations

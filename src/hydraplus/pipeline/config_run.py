@@ -261,8 +261,5 @@ def load_trained(run_dir: Path) -> tuple[dict[str, Any], ExperimentConfig, Train
         record = read_early_stopping(run_dir / spec.name)
         if record is not None:
             models.early_stopping[spec.name] = record
-    for name in ("ensemble", *models.students):
-        seconds = read_train_seconds(run_dir, name)
-        if seconds is not None:
-            models.train_seconds[name] = seconds
+    models.train_seconds.update(read_train_seconds(run_dir, ["ensemble", *models.students]))
     return meta, config, models

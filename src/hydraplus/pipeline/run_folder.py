@@ -91,17 +91,18 @@ def write_training(folder: Path, seconds: float) -> None:
     atomic_write_text(Path(folder) / TRAINING, json.dumps({"train_seconds": seconds}, indent=2))
 
 
-def read_train_seconds(run_dir: Path, name: str) -> float | None:
-    """Model ``name``'s training time: its ``training.json``, else (runs from before that file) the
-    run's earlier evaluation, else None."""
-    path = Path(run_dir) / name / TRAINING
-    if path.is_file():
-        return float(json.loads(path.read_text())["train_seconds"])
-    evaluation = Path(run_dir) / EVALUATION
-    if evaluation.is_file():
-        seconds = json.loads(evaluation.read_text()).get("models", {}).get(name, {}).get("train_seconds")
-        return None if seconds is None else float(seconds)
-    return None
+def read_train_seconds(run_dir: Path, names: Sequence[str]) -> dict[str, float]:
+    """The training times of the models ``names`` that have one: each model's ``training.json``,
+    else (runs from before that file) the run's earlier evaluation, read once."""
+    run_dir = Path(run_dir)
+    seconds = {name: float(json.loads((run_dir / name / TRAINING).read_text())["train_seconds"])
+               for name in names if (run_dir / name / TRAINING).is_file()}
+    missing = [name for name in names if name not in seconds]
+    if missing and (run_dir / EVALUATION).is_file():
+        rows = json.loads((run_dir / EVALUATION).read_text()).get("models", {})
+        seconds.update({name: float(rows[name]["train_seconds"]) for name in missing
+                        if rows.get(name, {}).get("train_seconds") is not None})
+    return seconds
 
 
 def write_auto_lambda(folder: Path, record: dict[str, Any]) -> None:
