@@ -4,7 +4,8 @@
         --max-gap 0.3 --min-spearman 0.98 --best-ece 0.50 --best-nll 0.244
 
 reads ``seed-*/evaluation.json`` under the folder and prints a Markdown table: each target, the
-value of Hydra+-M (and of its automatic-lambda twin), whether it is met and by how much. Targets:
+value of Hydra+-M (and of its automatic-lambda twin, and of both with their spread scaled where the
+evaluation has those rows), whether it is met and by how much. Targets:
 Hydra+-M's test error below the best member's and within ``--max-gap`` points of the ensemble's;
 its mean epistemic entropy at least ``--min-ratio`` of the ensemble's; the Spearman correlation of
 its epistemic uncertainty with the ensemble's at least ``--min-spearman``; the total variation of
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydraplus.evaluation.spread import SUFFIX
 from hydraplus.metrics import value
 from hydraplus.report.compare import read_evaluation
 
@@ -77,7 +79,7 @@ def check(evaluations: list[dict[str, Any]], heads: int, max_gap: float, min_rat
         targets.append({"target": target, "model": name, "value": _spread(values, digits),
                         "bound": f"{bound:.{digits}f}", "met": margin >= 0, "margin": round(margin, digits)})
 
-    for name in (student, twin):
+    for name in (student, twin, student + SUFFIX, twin + SUFFIX):  # and each with its spread scaled
         if name not in evaluations[0]["models"]:
             continue
         err = over(name, error)

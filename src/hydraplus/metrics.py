@@ -167,6 +167,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("fidelity", "kl", "KL to ensemble", fmt=".4f", tables=(FIDELITY, SHIFT, SHIFT_ONE_RUN)),
     Metric("fidelity", "epistemic_spearman", "epistemic Spearman", better=HIGHER, tables=(FIDELITY, SHIFT)),
     Metric("distil", "agreement", "agreement with the teacher %", 100.0, ".2f", HIGHER),
+    # a spread-scaled student's factor, fitted on the validation split (hydraplus.evaluation.spread)
+    Metric("spread", "spread_scale", "spread s", better=None, tables=(UNCERTAINTY,), optional=True),
     # cost (groups profile, train, early_stopping)
     Metric("profile", "params", "params", fmt=",.0f", tables=(TOY, DISTIL_COST), spread=False),
     Metric("profile", "flops", "FLOPs/input", fmt=",.0f", tables=(TOY, DISTIL_COST), spread=False),
@@ -186,7 +188,7 @@ METRICS: tuple[Metric, ...] = (
 PLACES: dict[str, tuple[str, ...]] = {
     C: ("clean",), R: ("clean",), "selective": ("clean",), "temperature": ("clean",), "ood": ("ood",),
     "tv": ("tv",), "fidelity": ("fidelity", "clean"), "toy": ("probe",), "profile": ("profile",),
-    "train": (), "early_stopping": ("early_stopping",), "distil": (),
+    "train": (), "early_stopping": ("early_stopping",), "distil": (), "spread": (),
 }
 SCHEMA = 2  # the envelope's ``schema``: 2 since every kind lays its rows out at `PLACES`
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -50,6 +50,7 @@ from hydraplus.evaluation.rows import (
     test_groups,
     validation_outputs,
 )
+from hydraplus.evaluation.spread import record_scales, with_spread_scaled
 from hydraplus.metrics import SCHEMA, section
 
 if TYPE_CHECKING:
@@ -72,14 +73,18 @@ class ImageSuite:
     kind: str = KIND
 
     def evaluate(self, models: Models, settings: Settings) -> dict[str, Any]:
-        on_device = {name: model.to(settings.device) for name, model in models.models.items()}
+        moved = {name: model.to(settings.device) for name, model in models.models.items()}
+        models, scales = with_spread_scaled(replace(models, models=moved), self.problem.x_val,
+                                            "classification", settings.precision)
+        on_device = models.models
         members = None if models.members is None else [m.to(settings.device) for m in models.members]
         evaluation = evaluate_images(self.problem, on_device, shifts=self.shifts,
                                      latency_batch_sizes=settings.latency_batches,
                                      train_seconds=models.train_seconds, seed=settings.seed,
                                      precision=settings.precision, members=members,
                                      early_stopping=models.early_stopping)
-        return {"kind": self.kind, "task": "classification", "schema": SCHEMA, **evaluation}
+        return record_scales({"kind": self.kind, "task": "classification", "schema": SCHEMA, **evaluation},
+                             scales)
 
 
 def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str, float]:
