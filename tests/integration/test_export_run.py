@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from _dummies import toy_config
+from _dummies import image_config, image_problem, toy_config
+from hydraplus import api
 from hydraplus.cli import main
+from hydraplus.core.spread import spread
 from hydraplus.pipeline.config_run import TrainedModels, run_experiment
+from hydraplus.pipeline.runs import open_run, spread_scales
 
 # M = 3 heads get the lambda tabulated for the nearest M (5), as the config warns.
 pytestmark = pytest.mark.filterwarnings(
@@ -63,3 +66,25 @@ def test_only_the_named_models_and_unknown_names_are_an_error(
     err = capsys.readouterr().err
     assert "has no model(s) ['hydra++']; it has ['drop', 'endd', 'ensemble', 'gauss', 'hydra+-3']" in err
     assert not (tmp_path / "y").exists()
+
+
+def test_a_spread_scaled_student_is_exported_with_its_scale(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    for where in ("hydraplus.pipeline.config_run", "hydraplus.pipeline.runs"):
+        monkeypatch.setattr(f"{where}.load_problem", lambda *a, **k: image_problem())
+    run_dir = tmp_path / "run"
+    run_experiment(image_config(epochs=1, students=[{"method": "hydra+", "heads": 2}]), run_dir, seed=0,
+                   progress=False)
+    assert spread_scales(run_dir) == {}  # nothing to export before an evaluation fitted it
+    api.evaluate_run(run_dir, shifts=False)
+    scale = json.loads((run_dir / "evaluation.json").read_text())["models"]["hydra+-2-spread"]["spread_scale"]
+    assert main(["export", str(run_dir), "--models", "hydra+-2-spread", "--out", str(tmp_path / "x"),
+                 "--quiet"]) == 0
+    card = json.loads((tmp_path / "x" / "hydra+-2-spread.json").read_text())
+    assert card["spread_scale"] == scale and card["method"] == "hydra+" and card["model"] == "hydra+-2-spread"
+    program = torch.export.load(tmp_path / "x" / "hydra+-2-spread.pt2").module()
+    student = open_run(run_dir).models.models["hydra+-2"].eval()
+    x = image_problem().x_test[:5]
+    with torch.no_grad():
+        expected = spread(student(x), scale, "classification").float()
+    torch.testing.assert_close(program(x), expected, rtol=0, atol=1e-5)

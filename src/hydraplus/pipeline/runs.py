@@ -5,8 +5,9 @@ evaluate``, ``compare``, ``export`` and `hydraplus.api` take a `Run` as it comes
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ import torch
 from torch import nn
 
 from hydraplus.config import ExperimentConfig
+from hydraplus.core.spread import SpreadScaled
 from hydraplus.data.images import Normalization, attach_ood, load_test_problem
 from hydraplus.data.problem import Problem
 from hydraplus.data.sources import HOLDOUT_KEY
 from hydraplus.evaluation import HeldOutSuite, Models, Suite
+from hydraplus.evaluation.spread import SUFFIX
 from hydraplus.inputs.arrays import as_tensors, normalize, npz_test_split, ood_inputs
 from hydraplus.inputs.contracts import read_targets
 from hydraplus.pipeline.config_run import evaluation_models, load_problem, load_trained, suite_for
@@ -45,11 +48,28 @@ class Run:
     suite: SuiteMaker
     pt2_only: tuple[str, ...] = ()  # models exported as programs only (a distil run's teacher)
     evaluation_seed: int = 0  # what sampling students draw from when evaluated
+    spread_scales: dict[str, float] = field(default_factory=dict)  # its evaluation's spread rows
 
     def exportable(self, format: str) -> dict[str, tuple[nn.Module, str | None]]:
-        """The models an export in ``format`` writes, with their methods."""
-        return {name: (model, self.methods[name]) for name, model in self.models.models.items()
-                if format == "pt2" or name not in self.pt2_only}
+        """The models an export in ``format`` writes, with their methods: every model, and each
+        spread-scaled student of the run's evaluation (`hydraplus.evaluation.spread`)."""
+        models = {name: (model, self.methods[name]) for name, model in self.models.models.items()
+                  if format == "pt2" or name not in self.pt2_only}
+        for name, scale in self.spread_scales.items():
+            student = name.removesuffix(SUFFIX)
+            if student in self.models.models:
+                wrapped = SpreadScaled(self.models.models[student], scale, self.task)
+                models[name] = (wrapped, self.methods[student])
+        return models
+
+
+def spread_scales(folder: Path) -> dict[str, float]:
+    """The fitted scale of each spread-scaled row of the run's ``evaluation.json`` (none without one)."""
+    path = folder / "evaluation.json"
+    if not path.is_file():
+        return {}
+    rows = json.loads(path.read_text())["models"]
+    return {name: float(row["spread_scale"]) for name, row in rows.items() if "spread_scale" in row}
 
 
 def open_run(folder: Path) -> Run:
@@ -80,7 +100,7 @@ def _config_run(folder: Path) -> Run:
     return Run(folder, meta["kind"], config.task, meta["seed"], models, methods, config.precision, shape,
                "images normalised as (x / 255 - mean) / std per channel" if image
                else "raw features, as in training", meta.get("normalization"), suite,
-               evaluation_seed=meta["seed"])
+               evaluation_seed=meta["seed"], spread_scales=spread_scales(folder))
 
 
 def image_problem(meta: dict[str, Any], config: ExperimentConfig, data: Path | None, ood: Path | None
