@@ -1,4 +1,5 @@
-"""The README's examples run as written (its section on the student: torchvision, timm, a factory)."""
+"""The README's examples run as written (its section on the student: torchvision, timm, a factory;
+the Python API)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,11 @@ def test_the_students_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                               student=namespace["resnet_student"])
     assert result.model.num_heads == 2 and result.predict(x[:3])["probs"].shape == (3, 10)
     assert isinstance(result.model.core[-1], torch.nn.Flatten)
+
+
+def test_the_python_api_example_runs() -> None:
+    (block,) = python_blocks("## Python API")
+    namespace: dict[str, object] = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    deployed, student, x = namespace["deployed"], namespace["student"], namespace["x"]
+    assert namespace["s"] > 0 and deployed(x).shape == student(x).shape == (256, 20, 3)
