@@ -17,6 +17,9 @@ import hydraplus
 from _dummies import TinyCNN, blob_images, toy_config, train_members
 from hydraplus.cli import main
 from hydraplus.config import StudentSpec
+from hydraplus.core.predict import predict
+from hydraplus.core.spread import fit_spread_scale, spread
+from hydraplus.core.uncertainty import classification_uncertainty
 from hydraplus.pipeline.config_run import load_trained, run_experiment
 from hydraplus.pipeline.distil import Distilled, load_distilled
 
@@ -228,3 +231,26 @@ def test_a_cli_distil_folder_compares_right_away(runs: tuple[Path, dict[str, Dis
     assert json.loads((out / "evaluation.json").read_text())["kind"] == "distil"
     assert main(["compare", str(out), "--quiet"]) == 0
     assert "| teacher | 1 |" in (out / "compare.md").read_text()
+
+
+def test_a_distilled_student_is_spread_scaled_on_new_inputs(
+        runs: tuple[Path, dict[str, Distilled], list[nn.Module]], tmp_path: Path) -> None:
+    folder, results, _ = runs
+    result = results["hydra"]
+    x_val = blob_images(80, seed=4)[0]  # inputs the members never saw
+    scaled = result.spread_scaled(x_val)
+    assert scaled.spread_scale == pytest.approx(scaled.model.scale.item()) and result.spread_scale is None
+    assert scaled.folder is None and result.folder == folder / "hydra"  # the run folder is left alone
+    student, teacher = predict(result.model, x_val), predict(result.teacher, x_val)
+    assert scaled.spread_scale == fit_spread_scale(student, teacher, "classification")
+    moved = spread(student, scaled.spread_scale, "classification")
+    assert torch.allclose(scaled.predict(x_val)["epistemic"], classification_uncertainty(moved)["epistemic"])
+    assert torch.allclose(scaled.predict(x_val)["probs"].sum(-1), torch.ones(80))
+    again = scaled.spread_scaled((x_val, torch.zeros(80, dtype=torch.long)))  # refits the student as trained
+    assert again.spread_scale == pytest.approx(scaled.spread_scale)
+    path = scaled.export(tmp_path / "scaled.pt2", example=x_val[:2])
+    assert json.loads(path.with_suffix(".json").read_text())["spread_scale"] == scaled.spread_scale
+    with torch.no_grad():
+        torch.testing.assert_close(torch.export.load(path).module()(x_val[:5]), scaled.model(x_val[:5]))
+    with pytest.raises(ValueError, match="'endd' has no heads to spread"):
+        results["endd"].spread_scaled(x_val)

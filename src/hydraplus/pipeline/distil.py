@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from hydraplus.core.containers import Ensemble
 from hydraplus.core.fidelity import fidelity
 from hydraplus.core.memory_format import has_conv, use_channels_last
 from hydraplus.core.predict import predict
+from hydraplus.core.spread import SpreadScaled, fit_spread_scale
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty
 from hydraplus.engine import cache
 from hydraplus.engine.distributed import check_batches, is_rank_zero, process_rank
@@ -143,6 +144,7 @@ class Distilled:
     metrics: dict[str, Any] | None = None  # from `evaluate`, when `distil` was given ``val``
     early_stopping: dict[str, Any] | None = None  # what early stopping decided (EarlyStopping.record)
     member_validation: dict[str, list[float]] | None = None  # each member's validation error (RMSE) and NLL
+    spread_scale: float | None = None  # the heads' spread factor `spread_scaled` fitted (None: as trained)
 
     def predict(self, x: Any, batch_size: int = 1024) -> dict[str, Tensor]:
         """Mean prediction (``probs``, or ``mean`` and ``variance``) and the predictive, aleatoric and
@@ -152,6 +154,24 @@ class Distilled:
             return {"probs": out.float().softmax(-1).mean(1), **classification_uncertainty(out)}
         parts = regression_uncertainty(out)
         return {"mean": out[..., 0].mean(1), "variance": parts["predictive"], **parts}
+
+    def spread_scaled(self, val: Any) -> Distilled:
+        """This student with its heads' spread scaled (docs/method.md#spread-scaling): one factor fitted
+        on ``val`` (an array of inputs, or any data `as_tensors` reads) so that the student's mean epistemic
+        uncertainty there equals the teacher's; `predict`, `evaluate` and `export` of the result use
+        it. ``val`` must be data the members were not trained on (on their own training data they
+        agree more than on new data, and the fit would shrink the spread)."""
+        if self.teacher is None:
+            raise ValueError("spread scaling needs the teacher; this result was loaded without one")
+        if not get_method(self.spec.method).multi_head:
+            raise ValueError(f"method {self.spec.method!r} has no heads to spread; spread scaling applies to "
+                             "multi-head students (hydra+, hydra)")
+        x = torch.as_tensor(val if hasattr(val, "shape") else as_tensors(val, "val")[0], dtype=torch.float32)
+        student = self.model.student if isinstance(self.model, SpreadScaled) else self.model
+        scale = fit_spread_scale(predict(student, x, precision=self.precision),
+                                 predict(self.teacher, x, precision=self.precision), self.task)
+        return replace(self, model=SpreadScaled(student, scale, self.task), spread_scale=scale, folder=None,
+                       metrics=None)
 
     def evaluate(self, test: Any, *, ood: Any = None, out: str | Path | None = None,
                  latency_batches: Sequence[int] = (1, 256), device: str = "cpu",
@@ -194,7 +214,8 @@ class Distilled:
         if example is None:
             raise ValueError("export needs example=: one batch of inputs (it fixes the input shape)")
         x = traceable(torch.as_tensor(example, dtype=torch.float32).cpu())
-        card = {"model": self.spec.name, "method": self.spec.method, "versions": versions()}
+        card = {"model": self.spec.name, "method": self.spec.method, "versions": versions(),
+                **({} if self.spread_scale is None else {"spread_scale": self.spread_scale})}
         return export_with_card(self.model.cpu(), self.spec.method, self.task, x, Path(path), format, card)
 
 
