@@ -10,7 +10,8 @@ Hydra+-M's test error below the best member's and within ``--max-gap`` points of
 its mean epistemic entropy at least ``--min-ratio`` of the ensemble's; the Spearman correlation of
 its epistemic uncertainty with the ensemble's at least ``--min-spearman``; the total variation of
 its epistemic histogram under the evaluation's histogram shift at most ``--max-tv`` and the smallest
-of the multi-head students; its ECE and NLL no worse than ``--best-ece`` (%) and ``--best-nll``.
+of the multi-head students (a spread-scaled row against the spread-scaled ones); its ECE and NLL
+no worse than ``--best-ece`` (%) and ``--best-nll``.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def check(evaluations: list[dict[str, Any]], heads: int, max_gap: float, min_rat
             [ratio(e["models"][name], e["models"]["ensemble"]) for e in evaluations], min_ratio, True, 3)
         add(f"epistemic Spearman ≥ {min_spearman:g}", name, over(name, spearman), min_spearman, True, 3)
         add(f"epistemic TV under the histogram shift ≤ {max_tv:g}", name, over(name, tv), max_tv, False, 3)
-        others = [statistics.fmean(over(m, tv)) for m in multi if m != name]
+        others = [statistics.fmean(over(m, tv)) for m in multi  # like with like: as trained, or spread
+                  if m != name and m.endswith(SUFFIX) == name.endswith(SUFFIX)]
         if others:
             add("epistemic TV the smallest of the multi-head students", name, over(name, tv), min(others),
                 False, 3)

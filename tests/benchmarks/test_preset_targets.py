@@ -21,7 +21,8 @@ def _row(error: float, epistemic: float = 0.1, spearman: float = 0.9, tv: float 
 def _seed(folder: Path, seed: int, student_error: float) -> None:
     models = {"ensemble": _row(0.08, epistemic=0.2), "member": _row(0.09), "member-best": _row(0.085),
               "hydra+-2": _row(student_error, epistemic=0.16, spearman=0.95, tv=0.1),
-              "hydra-2": _row(0.09, tv=0.3)}
+              "hydra-2": _row(0.09, tv=0.3), "hydra+-2-spread": _row(student_error, epistemic=0.2, tv=0.15),
+              "hydra-2-spread": _row(0.09, tv=0.05)}
     (folder / f"seed-{seed}").mkdir(parents=True)
     evaluation = {"kind": "image", "task": "classification", "models": models, "problem": {}, "settings": {}}
     (folder / f"seed-{seed}" / "evaluation.json").write_text(json.dumps(evaluation))
@@ -46,3 +47,8 @@ def test_the_targets_table(tmp_path: Path, capsys) -> None:
             "| +0.2 |") in rows
     assert ("| NLL no worse than the best earlier row | hydra+-2 | 0.300 ± 0.000 | 0.250 | **no** "
             "| -0.05 |") in rows
+    # spread-scaled rows are held to the same targets, their TV against the other spread-scaled rows
+    assert ("| epistemic TV the smallest of the multi-head students | hydra+-2-spread | 0.150 ± 0.000 "
+            "| 0.050 | **no** | -0.1 |") in rows
+    assert ("| epistemic entropy ≥ 0.75 × the ensemble's | hydra+-2-spread | 1.000 ± 0.000 | 0.750 | yes "
+            "| +0.25 |") in rows
