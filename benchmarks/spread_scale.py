@@ -4,9 +4,9 @@ validation only.
 The multi-head students keep about 60% of the ensemble's mean epistemic entropy (mutual
 information). If that were a uniform shrinkage of the heads' disagreement, one factor would
 restore it, as one temperature restores calibration. For each multi-head student of a finished
-image run this moves every head's log-probabilities away from the heads' mean by one factor s,
+image run this moves every head's logits away from the heads' mean by one factor s,
 
-    z_k = c + s (log p_k - c),  c = mean_k log p_k,  p_k' = softmax(z_k)
+    z_k' = m + s (z_k - m),  m = mean_k z_k  (the heads' logits z_k),  p_k' = softmax(z_k')
 
 (s = 1 leaves the student as it is, s = 0 makes the heads agree; `hydraplus.core.spread`), fits
 s on one half of the validation split (a seeded split) so that the student's mean epistemic

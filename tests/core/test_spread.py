@@ -17,7 +17,7 @@ def logits(*shape: int, seed: int = 0) -> torch.Tensor:
 
 def test_one_keeps_the_student_and_zero_makes_the_heads_agree() -> None:
     out = logits(5, 3, 4)
-    assert torch.allclose(F.log_softmax(spread(out, 1.0, "classification"), -1), F.log_softmax(out, -1))
+    assert torch.allclose(spread(out, 1.0, "classification"), out, rtol=0, atol=1e-6)  # the logits
     agreed = F.softmax(spread(out, 0.0, "classification"), -1)
     assert torch.allclose(agreed, agreed[:, :1].expand_as(agreed))
     assert mean_epistemic(spread(out, 0.0, "classification"), "classification") < 1e-7
@@ -29,6 +29,14 @@ def test_classification_by_hand() -> None:
     p = torch.tensor([[[0.8, 0.2], [0.5, 0.5]]], dtype=torch.float64)
     first = F.softmax(spread(p.log(), 2.0, "classification")[0, 0], -1)
     assert torch.allclose(first, torch.tensor([8 / 9, 1 / 9], dtype=torch.float64))
+
+
+def test_logits_and_log_probabilities_give_the_same_probabilities() -> None:
+    out = 3 * logits(6, 4, 5) + logits(6, 4, 1, seed=1)  # each head its own constant shift
+    log_p = F.log_softmax(out.double(), -1)
+    centre = log_p.mean(1, keepdim=True)
+    assert torch.allclose(F.softmax(spread(out.double(), 1.7, "classification"), -1),
+                          F.softmax(centre + 1.7 * (log_p - centre), -1))
 
 
 def test_regression_moves_the_means_and_keeps_the_variances() -> None:

@@ -4,7 +4,10 @@ on the ensemble's scale after training, as temperature scaling puts its confiden
 A trained student's heads disagree less than the members they learnt from. One factor ``s`` moves
 every head away from the heads' mean (``s > 1``) or toward it, input by input:
 
-* classification: ``z_k = c + s (log p_k - c)`` with ``c = mean_k log p_k`` (``z_k`` are logits);
+* classification: ``z_k = m + s (l_k - m)`` on the heads' logits ``l_k``, ``m = mean_k l_k``. Softmax
+  ignores a constant per head, so the probabilities are those of ``c + s (log p_k - c)`` with
+  ``c = mean_k log p_k`` (the same on log-probabilities), and ``s = 1`` returns the logits as they
+  are: logit scores (energy, max logit) keep their scale;
 * regression: ``mu_k' = m + s (mu_k - m)`` with ``m = mean_k mu_k``; the variances stay.
 
 ``s = 1`` is the student as trained. ``s`` is fitted on a validation split so that the student's
@@ -19,7 +22,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hydraplus.core.uncertainty import classification_uncertainty, regression_uncertainty
@@ -53,9 +55,8 @@ def _moved(outputs: Tensor, scale: float | Tensor, task: str) -> Tensor:
     """`spread` without the checks (``scale`` may be a tensor: traceable for export)."""
     outputs = outputs if outputs.dtype == torch.float64 else outputs.float()
     if task == "classification":
-        log_p = F.log_softmax(outputs, dim=-1)
-        centre = log_p.mean(1, keepdim=True)
-        return centre + scale * (log_p - centre)
+        centre = outputs.mean(1, keepdim=True)
+        return centre + scale * (outputs - centre)
     mean, log_var = outputs[..., :1], outputs[..., 1:]
     centre = mean.mean(1, keepdim=True)
     return torch.cat([centre + scale * (mean - centre), log_var], dim=-1)
