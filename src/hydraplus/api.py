@@ -176,7 +176,8 @@ def export_run(run_dir: Path, out: Path | None = None, names: Sequence[str] | No
             card = {"model": name, "method": method, "input": run.input_text,
                     "normalization": run.normalization, "run": str(folder), "seed": run.seed,
                     "versions": versions(),
-                    **({"spread_scale": run.spread_scales[name]} if name in run.spread_scales else {})}
+                    **({"spread_scale": run.models.spread_scales[name]}
+                       if name in run.models.spread_scales else {})}
             written.append(export_with_card(model, method, run.task, example, target / f"{name}.{format}",
                                             format, card))
     return written

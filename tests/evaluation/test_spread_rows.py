@@ -4,6 +4,7 @@ the validation split to the ensemble's mean epistemic entropy, measured like any
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -66,3 +67,13 @@ def test_no_spread_rows_without_a_validation_split_or_a_multi_head_student(setup
     unnamed = Models(dict(models.models))  # no specs: nothing says which students have heads
     assert with_spread_scaled(unnamed, problem.x_val, "classification")[1] == {}
     assert math.isfinite(with_spread_scaled(models, problem.x_val, "classification")[1]["hydra+-2-spread"])
+
+
+def test_without_a_validation_split_the_earlier_scale_is_used(setup: tuple) -> None:
+    problem, models = setup
+    earlier = replace(models, spread_scales={"hydra+-2-spread": 1.5})
+    scaled, scales = with_spread_scaled(earlier, problem.x_val[:0], "classification")
+    assert scales == {"hydra+-2-spread": 1.5} and scaled.models["hydra+-2-spread"].scale.item() == 1.5
+    assert list(scaled.models) == ["ensemble", "hydra+-2", "hydra+-2-spread", "endd"]
+    refit = with_spread_scaled(earlier, problem.x_val, "classification")[1]["hydra+-2-spread"]
+    assert refit != 1.5  # with a validation split the scale is fitted again

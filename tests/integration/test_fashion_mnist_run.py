@@ -17,7 +17,8 @@ from hydraplus.data.shift import DISTORTIONS
 
 STUDENTS = [{"method": "hydra+", "heads": 2, "lambda": "auto"}, {"method": "hydra", "heads": 2},
             {"method": "drop"}, {"method": "endd"}]
-MODELS = {"ensemble", "member", "member-best", "hydra+-2-auto", "hydra-2", "drop", "endd"}
+MODELS = {"ensemble", "member", "member-best", "hydra+-2-auto", "hydra+-2-auto-spread", "hydra-2",
+          "hydra-2-spread", "drop", "endd"}
 OOD_KEYS = {f"{m}_{s}" for m in ("msp", "predictive", "epistemic") for s in ("auroc", "aupr", "fpr95")}
 LOGIT_OOD_KEYS = {f"{m}_{s}" for m in ("energy", "maxlogit") for s in ("auroc", "aupr", "fpr95")}
 FIDELITY_KEYS = {"epistemic_spearman", "agreement", "kl"}

@@ -18,8 +18,9 @@ from hydraplus.cli import main
 from hydraplus.config import read_config, scale_epochs, with_members
 from hydraplus.pipeline import train as runner
 
-MODELS = {"ensemble", "member", "member-best", "hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2",
-          "hydra-10", "drop", "gauss", "endd"}
+MULTI_HEAD = ("hydra+-10", "hydra+-10-auto", "hydra+-5", "hydra+-2", "hydra-10")
+MODELS = {"ensemble", "member", "member-best", *MULTI_HEAD, *(f"{m}-spread" for m in MULTI_HEAD), "drop",
+          "gauss", "endd"}
 TINY_WIDTHS = [4, 8, 8]
 
 

@@ -14,7 +14,8 @@ from _dummies import image_config, numbers_in
 from hydraplus.cli import main
 from hydraplus.data.shift import DISTORTIONS, SHIFTS
 
-MODELS = {"ensemble", "member", "member-best", "hydra+-2", "hydra-2", "drop", "gauss", "endd"}
+MODELS = {"ensemble", "member", "member-best", "hydra+-2", "hydra+-2-spread", "hydra-2", "hydra-2-spread",
+          "drop", "gauss", "endd"}
 SEEDS = (1, 2)
 OOD_KEYS = {f"{m}_{s}" for m in ("msp", "predictive", "epistemic") for s in ("auroc", "aupr", "fpr95")}
 LOGIT_OOD_KEYS = {f"{m}_{s}" for m in ("energy", "maxlogit") for s in ("auroc", "aupr", "fpr95")}
@@ -71,6 +72,9 @@ def test_evaluations_cover_every_model_shift_and_level(pipeline: dict[str, Path]
         assert (folder / "evaluation.md").stat().st_size > 0
         evaluation = json.loads((folder / "evaluation.json").read_text())
         assert set(evaluation["models"]) == MODELS
+        own = json.loads((pipeline["out"] / f"seed-{seed}" / "evaluation.json").read_text())["models"]
+        for name in ("hydra+-2-spread", "hydra-2-spread"):  # other data: the run's own fitted scale
+            assert evaluation["models"][name]["spread_scale"] == own[name]["spread_scale"] > 0
         for name, row in evaluation["models"].items():
             assert all(math.isfinite(x) for x in numbers_in(row)), name
             assert set(row["clean"]) >= {"error", "ece", "nll", "brier", "predictive_entropy",

@@ -39,7 +39,9 @@ class Models:
     whose members are also scored alone) among them; ``members``: its members as one-member modules
     (for their cost; None where it is not made of modules); per student its training time, early
     stopping record and settings (``specs``: `StudentSpec.to_dict`); ``member_validation``: each
-    member's validation error and NLL, where a validation split chose the best member."""
+    member's validation error and NLL, where a validation split chose the best member;
+    ``spread_scales``: each spread-scaled row's scale fitted by an earlier evaluation, used where
+    the suite has no validation split to fit it on (`hydraplus.evaluation.spread`)."""
 
     models: dict[str, nn.Module]
     reference: str = "ensemble"
@@ -48,6 +50,7 @@ class Models:
     early_stopping: dict[str, dict[str, Any]] = field(default_factory=dict)
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     member_validation: dict[str, list[float]] | None = None
+    spread_scales: dict[str, float] = field(default_factory=dict)  # fitted before, by spread row name
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +48,13 @@ class Run:
     suite: SuiteMaker
     pt2_only: tuple[str, ...] = ()  # models exported as programs only (a distil run's teacher)
     evaluation_seed: int = 0  # what sampling students draw from when evaluated
-    spread_scales: dict[str, float] = field(default_factory=dict)  # its evaluation's spread rows
 
     def exportable(self, format: str) -> dict[str, tuple[nn.Module, str | None]]:
         """The models an export in ``format`` writes, with their methods: every model, and each
         spread-scaled student of the run's evaluation (`hydraplus.evaluation.spread`)."""
         models = {name: (model, self.methods[name]) for name, model in self.models.models.items()
                   if format == "pt2" or name not in self.pt2_only}
-        for name, scale in self.spread_scales.items():
+        for name, scale in self.models.spread_scales.items():
             student = name.removesuffix(SUFFIX)
             if student in self.models.models:
                 wrapped = SpreadScaled(self.models.models[student], scale, self.task)
@@ -82,7 +81,7 @@ def open_run(folder: Path) -> Run:
 
 def _config_run(folder: Path) -> Run:
     meta, config, trained = load_trained(folder)
-    models = evaluation_models(config, trained)
+    models = replace(evaluation_models(config, trained), spread_scales=spread_scales(folder))
     methods: dict[str, str | None] = {name: (trained.specs[name].method if name in trained.specs else None)
                                       for name in models.models}
     image = meta["kind"] == "image"
@@ -100,7 +99,7 @@ def _config_run(folder: Path) -> Run:
     return Run(folder, meta["kind"], config.task, meta["seed"], models, methods, config.precision, shape,
                "images normalised as (x / 255 - mean) / std per channel" if image
                else "raw features, as in training", meta.get("normalization"), suite,
-               evaluation_seed=meta["seed"], spread_scales=spread_scales(folder))
+               evaluation_seed=meta["seed"])
 
 
 def image_problem(meta: dict[str, Any], config: ExperimentConfig, data: Path | None, ood: Path | None
