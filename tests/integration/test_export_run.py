@@ -14,7 +14,8 @@ from hydraplus import api
 from hydraplus.cli import main
 from hydraplus.core.spread import spread
 from hydraplus.pipeline.config_run import TrainedModels, run_experiment
-from hydraplus.pipeline.runs import open_run, spread_scales
+from hydraplus.pipeline.run_folder import read_spread_scales
+from hydraplus.pipeline.runs import open_run
 
 # M = 3 heads get the lambda tabulated for the nearest M (5), as the config warns.
 pytestmark = pytest.mark.filterwarnings(
@@ -75,7 +76,7 @@ def test_a_spread_scaled_student_is_exported_with_its_scale(tmp_path: Path,
     run_dir = tmp_path / "run"
     run_experiment(image_config(epochs=1, students=[{"method": "hydra+", "heads": 2}]), run_dir, seed=0,
                    progress=False)
-    assert spread_scales(run_dir) == {}  # nothing to export before an evaluation fitted it
+    assert read_spread_scales(run_dir) == {}  # nothing to export before an evaluation fitted it
     api.evaluate_run(run_dir, shifts=False)
     scale = json.loads((run_dir / "evaluation.json").read_text())["models"]["hydra+-2-spread"]["spread_scale"]
     assert main(["export", str(run_dir), "--models", "hydra+-2-spread", "--out", str(tmp_path / "x"),

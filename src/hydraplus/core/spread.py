@@ -30,9 +30,13 @@ SPREAD_RANGE = (1e-2, 1e2)  # a fitted scale is kept within it
 BISECTION_STEPS = 60  # log s halves its bracket this often: far below float32's resolution
 
 
-def _check(outputs: Tensor, task: str) -> None:
+def _check_task(task: str) -> None:
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+
+
+def _check(outputs: Tensor, task: str) -> None:
+    _check_task(task)
     if outputs.dim() != 3 or (task == "regression" and outputs.shape[-1] != 2):
         shape = "[B, K, 2]" if task == "regression" else "[B, K, C]"
         raise ValueError(f"expected {task} outputs {shape}, got shape {tuple(outputs.shape)}")
@@ -54,12 +58,10 @@ def _check_scale(scale: float) -> None:
 def _moved(outputs: Tensor, scale: float | Tensor, task: str) -> Tensor:
     """`spread` without the checks (``scale`` may be a tensor: traceable for export)."""
     outputs = outputs if outputs.dtype == torch.float64 else outputs.float()
-    if task == "classification":
-        centre = outputs.mean(1, keepdim=True)
-        return centre + scale * (outputs - centre)
-    mean, log_var = outputs[..., :1], outputs[..., 1:]
-    centre = mean.mean(1, keepdim=True)
-    return torch.cat([centre + scale * (mean - centre), log_var], dim=-1)
+    heads = outputs if task == "classification" else outputs[..., :1]  # logits, or the means
+    centre = heads.mean(1, keepdim=True)
+    moved = centre + scale * (heads - centre)
+    return moved if task == "classification" else torch.cat([moved, outputs[..., 1:]], dim=-1)
 
 
 def mean_epistemic(outputs: Tensor, task: str) -> float:
@@ -102,8 +104,7 @@ class SpreadScaled(nn.Module):
 
     def __init__(self, student: nn.Module, scale: float, task: str):
         super().__init__()
-        if task not in ("classification", "regression"):
-            raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+        _check_task(task)
         _check_scale(scale)
         self.student, self.task = student, task
         self.register_buffer("scale", torch.tensor(float(scale)))

@@ -105,6 +105,14 @@ def read_train_seconds(run_dir: Path, names: Sequence[str]) -> dict[str, float]:
     return seconds
 
 
+def read_spread_scales(run_dir: Path) -> dict[str, float]:
+    """The scale of each spread-scaled row of the run's evaluation (`hydraplus.evaluation.spread`;
+    none before one)."""
+    path = Path(run_dir) / EVALUATION
+    rows = json.loads(path.read_text()).get("models", {}) if path.is_file() else {}
+    return {name: float(row["spread_scale"]) for name, row in rows.items() if "spread_scale" in row}
+
+
 def write_auto_lambda(folder: Path, record: dict[str, Any]) -> None:
     """A student folder's automatic-lambda record: start, final value and target."""
     atomic_write_text(Path(folder) / AUTO_LAMBDA, json.dumps(record, indent=2))

@@ -5,7 +5,6 @@ evaluate``, ``compare``, ``export`` and `hydraplus.api` take a `Run` as it comes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,17 +14,16 @@ import torch
 from torch import nn
 
 from hydraplus.config import ExperimentConfig
-from hydraplus.core.spread import SpreadScaled
 from hydraplus.data.images import Normalization, attach_ood, load_test_problem
 from hydraplus.data.problem import Problem
 from hydraplus.data.sources import HOLDOUT_KEY
 from hydraplus.evaluation import HeldOutSuite, Models, Suite
-from hydraplus.evaluation.spread import SUFFIX
+from hydraplus.evaluation.spread import SUFFIX, with_spread_scaled
 from hydraplus.inputs.arrays import as_tensors, normalize, npz_test_split, ood_inputs
 from hydraplus.inputs.contracts import read_targets
 from hydraplus.pipeline.config_run import evaluation_models, load_problem, load_trained, suite_for
 from hydraplus.pipeline.distil import Distilled, load_distilled
-from hydraplus.pipeline.run_folder import DISTIL, read_meta
+from hydraplus.pipeline.run_folder import DISTIL, read_meta, read_spread_scales
 
 # the suite of a run for the test data, OOD data and shifts asked for
 SuiteMaker = Callable[[Path | None, Path | None, bool], Suite]
@@ -52,23 +50,10 @@ class Run:
     def exportable(self, format: str) -> dict[str, tuple[nn.Module, str | None]]:
         """The models an export in ``format`` writes, with their methods: every model, and each
         spread-scaled student of the run's evaluation (`hydraplus.evaluation.spread`)."""
-        models = {name: (model, self.methods[name]) for name, model in self.models.models.items()
-                  if format == "pt2" or name not in self.pt2_only}
-        for name, scale in self.models.spread_scales.items():
-            student = name.removesuffix(SUFFIX)
-            if student in self.models.models:
-                wrapped = SpreadScaled(self.models.models[student], scale, self.task)
-                models[name] = (wrapped, self.methods[student])
-        return models
-
-
-def spread_scales(folder: Path) -> dict[str, float]:
-    """The fitted scale of each spread-scaled row of the run's ``evaluation.json`` (none without one)."""
-    path = folder / "evaluation.json"
-    if not path.is_file():
-        return {}
-    rows = json.loads(path.read_text())["models"]
-    return {name: float(row["spread_scale"]) for name, row in rows.items() if "spread_scale" in row}
+        models = with_spread_scaled(self.models, torch.empty(0), self.task)[0].models
+        return {name: (model, self.methods[name] if name in self.methods else
+                       self.methods[name.removesuffix(SUFFIX)])
+                for name, model in models.items() if format == "pt2" or name not in self.pt2_only}
 
 
 def open_run(folder: Path) -> Run:
@@ -81,7 +66,7 @@ def open_run(folder: Path) -> Run:
 
 def _config_run(folder: Path) -> Run:
     meta, config, trained = load_trained(folder)
-    models = replace(evaluation_models(config, trained), spread_scales=spread_scales(folder))
+    models = replace(evaluation_models(config, trained), spread_scales=read_spread_scales(folder))
     methods: dict[str, str | None] = {name: (trained.specs[name].method if name in trained.specs else None)
                                       for name in models.models}
     image = meta["kind"] == "image"
