@@ -345,6 +345,19 @@ def test_l2_penalty_by_hand() -> None:
     assert l2_penalty([]).item() == 0.0
 
 
+def test_l2_penalty_gradient_is_autograds_through_pow_bit_for_bit() -> None:
+    torch.manual_seed(0)
+    params = [torch.randn(64, 33, requires_grad=True), torch.randn(7, requires_grad=True),
+              torch.randn(3, requires_grad=False)]
+    weight = 3.7e-4  # the caller's weight decay, as in `combine`
+    ours = torch.autograd.grad(weight * l2_penalty(params), params[:2])
+    reference = torch.autograd.grad(weight * (0.5 * sum(p.pow(2).sum() for p in params)), params[:2])
+    for a, b in zip(ours, reference, strict=True):
+        assert torch.equal(a, b)
+    assert params[0].grad is None and l2_penalty(params).item() == pytest.approx(
+        0.5 * sum(float(p.detach().square().sum()) for p in params))
+
+
 def test_combine_total_by_hand() -> None:
     terms = {
         "correctness": t(1.5), "aggregation": t(0.7), "individuality": t(2.0),

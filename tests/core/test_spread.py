@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from hydraplus.core.spread import SPREAD_RANGE, SpreadScaled, fit_spread_scale, mean_epistemic, spread
 from hydraplus.core.uncertainty import regression_uncertainty
@@ -95,3 +96,11 @@ def test_the_module_scales_its_students_outputs_and_saves_the_scale() -> None:
     assert module.state_dict()["scale"] == torch.tensor(1.5)
     exported = torch.export.export(module, (x,))
     assert torch.allclose(exported.module()(x), out)
+
+
+def test_moved_outputs_are_the_same_floats_whatever_their_layout() -> None:
+    torch.manual_seed(0)
+    head_major = torch.randn(8, 3000, 10).transpose(0, 1)  # [B, M, D] as a batched student returns it
+    scaled = SpreadScaled(nn.Identity(), 1.37, "classification")
+    assert not head_major.is_contiguous()
+    assert torch.equal(scaled.moved(head_major), scaled.moved(head_major.contiguous()))

@@ -57,7 +57,9 @@ def _check_scale(scale: float) -> None:
 
 def _moved(outputs: Tensor, scale: float | Tensor, task: str) -> Tensor:
     """`spread` without the checks (``scale`` may be a tensor: traceable for export)."""
-    outputs = outputs if outputs.dtype == torch.float64 else outputs.float()
+    # contiguous: the heads' mean rounds alike whatever the layout (a batched student's heads come
+    # out head-major), so moving a student's saved outputs gives its forward pass's floats
+    outputs = (outputs if outputs.dtype == torch.float64 else outputs.float()).contiguous()
     heads = outputs if task == "classification" else outputs[..., :1]  # logits, or the means
     centre = heads.mean(1, keepdim=True)
     moved = centre + scale * (heads - centre)
@@ -110,6 +112,10 @@ class SpreadScaled(nn.Module):
         self.register_buffer("scale", torch.tensor(float(scale)))
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.student(x)
-        _check(out, self.task)
-        return _moved(out, self.scale, self.task).to(out.dtype)
+        return self.moved(self.student(x))
+
+    def moved(self, student_outputs: Tensor) -> Tensor:
+        """This model's outputs from its student's ``[B, M, ...]`` on the same inputs (in their dtype):
+        an evaluation that ran the student already need not run it again."""
+        _check(student_outputs, self.task)
+        return _moved(student_outputs, self.scale, self.task).to(student_outputs.dtype)

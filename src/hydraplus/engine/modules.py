@@ -106,7 +106,7 @@ class _TrainingModule(L.LightningModule):
         return rank_rows(total, self.global_rank, self.world_size)[0], total
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.Adam(self.parameters(), lr=self.lr)
+        opt = torch.optim.Adam(self.parameters(), lr=self.lr, foreach=True)  # the same floats, faster on CPUs
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 

@@ -32,13 +32,13 @@ from torch import Tensor, nn
 from hydraplus.core.calibration import confidence_bins
 from hydraplus.core.fidelity import fidelity
 from hydraplus.core.metrics import ClassificationMetrics
-from hydraplus.core.predict import predict
 from hydraplus.core.profile import profile_model
 from hydraplus.core.selective import confidence_errors, risk_at, risk_coverage_curve
 from hydraplus.core.uncertainty import classification_uncertainty, histogram
 from hydraplus.data.images import ImageProblem
 from hydraplus.data.shift import DISTORTIONS, SHIFTS, distort_images
 from hydraplus.evaluation.members import member_outputs, member_scores, summarize, with_members
+from hydraplus.evaluation.predictions import Predictions
 from hydraplus.evaluation.rows import (
     CLASSIFICATION,
     RELIABILITY_BINS,
@@ -48,7 +48,6 @@ from hydraplus.evaluation.rows import (
     laid_out,
     row_groups,
     test_groups,
-    validation_outputs,
 )
 from hydraplus.evaluation.spread import record_scales, with_spread_scaled
 from hydraplus.metrics import SCHEMA, section
@@ -170,14 +169,17 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
     profiles: dict[str, dict[str, float]] = {}
     shifted_unc: dict[str, dict[str, Tensor]] = {}
     member_unc: list[dict[str, Tensor]] = []
+    test = Predictions(problem.x_test, precision)
+    probes = None if problem.x_probe is None else Predictions(problem.x_probe, precision)
+    val = Predictions(problem.x_val, precision, keep_rng=True) if len(problem.x_val) else None
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         reference: Tensor | None = None
         for name in order:
             model = models[name]
-            logits = predict(model, problem.x_test, precision=precision)
-            probe = None if problem.x_probe is None else predict(model, problem.x_probe, precision=precision)
-            outputs[name] = (logits, probe, validation_outputs(model, problem, precision))
+            logits = test(model)
+            probe = None if probes is None else probes(model)
+            outputs[name] = (logits, probe, None if val is None else (val(model), problem.y_val))
             results[name].update(_clean_row(logits, problem.y_test, reference))
             if reference is None:
                 reference = logits
@@ -187,16 +189,16 @@ def evaluate_images(problem: ImageProblem, models: dict[str, nn.Module], *, shif
             if early_stopping and name in early_stopping:
                 results[name]["early_stopping"] = early_stopping[name]
         assert reference is not None
-        val_logits = (predict(models["ensemble"], problem.x_val, precision=precision) if len(problem.x_val)
-                      else None)
+        val_logits = None if outputs["ensemble"][2] is None else outputs["ensemble"][2][0]
         member_rows = [_clean_row(out, problem.y_test, reference) for out in member_outputs(reference)]
         if shifts:
             for kind, magnitudes in DISTORTIONS.items():
                 for level in range(1, len(magnitudes) + 1):
                     x = problem.normalize(distort_images(problem.x_test_raw, kind, level, seed))
+                    shifted = Predictions(x, precision)
                     ensemble_logits: Tensor | None = None
                     for name in order:
-                        logits = predict(models[name], x, precision=precision)
+                        logits = shifted(models[name])
                         _shifted(results[name], kind, logits, problem.y_test, ensemble_logits)
                         if ensemble_logits is None:
                             ensemble_logits = logits

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from hydraplus.core.batched import NotStackableError, register_stacker
+from hydraplus.models.lenet import MaxPool2
 from hydraplus.models.registry import register_architecture
 
 ACTIVATIONS = ("gelu", "relu")
@@ -87,7 +88,7 @@ def conv_block(in_channels: int, out_channels: int, activation: str = "gelu") ->
     and width."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.MaxPool2d(2),
+        MaxPool2(),
         nn.BatchNorm2d(out_channels),
         _activation(activation),
         nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
