@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 MODES = ("flush", "keep")
-IMAGE_SHAPES = {"fashion-mnist": (1, 28, 28)}  # any other image preset: 3 x 32 x 32
 SMALLEST_NORMAL_BITS = 0x00800000  # float32 bit patterns below this (exponent 0) are subnormal
 
 
@@ -34,6 +33,7 @@ def child(args: argparse.Namespace) -> dict[str, float | int]:
     """Time the member in this process (flushing unless HYDRAPLUS_DENORMALS=keep)."""
     import numpy as np
     import torch
+    from preset_step import IMAGE_SHAPES
     from torch import nn
 
     from hydraplus.config.load import load_config

@@ -12,24 +12,19 @@ library used before). Prints milliseconds per step (medians) and each path's rat
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from preset_step import preset_step, step_arguments
 from torch import Tensor
 
 import hydraplus.methods.hydra as hydra_method
-from hydraplus.config.load import load_config
-from hydraplus.methods.base import get_method
-from hydraplus.pipeline.builders import build_student
 
 PATHS = ("lambda=0", "gram", "cosine")
-IMAGE_SHAPES = {"fashion-mnist": (1, 28, 28)}  # any other image preset: 3 x 32 x 32
 
 
 def cosine_diversity(head_rows: Sequence[Tensor]) -> Tensor:
@@ -44,18 +39,10 @@ def cosine_diversity(head_rows: Sequence[Tensor]) -> Tensor:
 def step_timer(preset: str, batch: int, seed: int) -> Callable[[str], float]:
     """A function that runs one step of the preset's fixed-lambda Hydra+ student along ``path``
     and returns its seconds."""
-    torch.manual_seed(seed)
-    config = load_config(preset)
-    spec = next((s for s in config.students if s.method == "hydra+" and not s.lam.auto), None)
-    if spec is None:
-        raise SystemExit(f"preset {preset!r} has no Hydra+ student with a fixed lambda")
-    student = build_student(config, spec)  # laid out as the preset trains it (channels-last)
-    method = get_method(spec.method)
+    setup = preset_step(preset, batch, seed)
+    spec, student, method = setup.spec, setup.student, setup.method
+    x, y, teacher = setup.x, setup.y, setup.teacher
     optimiser = torch.optim.Adam(student.parameters(), spec.lr)
-    x = torch.randn(batch, *IMAGE_SHAPES.get(config.data.name, (3, 32, 32)))
-    classes = student(x[:1]).shape[-1]
-    y = torch.randint(0, classes, (batch,))
-    teacher = torch.randn(batch, config.ensemble.members, classes).log_softmax(-1)
     lam, library_loss = spec.lam.value, hydra_method.diversity_loss
 
     def step(path: str) -> float:
@@ -76,13 +63,7 @@ def step_timer(preset: str, batch: int, seed: int) -> Callable[[str], float]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("preset", nargs="?", default="cpu-fashion-mnist")
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="folder for diversity_step-PRESET.json")
+    parser = step_arguments(__doc__.splitlines()[0], "cpu-fashion-mnist", 30, "diversity_step-PRESET.json")
     args = parser.parse_args(argv)
     step = step_timer(args.preset, args.batch, args.seed)
     times: dict[str, list[float]] = {path: [] for path in PATHS}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,17 @@ from hydraplus.export.onnx import require_onnx
 from hydraplus.inputs.arrays import as_tensors, normalize, npz_test_split, ood_inputs
 from hydraplus.inputs.teachers import input_normalization, uncuttable
 from hydraplus.io import atomic_write_text
+from hydraplus.methods import get_method
 from hydraplus.models.zoo import import_factory
 from hydraplus.pipeline.config_run import evaluation_models, run_experiment, suite_for
 from hydraplus.pipeline.distil import Distilled, as_teacher, check_test_data, distil, load_distilled
-from hydraplus.pipeline.run_folder import evaluate_into, prepare_out_dir, run_folders, versions
+from hydraplus.pipeline.run_folder import (
+    evaluate_into,
+    prepare_out_dir,
+    record_spread_scale,
+    run_folders,
+    versions,
+)
 from hydraplus.pipeline.runs import export_example, open_run
 from hydraplus.report.compare import compare_markdown, load_pooled
 from hydraplus.report.distil import StudentWarning
@@ -197,16 +205,19 @@ def input_normalization_of(teacher: Sequence[Path], mean: Sequence[float] | None
 
 
 def distil_files(teacher: Sequence[Path], data: Path, out: Path, *, val: Path | None = None,
-                 ood: Path | None = None, input_mean: Sequence[float] | None = None,
+                 ood: Path | None = None, spread_data: Path | None = None,
+                 input_mean: Sequence[float] | None = None,
                  input_std: Sequence[float] | None = None, output: str | int | None = None,
                  student: str | None = None, device: str = "cpu",
                  latency_batches: Sequence[int] | None = None, **settings: Any) -> Distilled:
     """``hydraplus distil``: the teacher's files (or a run folder) distilled on ``data`` (an ``.npz`` or an
     image folder) into ``out``, then evaluated on ``val`` (default: ``data``'s ``x_test``/``y_test``)
-    with ``ood``. Inputs are normalised with ``input_mean``/``input_std``, else the teacher's card
-    (`input_normalization_of`); ``student`` is a ``MODULE:FACTORY`` to import; ``settings`` go to
-    `distil` (``method``, ``heads``, ``epochs``, ``lam``, ``patience``, ``seed``, ``devices``, ...).
-    Every input is checked before training."""
+    with ``ood``. With ``spread_data`` (inputs neither the members nor the student trained on; labels
+    ignored) the student's heads' spread is fitted on them (`Distilled.spread_scaled`) before the
+    evaluation, and the run keeps the scale. Inputs are normalised with ``input_mean``/``input_std``,
+    else the teacher's card (`input_normalization_of`); ``student`` is a ``MODULE:FACTORY`` to import;
+    ``settings`` go to `distil` (``method``, ``heads``, ``epochs``, ``lam``, ``patience``, ``seed``,
+    ``devices``, ...). Every input is checked before training."""
     latency_batches = _latency_batches(latency_batches)
     evaluation_device = torch_device(device)
     norm = input_normalization_of(teacher, input_mean, input_std)
@@ -218,6 +229,8 @@ def distil_files(teacher: Sequence[Path], data: Path, out: Path, *, val: Path | 
     else:
         raise ValueError(f"no test data for the evaluation: {data} has no x_test/y_test; pass --val FILE")
     x_ood = None if ood is None else ood_inputs(ood)
+    method = settings.get("method", "hydra+")
+    x_spread = None if spread_data is None else spread_inputs(spread_data, x, method)
     module = as_teacher(teacher[0] if len(teacher) == 1 else list(teacher), output)
     factory = None if student is None else import_factory(student)
     problem = uncuttable(module) if factory is None else None
@@ -229,6 +242,7 @@ def distil_files(teacher: Sequence[Path], data: Path, out: Path, *, val: Path | 
         x = normalize(x, norm["mean"], norm["std"], "train")
         test = (normalize(test[0], norm["mean"], norm["std"], "test"), test[1])
         x_ood = None if x_ood is None else normalize(x_ood, norm["mean"], norm["std"], "ood")
+        x_spread = None if x_spread is None else normalize(x_spread, norm["mean"], norm["std"], "spread data")
     record: dict[str, Any] = {
         "teacher": [str(p) for p in teacher], "data": str(data),
         "test data": str(val) if val is not None else f"{data} (x_test/y_test)",
@@ -248,10 +262,26 @@ def distil_files(teacher: Sequence[Path], data: Path, out: Path, *, val: Path | 
     if not is_rank_zero(settings.get("devices", 1), settings.get("num_nodes", 1)):
         return result  # global rank 0 evaluates on the full test data
     record["student"] = str(out / result.spec.name / "model.pt")
+    if x_spread is not None:
+        result = replace(result.spread_scaled(x_spread), folder=Path(out))
+        record["spread scale"] = record_spread_scale(out, result.spread_scale,
+                                                     f"{spread_data} ({len(x_spread):,} inputs)")
     result.metrics = result.evaluate(test, ood=x_ood, out=out, latency_batches=latency_batches,
                                      device=evaluation_device, record=record, test_name=(val or data).name,
                                      ood_name=None if ood is None else ood.name)
     return result
+
+
+def spread_inputs(data: Path, x: torch.Tensor, method: str) -> torch.Tensor:
+    """``--spread-data``'s inputs, checked against the training inputs and the method before training."""
+    if not get_method(method).multi_head:
+        raise ValueError(f"--spread-data: method {method!r} has no heads to spread; spread scaling applies "
+                         "to multi-head students (hydra+, hydra)")
+    x_spread = ood_inputs(data, "spread data")
+    if x_spread.shape[1:] != x.shape[1:]:
+        raise ValueError(f"spread data inputs ({data}) have shape {list(x_spread.shape[1:])} per example, "
+                         f"the training inputs {list(x.shape[1:])}")
+    return x_spread
 
 
 def config_table() -> list[tuple[str, str, int, list[str]]]:

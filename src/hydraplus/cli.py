@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "of --data)")
     distil.add_argument("--ood", type=Path, default=None, metavar="FILE",
                         help="out-of-distribution inputs (.npz or image folder) for OOD detection")
+    distil.add_argument("--spread-data", type=Path, default=None, metavar="FILE",
+                        help="inputs neither the members nor the student trained on (e.g. a validation "
+                        "split; labels ignored): fit the student's heads' spread on them so that its mean "
+                        "epistemic uncertainty there equals the teacher's, before the evaluation; the run "
+                        "keeps the scale for evaluate and export (multi-head students)")
     distil.add_argument("--split", default=None, metavar="NAME",
                         help="the first member's module where the heads start, as a path (fc, layer4, "
                         "classifier.3; default: the block holding its final layer)")
@@ -266,7 +271,8 @@ def _cmd_distil(args: argparse.Namespace) -> Path | None:
 
     output = args.output if args.output is None or not args.output.lstrip("-").isdigit() else int(args.output)
     result = api.distil_files(
-        args.teacher, args.data, args.out, val=args.val, ood=args.ood, input_mean=args.input_mean,
+        args.teacher, args.data, args.out, val=args.val, ood=args.ood, spread_data=args.spread_data,
+        input_mean=args.input_mean,
         input_std=args.input_std, output=output, student=args.student, device=args.device,
         latency_batches=args.latency_batches, method=args.method, heads=args.heads, epochs=args.epochs,
         split=args.split, lam=_lam(args.lam), patience=_patience(args.patience),

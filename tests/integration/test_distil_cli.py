@@ -13,6 +13,8 @@ import torch
 import hydraplus
 from _dummies import TinyCNN, blob_images, train_members
 from hydraplus.cli import main
+from hydraplus.core.predict import predict
+from hydraplus.core.spread import SPREAD_RANGE, SpreadScaled, fit_spread_scale
 from hydraplus.evaluation.held_out import teacher_student_view
 
 
@@ -107,6 +109,9 @@ def test_hydra_plus_and_a_card_beside_a_program_that_normalises_the_inputs(files
     (["a.pt2"], ["--lam", "lots"], "--lam must be a number or auto, got 'lots'"),
     (["a.pt2"], ["--patience", "0"], "--patience must be a positive integer or none, got '0'"),
     (["a.pt2"], ["--patience", "never"], "--patience must be a positive integer or none, got 'never'"),
+    (["a.pt2", "b.pt2"], ["--method", "endd", "--spread-data", "ood.npz"],
+     "--spread-data: method 'endd' has no heads to spread"),
+    (["a.pt2", "b.pt2"], ["--spread-data", "data.npz.missing"], "data.npz.missing"),
 ])
 def test_errors_are_one_line(files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                              teacher: list[str], extra: list[str], message: str) -> None:
@@ -117,6 +122,38 @@ def test_errors_are_one_line(files: Path, tmp_path: Path, capsys: pytest.Capture
     assert err.startswith("hydraplus: error: ")
     assert re.search(message, err), err
     assert not (tmp_path / "out").exists()  # nothing is written before the inputs check out
+
+
+def test_spread_data_scales_the_student_and_the_run_keeps_it(files: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    pixels = uint8_images(50, 7)[0]
+    np.savez(tmp_path / "spread.npz", x_test=pixels)
+    np.savez(tmp_path / "small.npz", x_test=pixels[:, :6, :6])
+    out = tmp_path / "out"
+    base = ["distil", "--teacher", *(str(files / f"{name}.pt2") for name in "abc"), "--data",
+            str(files / "data.npz"), "--lam", "0", "--epochs", "2", "--latency-batches", "1",
+            "--out", str(out)]
+    assert main([*base, "--spread-data", str(tmp_path / "small.npz")]) == 1
+    assert "spread data inputs" in capsys.readouterr().err and not out.exists()
+    assert main([*base, "--spread-data", str(tmp_path / "spread.npz"), "--quiet"]) == 0
+    meta = json.loads((out / "config.json").read_text())
+    scale = meta["spread_scale"]
+    assert SPREAD_RANGE[0] < scale < SPREAD_RANGE[1]
+    assert meta["spread_data"].endswith("spread.npz (50 inputs)")
+    line = f"{scale:.4g}: the heads' spread fitted on {tmp_path / 'spread.npz'} (50 inputs)"
+    assert json.loads((out / "evaluation.json").read_text())["record"]["spread scale"] == line
+    assert line in (out / "report.md").read_text()
+    result = hydraplus.load_distilled(out)  # the run's student is the spread-scaled one
+    assert isinstance(result.model, SpreadScaled) and result.spread_scale == scale
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
+    refit = fit_spread_scale(predict(result.model.student, x), predict(result.teacher, x), "classification")
+    assert refit == pytest.approx(scale, rel=1e-4)
+    assert main(["evaluate", str(out), "--data", str(files / "data.npz"), "--latency-batches", "1",
+                 "--quiet"]) == 0
+    assert json.loads((out / "evaluation.json").read_text())["record"]["spread scale"] == line
+    assert main(["export", str(out), "--out", str(tmp_path / "export"), "--quiet"]) == 0
+    card = json.loads((tmp_path / "export" / f"{result.spec.name}.json").read_text())
+    assert card["spread_scale"] == scale
 
 
 def test_data_without_a_test_split_needs_val(files: Path, tmp_path: Path,

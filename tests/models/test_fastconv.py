@@ -15,7 +15,6 @@ from hydraplus.core.containers import Ensemble, MultiHeadStudent
 from hydraplus.core.memory_format import use_channels_last
 from hydraplus.methods import get_method
 from hydraplus.models.fastconv import Scale, fastconv_core, fastconv_head, fastconv_member
-from hydraplus.models.lenet import MaxPool2
 from hydraplus.models.registry import check_settings
 from hydraplus.pipeline.builders import build_ensemble, build_student
 
@@ -51,7 +50,7 @@ def test_default_parts_have_the_published_shapes() -> None:
     assert all(c.kernel_size == (3, 3) and c.bias is None for c in convs)
     assert isinstance(member[-1], nn.Linear) and isinstance(member[-3], nn.AdaptiveMaxPool2d)
     # one block: conv -> max-pool 2 -> BatchNorm -> GELU -> conv -> BatchNorm -> GELU
-    assert [type(m) for m in member[3]] == [nn.Conv2d, MaxPool2, nn.BatchNorm2d, nn.GELU,
+    assert [type(m) for m in member[3]] == [nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d, nn.GELU,
                                            nn.Conv2d, nn.BatchNorm2d, nn.GELU]
 
 

@@ -1,10 +1,9 @@
 """LeNet parts: the pooled feature map size sets the heads' input width."""
 
-import pytest
 import torch
 from torch import nn
 
-from hydraplus.models.lenet import MaxPool2, PoolTo, lenet_core, lenet_head, lenet_member
+from hydraplus.models.lenet import PoolTo, lenet_core, lenet_head, lenet_member
 
 
 def test_pooled_seven_keeps_a_28_pixel_images_full_feature_map() -> None:
@@ -46,28 +45,3 @@ def test_a_map_already_pooled_size_passes_through_with_the_values_and_gradients_
         assert torch.equal(torch.autograd.grad((ours * weights).sum(), x)[0],
                            torch.autograd.grad((reference * weights).sum(), x)[0])
     assert isinstance(pool, nn.AdaptiveAvgPool2d)  # stacked and profiled as the pooling it replaces
-
-
-def test_max_pool_without_gradients_gives_torchs_values_and_layout() -> None:
-    torch.manual_seed(0)
-    pool = MaxPool2()
-    for shape in [(4, 3, 8, 8), (2, 5, 7, 9)]:  # even, and odd sizes (the last row and column dropped)
-        x = torch.randn(*shape)
-        x[0, 0, 0, 0] = float("nan")  # NaN wins a window, as in torch's kernel
-        x[1, 1, 2:4, 2:4] = 0.5  # a tie
-        for laid_out in (x, x.contiguous(memory_format=torch.channels_last)):
-            with torch.no_grad():
-                ours, reference = pool(laid_out), nn.MaxPool2d(2)(laid_out)
-            assert ours.shape == reference.shape
-            assert torch.equal(ours.nan_to_num(9.0), reference.nan_to_num(9.0))
-            assert ours.isnan()[0, 0, 0, 0]
-            assert (ours.is_contiguous(memory_format=torch.channels_last)
-                    == reference.is_contiguous(memory_format=torch.channels_last))
-    with pytest.raises(RuntimeError, match="too small"), torch.no_grad():
-        pool(torch.randn(3, 2, 1, 5))
-
-
-def test_max_pool_with_gradients_is_torchs_own_ties_included() -> None:
-    x = torch.zeros(1, 1, 2, 2, requires_grad=True)  # a four-way tie: torch gives the first all of it
-    grad = torch.autograd.grad(MaxPool2()(x).sum(), x)[0]
-    assert grad.flatten().tolist() == [1.0, 0.0, 0.0, 0.0]

@@ -144,20 +144,21 @@ def npz_test_split(path: Path) -> tuple[Tensor, Tensor] | None:
     return checked_pair(x, y, f"test ({path})")
 
 
-def ood_inputs(data: Any) -> Tensor:
-    """Out-of-distribution inputs: a tensor or array, an ``.npz`` file (``x_test``, else ``x``,
-    else ``x_train``; labels not needed), or any data `as_tensors` reads (labels ignored)."""
+def ood_inputs(data: Any, name: str = "ood") -> Tensor:
+    """Inputs without labels (out-of-distribution inputs, or those a spread scale is fitted on, named
+    ``name`` in errors): a tensor or array, an ``.npz`` file (``x_test``, else ``x``, else
+    ``x_train``; labels not needed), or any data `as_tensors` reads (labels ignored)."""
     if isinstance(data, Tensor | np.ndarray):
         x = torch.as_tensor(data).float()
     elif isinstance(data, str | Path) and Path(data).suffix == ".npz" and Path(data).is_file():
         with np.load(data) as arrays:
             key = next((k for k in ("x_test", "x", "x_train") if k in arrays), None)
             if key is None:
-                raise ValueError(f"ood: {data} has none of the arrays x_test, x, x_train "
+                raise ValueError(f"{name}: {data} has none of the arrays x_test, x, x_train "
                                  f"(it has {sorted(arrays)})")
             x = _inputs(arrays[key])
     else:
-        x = as_tensors(data, "ood")[0].float()
+        x = as_tensors(data, name)[0].float()
     if x.dim() == 0 or len(x) == 0:
-        raise ValueError("ood: the data is empty")
+        raise ValueError(f"{name}: the data is empty")
     return x

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from hydraplus.core.batched import NotStackableError, register_stacker
-from hydraplus.models.lenet import MaxPool2
 from hydraplus.models.registry import register_architecture
 
 ACTIVATIONS = ("gelu", "relu")
@@ -88,7 +87,7 @@ def conv_block(in_channels: int, out_channels: int, activation: str = "gelu") ->
     and width."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        MaxPool2(),
+        nn.MaxPool2d(2),
         nn.BatchNorm2d(out_channels),
         _activation(activation),
         nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from hydraplus.models.mlp import mlp
@@ -24,24 +23,6 @@ class PoolTo(nn.AdaptiveAvgPool2d):
         return super().forward(x)
 
 
-class MaxPool2(nn.MaxPool2d):
-    """2 x 2 max-pooling, stride 2. Without gradients (evaluation, the teacher's outputs) it is the
-    larger of four strided views: the same values as ``nn.MaxPool2d(2)``, about 2x faster on a CPU,
-    where torch's kernel also finds the indices a backward pass would need (20% of a LeNet
-    evaluation). With gradients it is ``nn.MaxPool2d(2)`` itself, whose backward sends a tie's
-    gradient to the first maximum."""
-
-    def __init__(self) -> None:
-        super().__init__(2)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if (torch.is_grad_enabled() and x.requires_grad) or min(x.shape[-2:]) < 2:  # or torch's error
-            return super().forward(x)
-        x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
-        return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
-                             torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
-
-
 def lenet_features(in_channels: int, widths: tuple[int, int], pooled: int = 4) -> nn.Sequential:
     """conv3x3, maxpool, ReLU, conv3x3, maxpool, ReLU, adaptive avgpool to ``pooled`` x ``pooled``.
 
@@ -51,8 +32,8 @@ def lenet_features(in_channels: int, widths: tuple[int, int], pooled: int = 4) -
     """
     c1, c2 = widths
     return nn.Sequential(
-        nn.Conv2d(in_channels, c1, 3, padding=1), MaxPool2(), nn.ReLU(inplace=True),
-        nn.Conv2d(c1, c2, 3, padding=1), MaxPool2(), nn.ReLU(inplace=True),
+        nn.Conv2d(in_channels, c1, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(inplace=True),
         PoolTo(pooled), nn.Flatten(),
     )
 

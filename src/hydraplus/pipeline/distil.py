@@ -204,7 +204,8 @@ class Distilled:
         stopped = {} if self.early_stopping is None else {name: self.early_stopping}
         return Models({**models, name: self.model}, reference="teacher", members=members,
                       train_seconds={name: self.train_seconds}, early_stopping=stopped,
-                      specs={name: self.spec.to_dict()}, member_validation=self.member_validation)
+                      specs={name: self.spec.to_dict()}, member_validation=self.member_validation,
+                      spread_scales={} if self.spread_scale is None else {name: self.spread_scale})
 
     def export(self, path: str | Path, format: str = "pt2", example: Any = None) -> Path:
         """Write the student to ``path`` for serving without hydraplus, checked against it, with a JSON
@@ -576,6 +577,9 @@ def load_distilled(run_dir: str | Path) -> Distilled:
     spec = StudentSpec.from_dict(meta["spec"])
     model = get_method(spec.method).from_export_view(load_program(run_dir / programs["student"]), spec)
     teacher = None if programs["teacher"] is None else load_program(run_dir / programs["teacher"])
+    scale = meta.get("spread_scale")
+    if scale is not None:
+        model = SpreadScaled(model, float(scale), meta["task"])
     return Distilled(model, spec, meta["task"], teacher, meta["train_seconds"], run_dir, meta["precision"],
                      early_stopping=meta.get("early_stopping"),
-                     member_validation=meta.get("member_validation"))
+                     member_validation=meta.get("member_validation"), spread_scale=scale)

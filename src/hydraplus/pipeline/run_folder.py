@@ -24,7 +24,9 @@ registered architectures, so it keeps the student and the teacher as ``torch.exp
                                  and the caller's record (e.g. the inputs' normalisation); written
                                  when training starts and completed with train_seconds, programs,
                                  early_stopping, member_validation and, without val=, warnings (the
-                                 student far from its teacher on the held-out part) when it ends
+                                 student far from its teacher on the held-out part) when it ends;
+                                 spread_scale and spread_data once a spread scale is fitted
+                                 (`hydraplus distil --spread-data`; loading then scales the student)
     OUT/<student>/student.pt2    its method's export view (EnDD: the Dirichlet concentrations)
     OUT/teacher.pt2              the teacher; absent when torch.export cannot trace it (e.g. a
                                  bare callable), with the reason in config.json
@@ -290,6 +292,23 @@ def finish_distil_run(folder: Path, student: nn.Module, student_name: str, teach
         (folder / TEACHER_PROGRAM).unlink(missing_ok=True)
     meta.update(programs={"student": program, "teacher": teacher_program}, **finished)
     atomic_write_text(folder / CONFIG, json.dumps(meta, indent=2))
+
+
+def record_spread_scale(folder: Path, scale: float, data: str) -> str:
+    """Keep a distil run's fitted spread scale and what it was fitted on (``data``: a file and its
+    size) in its ``config.json``: the run's student is then the spread-scaled one
+    (`hydraplus.pipeline.distil.load_distilled`). Returns the line its reports show."""
+    meta = read_distil_config(Path(folder))
+    meta.update(spread_scale=scale, spread_data=data)
+    atomic_write_text(Path(folder) / CONFIG, json.dumps(meta, indent=2))
+    return spread_scale_text(meta)
+
+
+def spread_scale_text(meta: Mapping[str, Any]) -> str | None:
+    """A distil run's spread scale as its reports show it (None: the student as trained)."""
+    if meta.get("spread_scale") is None:
+        return None
+    return f"{meta['spread_scale']:.4g}: the heads' spread fitted on {meta['spread_data']}"
 
 
 def write_evaluation(folder: Path, evaluation: dict[str, Any]) -> Path:

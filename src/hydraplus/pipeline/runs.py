@@ -23,7 +23,7 @@ from hydraplus.inputs.arrays import as_tensors, normalize, npz_test_split, ood_i
 from hydraplus.inputs.contracts import read_targets
 from hydraplus.pipeline.config_run import evaluation_models, load_problem, load_trained, suite_for
 from hydraplus.pipeline.distil import Distilled, load_distilled
-from hydraplus.pipeline.run_folder import DISTIL, read_meta, read_spread_scales
+from hydraplus.pipeline.run_folder import DISTIL, read_meta, read_spread_scales, spread_scale_text
 
 # the suite of a run for the test data, OOD data and shifts asked for
 SuiteMaker = Callable[[Path | None, Path | None, bool], Suite]
@@ -149,6 +149,8 @@ def held_out_suite(folder: Path, meta: dict[str, Any], result: Distilled, data: 
                               "test data": f"{data} (x_test/y_test)" if found is not None else str(data),
                               "ood data": None if ood is None else str(ood), "inputs": _inputs_text(meta),
                               "normalization": norm}
+    if spread_scale_text(meta) is not None:
+        record["spread scale"] = spread_scale_text(meta)
     if result.teacher is None:
         record["teacher"] = ("not evaluated: torch.export could not export it when distilled "
                              f"({meta.get('teacher_not_exported')}); the student is evaluated alone")
