@@ -14,13 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from hydraplus.core.calibration import temperature_metrics
 from hydraplus.core.metrics import ClassificationMetrics, RegressionMetrics
 from hydraplus.core.ood import detection_scores, ood_detection
-from hydraplus.core.predict import predict
 from hydraplus.core.selective import selective_metrics
 from hydraplus.core.uncertainty import (
     classification_uncertainty,
@@ -29,6 +27,7 @@ from hydraplus.core.uncertainty import (
     total_variation,
 )
 from hydraplus.data.problem import Problem
+from hydraplus.evaluation.predictions import Predictions
 from hydraplus.metrics import section, where
 
 CLASSIFICATION = "classification"
@@ -63,8 +62,7 @@ def validation_outputs(model: nn.Module, problem: Problem, precision: str = "32"
     the random state as it was, so the other measures draw the same samples as without these."""
     if len(problem.x_val) == 0:
         return None
-    with torch.random.fork_rng(devices=[]):
-        return predict(model, problem.x_val, precision=precision), problem.y_val
+    return Predictions(problem.x_val, precision, keep_rng=True)(model), problem.y_val
 
 
 def test_groups(task: str, outputs: Tensor, y: Tensor) -> Groups:
