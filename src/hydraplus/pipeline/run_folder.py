@@ -294,7 +294,7 @@ def finish_distil_run(folder: Path, student: nn.Module, student_name: str, teach
     atomic_write_text(folder / CONFIG, json.dumps(meta, indent=2))
 
 
-def record_spread_scale(folder: Path, scale: float, data: str) -> str:
+def record_spread_scale(folder: Path, scale: float, data: str) -> str | None:
     """Keep a distil run's fitted spread scale and what it was fitted on (``data``: a file and its
     size) in its ``config.json``: the run's student is then the spread-scaled one
     (`hydraplus.pipeline.distil.load_distilled`). Returns the line its reports show."""

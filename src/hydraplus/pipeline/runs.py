@@ -149,8 +149,8 @@ def held_out_suite(folder: Path, meta: dict[str, Any], result: Distilled, data: 
                               "test data": f"{data} (x_test/y_test)" if found is not None else str(data),
                               "ood data": None if ood is None else str(ood), "inputs": _inputs_text(meta),
                               "normalization": norm}
-    if spread_scale_text(meta) is not None:
-        record["spread scale"] = spread_scale_text(meta)
+    if (spread := spread_scale_text(meta)) is not None:
+        record["spread scale"] = spread
     if result.teacher is None:
         record["teacher"] = ("not evaluated: torch.export could not export it when distilled "
                              f"({meta.get('teacher_not_exported')}); the student is evaluated alone")
