@@ -268,6 +268,7 @@ def _patience(value: str) -> int | None:
 
 def _cmd_distil(args: argparse.Namespace) -> Path | None:
     from hydraplus import api
+    from hydraplus.report.choice import ship_verdict
 
     output = args.output if args.output is None or not args.output.lstrip("-").isdigit() else int(args.output)
     result = api.distil_files(
@@ -285,6 +286,8 @@ def _cmd_distil(args: argparse.Namespace) -> Path | None:
     if not args.quiet:
         print(f"  student: {args.out / result.spec.name / 'model.pt'}")
         print(f"  evaluation: {args.out / 'evaluation.json'}")
+        if (verdict := ship_verdict(result.metrics)) is not None:
+            print(f"  {verdict}")
     return args.out / "report.md"
 
 

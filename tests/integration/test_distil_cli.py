@@ -230,7 +230,7 @@ def test_one_file_running_every_member_with_members(files: Path, tmp_path: Path,
         torch.testing.assert_close(read(inputs), expected)
 
 
-def test_regression_members_giving_a_variance(tmp_path: Path) -> None:
+def test_regression_members_giving_a_variance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     class Variance(torch.nn.Module):  # (mean, variance): the second output through a softplus
         def forward(self, out: torch.Tensor) -> torch.Tensor:
             return torch.stack([out[:, 0], torch.nn.functional.softplus(out[:, 1])], -1)
@@ -252,6 +252,9 @@ def test_regression_members_giving_a_variance(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["distil", "--teacher", *teachers, "--data", str(tmp_path / "data.npz"), "--method", "hydra",
                  "--epochs", "1", "--regression-output", "variance", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()  # the verdict of report.md's "Which to ship"
+    assert printed[-2].startswith("  The student's RMSE is ") and "the best member's" in printed[-2]
+    assert printed[-2].strip() in (out / "report.md").read_text()
     state = torch.load(out / "hydra-2" / "model.pt", weights_only=True)  # heads: the last Linear, no softplus
     assert {k: tuple(v.shape) for k, v in state.items() if k.startswith("heads")} == {
         "heads.stacked.0.weight": (2, 2, 8), "heads.stacked.0.bias": (2, 2)}

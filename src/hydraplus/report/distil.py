@@ -16,6 +16,7 @@ from hydraplus.metrics import (
     C,
     value,
 )
+from hydraplus.report.choice import ship_lines
 from hydraplus.report.members import member_note, member_rows
 from hydraplus.report.metric_columns import CALIBRATION_INTRO, INTERVALS_INTRO, columns
 from hydraplus.report.tables import Column, Row, table
@@ -127,6 +128,7 @@ def distil_markdown(metrics: dict[str, Any]) -> str:
         f"{epochs}) distilled {origin}; {task} on {metrics['test_size']} test examples{ood}.", "",
         *([member_note(metrics["members"]), ""] if metrics.get("members") else []),
         *([f"**Warning:** {warning}.", ""] if (warning := far_from_teacher(metrics)) else []),
+        *(["## Which to ship", "", *choice, ""] if (choice := ship_lines(metrics)) else []),
         "## Test set", "", table(rows, test_columns(task), label="model"), "",
         quality[0], "", quality[1], "", table(rows, quality[2], label="model"), "",
         "## Uncertainty", "",
