@@ -90,3 +90,23 @@ def test_resume_needs_a_run(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"holds no hydraplus run .*; there is nothing to resume"):
         prepare_out_dir(other, resume=True, overwrite=False)
     assert prepare_out_dir(tmp_path / "new", resume=True, overwrite=False).is_dir()
+
+
+def test_an_image_run_warns_for_each_student_that_loses_to_its_best_member(tmp_path: Path) -> None:
+    import warnings
+
+    from hydraplus.pipeline.run_folder import warn_far_students
+    from hydraplus.report.distil import StudentWarning
+
+    errors = {"ensemble": 0.27, "member": 0.3, "member-best": 0.29, "hydra+-8": 0.28, "endd": 0.2912}
+    evaluation = {"kind": "image", "task": "classification", "members": {"count": 8, "best": 2},
+                  "models": {name: {"clean": {"error": error}} for name, error in errors.items()}}
+    with pytest.warns(StudentWarning) as caught:
+        warn_far_students(evaluation, tmp_path / "seed-0")
+    assert [str(w.message) for w in caught] == [
+        f"student endd of {tmp_path / 'seed-0'} is less accurate than one member alone: error 29.12% against "
+        "the best member's 29.00%; it may not be worth deploying (try more epochs, or ship one member)"]
+    del evaluation["members"], evaluation["models"]["member-best"]  # no member rows: nothing to judge by
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StudentWarning)
+        warn_far_students(evaluation, tmp_path / "seed-0")

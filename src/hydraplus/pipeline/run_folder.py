@@ -55,6 +55,7 @@ from hydraplus.evaluation import Models, Suite, evaluate
 from hydraplus.evaluation.held_out import teacher_student_view
 from hydraplus.export.pt2 import export_model
 from hydraplus.io import atomic_write_text
+from hydraplus.report.choice import losing_students
 from hydraplus.report.compare import check_evaluation, evaluation_markdown
 from hydraplus.report.distil import StudentWarning, distil_markdown, far_from_teacher
 
@@ -331,13 +332,18 @@ def evaluate_into(out: Path, models: Models, suite: Suite, *, seed: int = 0, pre
     evaluation = evaluate(models, suite, seed=seed, precision=precision, latency_batches=latency_batches,
                           device=device)
     written = write_evaluation(Path(out), evaluation)
-    warn_far_students(evaluation)
+    warn_far_students(evaluation, Path(out))
     return written
 
 
-def warn_far_students(evaluation: dict[str, Any]) -> None:
-    """A `StudentWarning` for a distilled student far from its teacher (`far_from_teacher`)."""
+def warn_far_students(evaluation: dict[str, Any], run: Path | None = None) -> None:
+    """A `StudentWarning` for a distilled student far from its teacher (`far_from_teacher`), or for each
+    student of an image run (in the folder ``run``) less accurate than its best member alone
+    (`losing_students`)."""
     if evaluation["kind"] == DISTIL:
         warning = far_from_teacher(teacher_student_view(evaluation))
-        if warning is not None:
-            warnings.warn(StudentWarning(warning), stacklevel=3)
+        found = [] if warning is None else [warning]
+    else:
+        found = losing_students(evaluation, str(run)) if evaluation["kind"] == "image" else []
+    for warning in found:
+        warnings.warn(StudentWarning(warning), stacklevel=3)

@@ -4,26 +4,32 @@ last line). Every number is one of the report's tables'; these lines set them si
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from hydraplus.metrics import C, R, value
 from hydraplus.report.members import member_label
-from hydraplus.spec import MEMBER_BEST
+from hydraplus.spec import MEMBER, MEMBER_BEST
 
 
 class Accuracy(NamedTuple):
-    """How one task's accuracy is read and written: its key, name, scale, unit and the unit of a
-    difference of it (lower is more accurate)."""
+    """How one task's accuracy is read and written: its key, name, scale, format, unit and the unit of
+    a difference of it (lower is more accurate)."""
 
     key: str
     name: str
     scale: float
+    fmt: str
     unit: str
     difference: str
 
+    def text(self, x: float, difference: bool = False) -> str:
+        """``x`` scaled, formatted and with its unit (of a ``difference``)."""
+        return f"{self.scale * x:{self.fmt}}{self.difference if difference else self.unit}"
 
-ACCURACY = {C: Accuracy("error", "error", 100.0, "%", " points"), R: Accuracy("rmse", "RMSE", 1.0, "", "")}
+
+ACCURACY = {C: Accuracy("error", "error", 100.0, ".2f", "%", " points"),
+            R: Accuracy("rmse", "RMSE", 1.0, ".4g", "", "")}
 EPISTEMIC = {C: ("epistemic_entropy", "mean epistemic entropy"), R: ("epistemic_std", "mean epistemic std")}
 
 Row = Mapping[str, Any]
@@ -37,7 +43,7 @@ def _option(label: str, row: Row, task: str, student_flops: float | None) -> str
     """One option's bullet: accuracy, NLL, ECE (classification) and FLOPs per input, with their ratio
     to the student's where ``student_flops`` is given."""
     acc = ACCURACY[task]
-    parts = [f"{acc.name} {acc.scale * value(row, task, acc.key):.4g}{acc.unit}",
+    parts = [f"{acc.name} {acc.text(value(row, task, acc.key))}",
              f"NLL {value(row, task, 'nll'):.4g}"]
     if task == C:
         parts.append(f"ECE {100 * value(row, C, 'ece'):.2f}%")
@@ -78,13 +84,18 @@ def ship_lines(metrics: Mapping[str, Any]) -> list[str]:
     return [*lines, "", verdict]
 
 
-def _gap(student: Row, other: Row, task: str, whose: str) -> str:
-    """'N points above (or below) WHOSE', or 'equal to WHOSE'."""
+def _difference(diff: float, task: str, who: str) -> str:
+    """"N points above (or below) WHO's", or "equal to WHO's", for a difference in accuracy units."""
     acc = ACCURACY[task]
-    diff = acc.scale * (value(student, task, acc.key) - value(other, task, acc.key))
     if diff == 0:
-        return f"equal to {whose}"
-    return f"{abs(diff):.4g}{acc.difference} {'above' if diff > 0 else 'below'} {whose}"
+        return f"equal to {who}'s"
+    return f"{acc.text(abs(diff), difference=True)} {'above' if diff > 0 else 'below'} {who}'s"
+
+
+def _gap(student: Row, other: Row, task: str, who: str) -> str:
+    """The student's accuracy against ``other``'s (`_difference`)."""
+    key = ACCURACY[task].key
+    return _difference(value(student, task, key) - value(other, task, key), task, who)
 
 
 def ship_verdict(metrics: Mapping[str, Any]) -> str | None:
@@ -94,14 +105,99 @@ def ship_verdict(metrics: Mapping[str, Any]) -> str | None:
     teacher, student, best = models.get("teacher"), models["student"], _best_member(metrics)
     if teacher is None:
         return None
-    to_teacher = _gap(student, teacher, task, "the teacher's")
-    text = f"The student's {ACCURACY[task].name} is {to_teacher}"
+    text = f"The student's {ACCURACY[task].name} is {_gap(student, teacher, task, 'the teacher')}"
     if best is None:
         return text + "."
-    to_member = _gap(student, best, task, "the best member's")
-    text += f" and {to_member}."
+    text += f" and {_gap(student, best, task, 'the best member')}."
     key = ACCURACY[task].key
     if value(best, task, key) < value(student, task, key):
         text += (" One member alone beats it: ship the member unless you need the student's uncertainty, "
                  "or train the student longer (more epochs, a smaller lambda).")
     return text
+
+
+REFERENCES = ("ensemble", "teacher")  # what a run's students are distilled from, by evaluation kind
+NOT_STUDENTS = (*REFERENCES, MEMBER, MEMBER_BEST)
+
+
+def _mean(rows: Sequence[Row], task: str) -> float | None:
+    """The mean accuracy (error or RMSE) over ``rows`` (one per seed), None where none has it."""
+    known = [v for row in rows if (v := value(row, task, ACCURACY[task].key)) is not None]
+    return sum(known) / len(known) if known else None
+
+
+class Standing(NamedTuple):
+    """One student against its run's best member and its ensemble (or teacher): mean accuracies over
+    seeds, and the seeds in which it beats that member (None for one seed)."""
+
+    name: str
+    own: float
+    best: float
+    reference: str
+    ref: float | None
+    wins: int | None
+    seeds: int
+
+    @property
+    def loses(self) -> bool:
+        """Less accurate than the best member alone: a failure to report, not a result."""
+        return self.own > self.best
+
+
+def standings(models: Mapping[str, Sequence[Row]], task: str) -> list[Standing]:
+    """Each student's `Standing`; ``models`` holds rows per seed under their evaluation names (``run/name``
+    when runs are pooled). Empty without member rows."""
+    key, out = ACCURACY[task].key, []
+    for name, rows in models.items():
+        run, _, model = name.rpartition("/")
+        prefix = f"{run}/" if run else ""
+        best = models.get(prefix + MEMBER_BEST) or []
+        reference = next((r for r in REFERENCES if prefix + r in models), None)
+        own, theirs = _mean(rows, task), _mean(best, task)
+        if model in NOT_STUDENTS or reference is None or own is None or theirs is None:
+            continue
+        pairs = [(value(a, task, key), value(b, task, key)) for a, b in zip(rows, best, strict=False)]
+        known = len(rows) > 1 and len(rows) == len(best) and all(None not in pair for pair in pairs)
+        wins = sum(a < b for a, b in pairs) if known else None
+        out.append(Standing(name, own, theirs, reference, _mean(models[prefix + reference], task), wins,
+                            len(rows)))
+    return out
+
+
+def member_lines(models: Mapping[str, Sequence[Row]], task: str) -> list[str]:
+    """Markdown bullets of the `standings`: each student's accuracy against its run's best member and
+    its ensemble or teacher; a student less accurate than the best member is flagged."""
+    acc, lines = ACCURACY[task], []
+    for s in standings(models, task):
+        text = f"{acc.name} {acc.text(s.own)}, {_difference(s.own - s.best, task, 'the best member')}"
+        text += f" {acc.text(s.best)}"
+        if s.wins is not None:
+            text += f" (below it in {s.wins} of {s.seeds} seeds)"
+        if s.ref is not None:
+            text += f", and {_difference(s.own - s.ref, task, 'the ' + s.reference)} {acc.text(s.ref)}"
+        lines.append(f"- {f'**{s.name} loses to one member**' if s.loses else s.name}: {text}")
+    return lines
+
+
+def losing_students(evaluation: Mapping[str, Any], run: str) -> list[str]:
+    """A sentence per student of one run's evaluation (of the run folder ``run``) less accurate than its
+    best member alone."""
+    task, acc = evaluation["task"], ACCURACY[evaluation["task"]]
+    models = {name: [row] for name, row in evaluation["models"].items()}
+    return [f"student {s.name} of {run} is less accurate than one member alone: {acc.name} {acc.text(s.own)} "
+            f"against the best member's {acc.text(s.best)}; it may not be worth deploying (try more epochs, "
+            "or ship one member)" for s in standings(models, task) if s.loses]
+
+
+AGAINST_INTRO = ("Each student's test {name} beside its run's best member alone (chosen as the member "
+                 "rows say) and what it was distilled from; over seeds, the means and the seeds in which it "
+                 "beats that member. A student above the best member loses to what shipping one member "
+                 "gives.")
+
+
+def against_members_section(models: Mapping[str, Sequence[Row]], task: str) -> list[str]:
+    """The Markdown parts of an evaluation's "Against one member" section (`member_lines`), or none."""
+    lines = member_lines(models, task)
+    if not lines:
+        return []
+    return ["## Against one member", AGAINST_INTRO.format(name=ACCURACY[task].name), "\n".join(lines)]

@@ -28,6 +28,7 @@ from hydraplus.metrics import (
     shown,
     upgrade,
 )
+from hydraplus.report.choice import against_members_section
 from hydraplus.report.distil import distil_tables
 from hydraplus.report.markdown import toy_columns, toy_extra, toy_table
 from hydraplus.report.members import POOLED_NOTE, member_note, single_run
@@ -256,11 +257,12 @@ FIDELITY_INTRO = ("Each model against the ensemble, input by input on the clean 
 
 
 def results_markdown(pooled: Pooled, title: str, intro: str, shift_rows: str = SHIFT,
-                     seeds: bool = False) -> str:
-    """Clean, uncertainty, OOD, fidelity and cost tables, then one dataset-shift table per kind
-    (shift or corruption) with the metrics of ``shift_rows`` (`shift_table`)."""
+                     seeds: bool = False, against: Sequence[str] = ()) -> str:
+    """Clean tables, the ``against`` section (`against_members_section`), uncertainty, OOD, fidelity and
+    cost tables, then one dataset-shift table per kind (shift or corruption) with the metrics of
+    ``shift_rows`` (`shift_table`)."""
     parts = [f"# {title}", intro,
-             "## Clean test set", table(pooled.models, clean_columns(pooled), seeds=seeds)]
+             "## Clean test set", table(pooled.models, clean_columns(pooled), seeds=seeds), *against]
     if pooled.has("clean", "augrc"):  # evaluations before these metrics lack them
         parts += ["## Calibration and selective prediction", CALIBRATION_INTRO,
                   table(pooled.models, columns(CALIBRATION))]
@@ -288,15 +290,16 @@ def _test_set(pooled: Pooled) -> str:
     return text
 
 
-def _distil_markdown(pooled: Pooled, title: str, intro: str, seeds: bool) -> str:
-    """The teacher beside the students of distil runs: test, uncertainty and cost tables."""
+def _distil_markdown(pooled: Pooled, title: str, intro: str, seeds: bool, against: Sequence[str]) -> str:
+    """The teacher beside the students of distil runs: the ``against`` section
+    (`against_members_section`), then the test, uncertainty and cost tables."""
     units = ("Error and ECE in %, entropies in nats" if pooled.task == "classification"
              else "Uncertainties as standard deviations")
     intro += (f" {units}; TV is the total variation between the student's and the teacher's histograms of "
               "each uncertainty on the test set (0 = the same, 1 = disjoint).")
     tables = distil_tables(pooled.models, pooled.task, pooled.settings.get("latency_batch_sizes", []),
                            seeds=seeds)
-    return "\n\n".join([f"# {title}", intro, *tables]) + "\n"
+    return "\n\n".join([f"# {title}", intro, *against, *tables]) + "\n"
 
 
 UNITS = ("Error, ECE (10 bins; ECE-15: 15 bins) and AURC (area under the risk-coverage curve) in %, "
@@ -314,13 +317,14 @@ def evaluation_markdown(evaluation: dict[str, Any]) -> str:
         return "\n\n".join([toy_table(evaluation["models"], evaluation["task"], members), *note,
                             *toy_extra(rows, evaluation["task"])]) + "\n"
     pooled = pool({"run": [evaluation]})
+    against = against_members_section(pooled.models, pooled.task)
     pooled.models = single_run(evaluation["models"], members)
     note = f" {member_note(members)}" if members else ""
     if pooled.kind == "distil":
-        return _distil_markdown(pooled, "Evaluation", f"One seed; {_test_set(pooled)}.{note}", seeds=False)
+        return _distil_markdown(pooled, "Evaluation", f"One seed; {_test_set(pooled)}.{note}", False, against)
     intro = (f"One seed; {_test_set(pooled)}. {UNITS} TV is the total variation between a model's "
              f"uncertainty histogram under the shift and the ensemble's (0 = identical, 1 = disjoint).{note}")
-    return results_markdown(pooled, "Evaluation", intro, SHIFT_ONE_RUN)
+    return results_markdown(pooled, "Evaluation", intro, SHIFT_ONE_RUN, against=against)
 
 
 def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
@@ -335,13 +339,14 @@ def compare_markdown(pooled: Pooled, figures: Sequence[str] = ()) -> str:
                  f"the columns are those of the demo report.{note}")
         rows = table(pooled.models, toy_columns(pooled.task), seeds=True, label="model")
         return "\n\n".join(["# Comparison", intro, rows, *toy_extra(pooled.models, pooled.task)]) + "\n"
+    against = against_members_section(pooled.models, pooled.task)
     if pooled.kind == "distil":
         intro = f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds.{note}"
-        return _distil_markdown(pooled, "Comparison", intro, seeds=True)
+        return _distil_markdown(pooled, "Comparison", intro, True, against)
     intro = (f"Runs: {runs}; {_test_set(pooled)}. Mean ± sample standard deviation over seeds. "
              f"{UNITS} TV is the total variation between a model's uncertainty histogram under the "
              f"shift and the ensemble's (0 = identical, 1 = disjoint).{note}")
-    text = results_markdown(pooled, "Comparison", intro, seeds=True)
+    text = results_markdown(pooled, "Comparison", intro, seeds=True, against=against)
     if figures:
         text += "\n## Figures\n\n" + "\n\n".join(f"![{Path(f).stem}]({f})" for f in figures) + "\n"
     return text
