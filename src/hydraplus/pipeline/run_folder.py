@@ -344,6 +344,6 @@ def warn_far_students(evaluation: dict[str, Any], run: Path | None = None) -> No
         warning = far_from_teacher(teacher_student_view(evaluation))
         found = [] if warning is None else [warning]
     else:
-        found = losing_students(evaluation, str(run)) if evaluation["kind"] == "image" else []
+        found = losing_students(evaluation, run) if evaluation["kind"] == "image" else []
     for warning in found:
         warnings.warn(StudentWarning(warning), stacklevel=3)

@@ -5,6 +5,7 @@ last line). Every number is one of the report's tables'; these lines set them si
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from hydraplus.metrics import C, R, value
@@ -179,12 +180,13 @@ def member_lines(models: Mapping[str, Sequence[Row]], task: str) -> list[str]:
     return lines
 
 
-def losing_students(evaluation: Mapping[str, Any], run: str) -> list[str]:
-    """A sentence per student of one run's evaluation (of the run folder ``run``) less accurate than its
-    best member alone."""
+def losing_students(evaluation: Mapping[str, Any], run: Path | None = None) -> list[str]:
+    """A sentence per student of one run's evaluation (of the run folder ``run``, where given) less
+    accurate than its best member alone."""
     task, acc = evaluation["task"], ACCURACY[evaluation["task"]]
     models = {name: [row] for name, row in evaluation["models"].items()}
-    return [f"student {s.name} of {run} is less accurate than one member alone: {acc.name} {acc.text(s.own)} "
+    where = "" if run is None else f" of {run}"
+    return [f"student {s.name}{where} is less accurate than one member alone: {acc.name} {acc.text(s.own)} "
             f"against the best member's {acc.text(s.best)}; it may not be worth deploying (try more epochs, "
             "or ship one member)" for s in standings(models, task) if s.loses]
 
