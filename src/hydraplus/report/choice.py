@@ -109,9 +109,9 @@ def ship_verdict(metrics: Mapping[str, Any]) -> str | None:
     text = f"The student's {ACCURACY[task].name} is {_gap(student, teacher, task, 'the teacher')}"
     if best is None:
         return text + "."
-    text += f" and {_gap(student, best, task, 'the best member')}."
-    key = ACCURACY[task].key
-    if value(best, task, key) < value(student, task, key):
+    [standing] = standings({MEMBER_BEST: [best], "teacher": [teacher], "student": [student]}, task)
+    text += f" and {_difference(standing.own - standing.best, task, 'the best member')}."
+    if standing.loses:
         text += (" One member alone beats it: ship the member unless you need the student's uncertainty, "
                  "or train the student longer (more epochs, a smaller lambda).")
     return text
