@@ -35,8 +35,8 @@ def _metrics(student_error: float, best_error: float | None = 0.055, teacher: bo
 def test_a_student_between_the_teacher_and_the_best_member() -> None:
     lines = ship_lines(_metrics(0.05))
     assert lines == [
-        "- **student hydra+-5-auto**: error 5.00%, NLL 0.2, ECE 5.00%, 52,000 FLOPs per input; keeps 62% of "
-        "the teacher's mean epistemic entropy (TV 0.210 between their histograms)",
+        "- **student hydra+-5-auto**: error 5.00%, NLL 0.2, ECE 5.00%, 52,000 FLOPs per input; its mean "
+        "epistemic entropy is 62% of the teacher's (TV 0.210 between their histograms)",
         "- **member (best: #3, by validation error)**: error 5.50%, NLL 0.2, ECE 5.00%, 26,000 FLOPs per "
         "input (0.50× the student's); no epistemic uncertainty of its own",
         "- **teacher (5 members)**: error 4.26%, NLL 0.2, ECE 5.00%, 130,000 FLOPs per input (2.50× the "
@@ -70,8 +70,8 @@ def test_regression_reads_the_rmse_and_the_epistemic_std() -> None:
                "models": {"teacher": row(0.226, 0.4, members=5), "member-best": row(0.25, 0.0),
                           "student": row(0.233, 0.3, name="hydra+-5")}}
     lines = ship_lines(metrics)
-    assert lines[0] == ("- **student hydra+-5**: RMSE 0.233, NLL 0.9; keeps 75% of the teacher's mean "
-                        "epistemic std")
+    assert lines[0] == ("- **student hydra+-5**: RMSE 0.233, NLL 0.9; its mean epistemic std is 75% of the "
+                        "teacher's")
     assert lines[-1] == "The student's RMSE is 0.007 above the teacher's and 0.017 below the best member's."
 
 

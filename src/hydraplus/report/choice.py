@@ -64,7 +64,7 @@ def _best_member(metrics: Mapping[str, Any]) -> Row | None:
 def ship_lines(metrics: Mapping[str, Any]) -> list[str]:
     """Markdown: a bullet each for the student, the best member (where the evaluation has member rows)
     and the teacher (accuracy, NLL, ECE, FLOPs against the student's; the share of the teacher's
-    epistemic uncertainty the student keeps, which one member has none of), then `ship_verdict`.
+    epistemic uncertainty the student has, which one member has none of), then `ship_verdict`.
     Empty without a teacher row (`metrics` as `teacher_student_view` gives it)."""
     verdict = ship_verdict(metrics)
     if verdict is None:
@@ -74,10 +74,10 @@ def ship_lines(metrics: Mapping[str, Any]) -> list[str]:
     key, name = EPISTEMIC[task]
     kept = _ratio(value(student, task, key), value(teacher, task, key))
     tv = value(student, "tv", "epistemic")
-    keeps = "" if kept is None else f"; keeps {100 * kept:.0f}% of the teacher's {name}"
-    keeps += "" if kept is None or tv is None else f" (TV {tv:.3f} between their histograms)"
+    share = "" if kept is None else f"; its {name} is {100 * kept:.0f}% of the teacher's"
+    share += "" if kept is None or tv is None else f" (TV {tv:.3f} between their histograms)"
     flops = value(student, "profile", "flops")
-    lines = [_option(f"student {student['name']}", student, task, None) + keeps]
+    lines = [_option(f"student {student['name']}", student, task, None) + share]
     if best is not None:
         label = member_label(metrics["members"])[1]
         lines.append(_option(label, best, task, flops) + "; no epistemic uncertainty of its own")
